@@ -1,0 +1,54 @@
+# echo_from_noise: one-command set-up, tests, demo and benchmarks on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test test-nbs test-py export check-export readme demo bench clean
+
+# The torch pin installs the CPU wheel on laptops and CI; pyproject asks only for torch>=2.2 so that
+# environment.yml's CUDA build satisfies it on GPU nodes.
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+export: setup
+	$(BIN)/nbdev-export
+	$(BIN)/python tools/make_readme.py
+
+# The package and README must be exactly what the notebooks export: snapshot, export in place, compare.
+check-export: setup
+	@snap=$$(mktemp -d) && cp -r echo_from_noise README.md $$snap/ && \
+	$(BIN)/nbdev-export && $(BIN)/python tools/make_readme.py && \
+	if diff -r -x __pycache__ $$snap/echo_from_noise echo_from_noise && diff $$snap/README.md README.md; \
+	then echo "export check: package and README match the notebooks"; rm -rf $$snap; \
+	else echo "export check FAILED: the package or README was out of step with nbs/ (now re-exported; commit it)"; \
+	rm -rf $$snap; exit 1; fi
+
+test-nbs: setup
+	$(BIN)/nbdev-test --n-workers 2
+
+test-py: setup
+	$(BIN)/pytest -q
+
+test: check-export test-nbs test-py
+
+# Until the phantom, SDM and segmentation stages land (issues 3-6), the demo says what is missing
+# instead of pretending to run a study.
+demo: setup
+	@echo "make demo: the phantom study is not built yet." >&2; \
+	echo "  missing: the phantom dataset (efn phantom), the diffusion model (efn train-sdm, efn synthesize)," >&2; \
+	echo "           segmentation and evaluation (efn paper). What works today: efn prepare camus|pngs|echonet." >&2; \
+	exit 2
+
+bench: setup
+	@echo "No benchmarks yet: they arrive with the phantom (frames/s) and the SDM (steps/s, images/s)." >&2; exit 2
+
+clean:
+	rm -rf $(VENV) .pytest_cache _proc _docs
