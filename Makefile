@@ -39,13 +39,14 @@ test-py: setup
 
 test: check-export test-nbs test-py
 
-# Until the SDM and segmentation stages land (issues 4-6), the demo makes the phantom dataset and then says
-# what is missing instead of pretending to run a study.
+# Until the SDM and segmentation stages land (issues 5-6), the demo makes the phantom dataset and its augmented
+# label maps, then says what is missing instead of pretending to run a study.
 DEMO_DATA := runs/demo/phantom
 demo: setup
 	test -f $(DEMO_DATA)/manifest.csv || $(BIN)/efn phantom $(DEMO_DATA) --patients 50 --size 64 --seed 0
-	@echo "make demo: the phantom dataset is in $(DEMO_DATA); the study itself is not built yet." >&2; \
-	echo "  missing: augmentation (efn augment), the diffusion model (efn train-sdm, efn synthesize)," >&2; \
+	test -f $(DEMO_DATA)_aug/manifest.csv || $(BIN)/efn augment $(DEMO_DATA) $(DEMO_DATA)_aug --copies 5 --seed 0
+	@echo "make demo: the phantom dataset and its deformed label maps are in runs/demo/; the study itself is not built yet." >&2; \
+	echo "  missing: the diffusion model (efn train-sdm, efn synthesize)," >&2; \
 	echo "           segmentation, evaluation, Table 1 and the figures (efn paper)." >&2; \
 	exit 2
 
