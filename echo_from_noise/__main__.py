@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/91_main.ipynb #55de3b52
+# %% ../nbs/91_main.ipynb #4ecd7606
 import sys
 
 from .cli import main
