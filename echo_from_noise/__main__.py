@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/91_main.ipynb #4ecd7606
+# %% ../nbs/91_main.ipynb #1521375d
 import sys
 
 from .cli import main

@@ -1,0 +1,132 @@
+"""The SDM stage at smoke scale: resume, distributed equivalence, checkpoints, divergence, CLI round trip."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from echo_from_noise.dataset import DataError, load_frame, read_manifest
+from echo_from_noise.phantom import make_phantom
+from echo_from_noise.sdm import (TrainingDiverged, load_checkpoint, load_sdm, make_config, save_checkpoint,
+                                 train_sdm)
+
+
+@pytest.fixture(scope='module')
+def phantom(tmp_path_factory):
+    return make_phantom(tmp_path_factory.mktemp('ph') / 'ph', patients=6, size=32, seed=1, workers=1, progress=False)
+
+
+def params(path):
+    return load_checkpoint(path)['model']
+
+
+def test_resume_after_interruption_matches_uninterrupted(phantom, tmp_path):
+    cfg = make_config('smoke', dict(steps=6, save_every=100))
+    train_sdm(phantom, tmp_path / 'a', 'sdm_4CH', '4CH', cfg, progress=False)
+
+    def interrupt(step, history):
+        if step == 3: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_sdm(phantom, tmp_path / 'b', 'sdm_4CH', '4CH', cfg, progress=False, callback=interrupt)
+    assert load_checkpoint(tmp_path / 'b/checkpoints/sdm_4CH.pt')['step'] == 3   # saved on the way out
+    train_sdm(phantom, tmp_path / 'b', 'sdm_4CH', '4CH', cfg, progress=False)
+    a, b = params(tmp_path / 'a/checkpoints/sdm_4CH.pt'), params(tmp_path / 'b/checkpoints/sdm_4CH.pt')
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ca, cb = load_checkpoint(tmp_path / 'a/checkpoints/sdm_4CH.pt'), load_checkpoint(tmp_path / 'b/checkpoints/sdm_4CH.pt')
+    assert all(torch.equal(ca['ema'][k], cb['ema'][k]) for k in ca['ema'])
+    assert ca['optimizer']['state'][0]['step'] == cb['optimizer']['state'][0]['step'] == 6
+
+
+def test_two_process_gloo_matches_one_process(phantom, tmp_path):
+    sets = ['steps=3', 'bf16=false', 'save_every=3', 'log_every=1']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                        '-m', 'echo_from_noise', 'train-sdm', str(phantom), str(tmp_path / 'ddp'), '--profile', 'smoke',
+                        '--views', '4CH', '--set', *sets], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((tmp_path / 'ddp/metrics/sdm_4CH_train.json').read_text())
+    assert summary['world_size'] == 2 and summary['max_rank_param_diff'] == 0.0   # identical on both ranks
+    one = make_config('smoke', sets)
+    train_sdm(phantom, tmp_path / 'one', 'sdm_4CH', '4CH', one, progress=False)
+    a, b = params(tmp_path / 'ddp/checkpoints/sdm_4CH.pt'), params(tmp_path / 'one/checkpoints/sdm_4CH.pt')
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < 1e-4, worst       # the same global batch, split over two processes
+
+
+def test_corrupt_and_foreign_checkpoints_are_refused(phantom, tmp_path):
+    bad = tmp_path / 'run/checkpoints/sdm_4CH.pt'
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b'\x80\x02garbage')
+    with pytest.raises(DataError, match='sdm_4CH.pt: not a readable checkpoint'):
+        load_checkpoint(bad)
+    with pytest.raises(DataError, match='not a readable checkpoint'):
+        train_sdm(phantom, tmp_path / 'run', 'sdm_4CH', '4CH', make_config('smoke'), progress=False)
+    torch.save({'state_dict': {'w': torch.zeros(2)}}, bad)
+    with pytest.raises(DataError, match='not an echo_from_noise SDM checkpoint'):
+        load_checkpoint(bad)
+    with pytest.raises(DataError, match='checkpoint not found'):
+        load_checkpoint(tmp_path / 'nothing.pt')
+
+
+def test_checkpoint_from_a_different_model_is_refused(phantom, tmp_path):
+    train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', make_config('smoke', dict(steps=1)), progress=False)
+    other = make_config('smoke', dict(steps=2, channels=(8, 16)))
+    with pytest.raises(DataError, match=r'different model \(channels='):
+        train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', other, progress=False)
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(phantom, tmp_path):
+    cfg = make_config('smoke', dict(steps=6, save_every=1))
+    import echo_from_noise.sdm as S
+    real = S.build_model
+
+    def poisoned(c):
+        m = real(c)
+        state = {'n': 0}
+        def hook(mod, inp, out):
+            state['n'] += 1
+            return out * float('nan') if state['n'] > 2 else out
+        m.register_forward_hook(hook)
+        return m
+    S.build_model = poisoned
+    try:
+        with pytest.raises(TrainingDiverged, match='not finite at step 2'):
+            train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', cfg, progress=False)
+    finally:
+        S.build_model = real
+    ck = load_checkpoint(tmp_path / 'r/checkpoints/sdm_4CH.pt')
+    assert ck['step'] == 2 and all(torch.isfinite(v).all() for v in ck['model'].values() if v.is_floating_point())
+
+
+def test_atomic_save_leaves_no_temporary_file(tmp_path):
+    save_checkpoint(tmp_path / 'c.pt', dict(kind='echo_from_noise.sdm', x=torch.ones(3)))
+    assert [p.name for p in tmp_path.iterdir()] == ['c.pt']
+
+
+def test_cli_train_then_synthesize(phantom, tmp_path):
+    run = tmp_path / 'run'
+    efn = [sys.executable, '-m', 'echo_from_noise']
+    r = subprocess.run(efn + ['train-sdm', str(phantom), str(run), '--profile', 'smoke', '--set', 'steps=2'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (run / 'checkpoints/sdm_2CH.pt').exists() and (run / 'checkpoints/sdm_4CH.pt').exists()
+    assert 'sdm:' in (run / 'config.yaml').read_text() and (run / 'metrics/sdm_4CH_loss.png').exists()
+    r = subprocess.run(efn + ['augment', str(phantom), str(tmp_path / 'aug'), '--copies', '1'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(efn + ['synthesize', str(run), str(tmp_path / 'aug'), str(tmp_path / 'syn'), '--steps', '3',
+                              '--sampler', 'ddim'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    syn, aug = read_manifest(tmp_path / 'syn'), read_manifest(tmp_path / 'aug')
+    assert len(syn) == len(aug) and (syn['image'] != '').all() and (syn['source'] == 'synthetic').all()
+    assert (syn['label_source'] == aug['label_source']).all() and syn['generator'].str.startswith('sdm:ddim:3').all()
+    img, lab = load_frame(tmp_path / 'syn', syn.iloc[0])
+    _, lab0 = load_frame(tmp_path / 'aug', aug.iloc[0])
+    assert (lab == lab0).all() and img.shape == (32, 32) and (img[lab == 0] == 0).all()
+    r = subprocess.run(efn + ['synthesize', str(tmp_path / 'nothing'), str(tmp_path / 'aug'), str(tmp_path / 's2')],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and 'sdm_' in r.stderr and 'efn train-sdm' in r.stderr
