@@ -53,6 +53,7 @@ demo: setup
 # Speed targets live here, never in the tests; each script writes its table to benchmarks/.
 bench: setup
 	$(BIN)/python benchmarks/bench_phantom.py
+	$(BIN)/python benchmarks/bench_sdm.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache _proc _docs

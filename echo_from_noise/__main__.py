@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/91_main.ipynb #1521375d
+# %% ../nbs/91_main.ipynb #b51d8504
 import sys
 
 from .cli import main
