@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/91_main.ipynb #b51d8504
+# %% ../nbs/91_main.ipynb #2ae87fda
 import sys
 
 from .cli import main
