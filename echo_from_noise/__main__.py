@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/91_main.ipynb #2ae87fda
+# %% ../nbs/91_main.ipynb #51bb0472
 import sys
 
 from .cli import main
