@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/91_main.ipynb #51bb0472
+# %% ../nbs/91_main.ipynb #5c224507
 import sys
 
 from .cli import main
