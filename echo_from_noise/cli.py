@@ -174,8 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument('run', help='run directory holding checkpoints/sdm_VIEW.pt')
     sy.add_argument('labels', help='label-only canonical dataset (efn augment output) or any canonical dataset')
     sy.add_argument('out', help='output dataset folder')
-    sy.add_argument('--sampler', default='dpm++', choices=['ddpm', 'ddim', 'dpm++'], help='(default: %(default)s)')
-    sy.add_argument('--steps', type=int, default=20, help='sampling steps (default: %(default)s)')
+    sy.add_argument('--sampler', default='ddpm', choices=['ddpm', 'ddim', 'dpm++'],
+                    help='ddpm (ancestral, respaced), ddim, or dpm++ (DPM-Solver++, 10-25 steps, for well-trained models); '
+                         'default: %(default)s')
+    sy.add_argument('--steps', type=int, default=50, help='sampling steps (default: %(default)s)')
     sy.add_argument('--guidance', type=float, default=0.0,
                     help='classifier-free guidance scale s of the paper\'s eq. (1); 0 = none (default)')
     sy.add_argument('--batch-size', type=int, default=16, help='(default: %(default)s)')
