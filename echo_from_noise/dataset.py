@@ -19,8 +19,8 @@ from .labels import (LABEL_VALUES, DataError, LabelError, apply_sector, check_la
 
 # %% auto #0
 __all__ = ['MANIFEST', 'MANIFEST_COLUMNS', 'VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'tqdm', 'to_uint8_gray', 'read_png',
-           'resize_image', 'resize_label', 'canonical_frame', 'read_split_file', 'assign_splits', 'DatasetWriter',
-           'read_manifest', 'extra_columns', 'load_frame']
+           'resize_image', 'resize_label', 'canonical_frame', 'read_split_file', 'assign_splits', 'check_views_phases',
+           'config_from_dict', 'DatasetWriter', 'read_manifest', 'extra_columns', 'load_frame']
 
 # %% ../nbs/01_dataset.ipynb #b4522c4d
 MANIFEST = 'manifest.csv'
@@ -149,6 +149,19 @@ def assign_splits(patients, fixed: dict | None = None, val_share: float = DEFAUL
     return {p: out[p] for p in sorted(set(patients))}
 
 # %% ../nbs/01_dataset.ipynb #5b4d7027
+def check_views_phases(views, phases):
+    "Refuse unknown view or phase names with the allowed ones in the message."
+    for v in views:
+        if v not in VIEWS: raise DataError(f'unknown view {v!r}; use {list(VIEWS)}')
+    for p in phases:
+        if p not in PHASES: raise DataError(f'unknown phase {p!r}; use {list(PHASES)}')
+
+
+def config_from_dict(cls, d: dict):
+    "A config dataclass from a saved dict (checkpoint or YAML), lists turned back into tuples."
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
 def _check_value(name, value, allowed, id_):
     if value not in allowed: raise DataError(f'frame {id_}: {name} must be one of {list(allowed)}, got {value!r}')
 

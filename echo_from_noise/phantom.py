@@ -14,7 +14,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage as ndi
 
-from .dataset import (tqdm, DEFAULT_VAL_SHARE, PHASES, VIEWS, DatasetWriter, DataError, assign_splits)
+from .dataset import (tqdm, DEFAULT_VAL_SHARE, PHASES, VIEWS, DatasetWriter, DataError, assign_splits,
+                                     check_views_phases)
 from .labels import LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, OUTSIDE, SECTOR
 
 # %% auto #0
@@ -313,10 +314,7 @@ def make_phantom(out, patients: int = 50, size: int = 128, views=VIEWS, phases=P
                  overwrite: bool = False, progress: bool = True) -> Path:
     "Write a phantom dataset of `patients` patients in the canonical layout, with patient-level splits."
     if patients < 1: raise DataError(f'patients must be at least 1, got {patients}')
-    for v in views:
-        if v not in VIEWS: raise DataError(f'unknown view {v!r}; use {list(VIEWS)}')
-    for ph in phases:
-        if ph not in PHASES: raise DataError(f'unknown phase {ph!r}; use {list(PHASES)}')
+    check_views_phases(views, phases)
     names = [f'phantom{i:04d}' for i in range(patients)]
     splits = assign_splits(names, val_share=val_share, test_share=test_share, seed=seed)
     workers = min(workers or os.cpu_count() or 1, patients)

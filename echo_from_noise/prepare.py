@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import (tqdm, DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError, DatasetWriter, assign_splits,
-                                     canonical_frame, read_png, read_split_file)
+                                     canonical_frame, check_views_phases, read_png, read_split_file)
 from .labels import LabelError
 
 log = logging.getLogger('echo_from_noise')
@@ -69,10 +69,7 @@ class Skips:
 
 def select(frames, views=VIEWS, phases=PHASES):
     "Keep the frames of the requested views and phases."
-    for v in views:
-        if v not in VIEWS: raise DataError(f'unknown view {v!r}; use {list(VIEWS)}')
-    for p in phases:
-        if p not in PHASES: raise DataError(f'unknown phase {p!r}; use {list(PHASES)}')
+    check_views_phases(views, phases)
     return [f for f in frames if f.view in views and f.phase in phases]
 
 

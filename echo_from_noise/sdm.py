@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .dataset import tqdm, DataError, DatasetWriter, extra_columns, load_frame, read_manifest
+from .dataset import (tqdm, DataError, DatasetWriter, config_from_dict, extra_columns, load_frame,
+                                     read_manifest)
 from .diffusion import SAMPLERS, Diffusion, sample
 from .labels import N_COND_CLASSES, one_hot
 
@@ -344,7 +345,7 @@ def _write_curve(run: Path, name: str, history: list):
 def load_sdm(path, use_ema: bool = True, device: str | torch.device = 'cpu'):
     "(network ready for sampling, its config, the checkpoint) from an SDM checkpoint."
     ck = load_checkpoint(path)
-    cfg = SDMConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in ck['config'].items()})
+    cfg = config_from_dict(SDMConfig, ck['config'])
     net = SDMNet(build_model(cfg))
     net.load_state_dict(ck['ema'] if use_ema else ck['model'])
     return net.to(device).eval(), cfg, ck

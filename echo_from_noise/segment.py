@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dataset import tqdm, DataError, load_frame, read_manifest
+from .dataset import tqdm, DataError, config_from_dict, load_frame, read_manifest
 from .labels import N_SEG_CLASSES, seg_target
 from .sdm import load_checkpoint, pick_device, save_checkpoint
 
@@ -163,7 +163,7 @@ def load_segmenter(path, device='cpu'):
     "(model with the best weights, its SegConfig, (mean, std)) from a finished segmenter checkpoint."
     ck = load_checkpoint(path, SEG_KIND)
     if not ck.get('finished'): raise DataError(f'{path}: training did not finish; run the segmentation stage again to resume')
-    cfg = SegConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in ck['config'].items()})
+    cfg = config_from_dict(SegConfig, ck['config'])
     model = build_segmenter(cfg.size, cfg.width)
     model.load_state_dict(ck['model'])
     return model.to(device).eval(), cfg, tuple(ck['norm'])
