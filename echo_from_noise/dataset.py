@@ -20,7 +20,7 @@ from .labels import (LABEL_VALUES, DataError, LabelError, apply_sector, check_la
 # %% auto #0
 __all__ = ['MANIFEST', 'MANIFEST_COLUMNS', 'VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'tqdm', 'to_uint8_gray', 'read_png',
            'resize_image', 'resize_label', 'canonical_frame', 'read_split_file', 'assign_splits', 'check_views_phases',
-           'config_from_dict', 'DatasetWriter', 'read_manifest', 'extra_columns', 'load_frame']
+           'config_from_dict', 'DatasetWriter', 'read_manifest', 'extra_columns', 'load_frame', 'load_split']
 
 # %% ../nbs/01_dataset.ipynb #b4522c4d
 MANIFEST = 'manifest.csv'
@@ -266,3 +266,19 @@ def load_frame(dataset, row) -> tuple:
         img = to_uint8_gray(read_png(root / row['image'], 'image'), root / row['image'])
         if img.shape != lab.shape: raise DataError(f'{root / row["image"]}: size {img.shape} differs from its label {lab.shape}')
     return img, lab
+
+
+def load_split(dataset, split, views=None, phases=None) -> tuple:
+    "(images uint8 N x H x W, label maps 0-4 N x H x W, manifest rows) of `split` (a name or a list) and the given views/phases."
+    df = read_manifest(dataset)
+    sel = df[df['split'].isin([split] if isinstance(split, str) else split)]
+    if views: sel = sel[sel['view'].isin(views)]
+    if phases: sel = sel[sel['phase'].isin(phases)]
+    mf = Path(dataset) / MANIFEST
+    if sel.empty: raise DataError(f'{mf}: no {split} frames for views={views} phases={phases}')
+    imgs, labs = [], []
+    for _, row in sel.iterrows():
+        img, lab = load_frame(dataset, row)
+        if img is None: raise DataError(f'{mf}: frame {row["id"]} has no image (label-only dataset?)')
+        imgs.append(img); labs.append(lab)
+    return np.stack(imgs), np.stack(labs), sel.reset_index(drop=True)

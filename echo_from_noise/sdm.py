@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from .dataset import (tqdm, DataError, DatasetWriter, config_from_dict, extra_columns, load_frame,
-                                     read_manifest)
+                                     load_split, read_manifest)
 from .diffusion import SAMPLERS, Diffusion, sample
 from .labels import N_COND_CLASSES, one_hot
 
@@ -124,23 +124,13 @@ class SDMNet(torch.nn.Module):
 class FrameSet:
     "Images and label maps of `split` (and `views`, `phases`) of a canonical dataset, as tensors."
     def __init__(self, dataset, split='train', views=None, phases=None, size: int | None = None):
-        df = read_manifest(dataset)
-        sel = df[df['split'].isin([split] if isinstance(split, str) else split)]
-        if views: sel = sel[sel['view'].isin(views)]
-        if phases: sel = sel[sel['phase'].isin(phases)]
-        if sel.empty:
-            raise DataError(f'{Path(dataset) / "manifest.csv"}: no frames for split={split} views={views} phases={phases}')
-        imgs, labs = [], []
-        for _, row in sel.iterrows():
-            img, lab = load_frame(dataset, row)
-            if img is None: raise DataError(f'{Path(dataset) / "manifest.csv"}: frame {row["id"]} has no image (label-only dataset?)')
-            if size and img.shape != (size, size):
-                raise DataError(f'{Path(dataset) / row["image"]}: {img.shape[0]} px but the model is {size} px; '
-                                f'prepare the data with --size {size} or train with --set size={img.shape[0]}')
-            imgs.append(img); labs.append(lab)
-        self.ids = sel['id'].tolist()
-        self.images = torch.from_numpy(np.stack(imgs)).float().div(127.5).sub(1).unsqueeze(1)
-        self.labels = torch.from_numpy(np.stack(labs)).long()
+        imgs, labs, rows = load_split(dataset, split, views, phases)
+        if size and imgs.shape[1:] != (size, size):
+            raise DataError(f'{Path(dataset) / rows["image"][0]}: {imgs.shape[1]} px but the model is {size} px; '
+                            f'prepare the data with --size {size} or train with --set size={imgs.shape[1]}')
+        self.ids = rows['id'].tolist()
+        self.images = torch.from_numpy(imgs).float().div(127.5).sub(1).unsqueeze(1)
+        self.labels = torch.from_numpy(labs).long()
 
     def __len__(self): return len(self.ids)
 

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dataset import tqdm, DataError, config_from_dict, load_frame, read_manifest
-from .labels import N_SEG_CLASSES, seg_target
+from .dataset import tqdm, DataError, config_from_dict, load_split
+from .labels import N_SEG_CLASSES, STRUCTURES, seg_target
 from .sdm import load_checkpoint, pick_device, save_checkpoint
 
 # %% auto #0
@@ -59,17 +59,8 @@ def build_segmenter(size: int, width: int = 1) -> torch.nn.Module:
 # %% ../nbs/07_segment.ipynb #c35ebbc8
 def load_frames(dataset, split, views=None, phases=None):
     "(images uint8 N x H x W, 4-class targets N x H x W, manifest rows) of a split of a canonical dataset."
-    df = read_manifest(dataset)
-    sel = df[df['split'] == split]
-    if views: sel = sel[sel['view'].isin(views)]
-    if phases: sel = sel[sel['phase'].isin(phases)]
-    if sel.empty: raise DataError(f'{Path(dataset) / "manifest.csv"}: no {split} frames for views={views} phases={phases}')
-    imgs, labs = [], []
-    for _, r in sel.iterrows():
-        img, lab = load_frame(dataset, r)
-        if img is None: raise DataError(f'{Path(dataset) / "manifest.csv"}: frame {r["id"]} has no image')
-        imgs.append(img); labs.append(seg_target(lab))
-    return np.stack(imgs), np.stack(labs), sel.reset_index(drop=True)
+    imgs, labs, rows = load_split(dataset, split, views, phases)
+    return imgs, seg_target(labs), rows
 
 
 def augment_batch(img, lab, cfg: SegConfig, g: torch.Generator):
@@ -90,10 +81,10 @@ def augment_batch(img, lab, cfg: SegConfig, g: torch.Generator):
     return img, lab
 
 # %% ../nbs/07_segment.ipynb #cea77aee
-def dice_per_class(pred, target, classes=(1, 2, 3)):
-    "Mean Dice over a batch for each structure of the 4-class maps: LV_endo {1}, LV_epi {1,2}, LA {3}."
+def dice_per_class(pred, target):
+    "Mean Dice over a batch for each Dice structure (`labels.STRUCTURES`) of 4-class maps; 1 where both are empty."
     out = {}
-    for name, vals in (('LV_endo', (1,)), ('LV_epi', (1, 2)), ('LA', (3,))):
+    for name, vals in STRUCTURES.items():
         p, t = torch.isin(pred, torch.tensor(vals)), torch.isin(target, torch.tensor(vals))
         inter = (p & t).flatten(1).sum(1).float()
         den = (p.flatten(1).sum(1) + t.flatten(1).sum(1)).float()

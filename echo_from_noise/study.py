@@ -20,8 +20,8 @@ import yaml
 from .dataset import DataError, extra_columns, load_frame, read_manifest
 
 # %% auto #0
-__all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'study_config', 'real_dataset', 'check_no_leak', 'run_stage', 'StageFailed',
-           'pipeline_dir', 'run_paper']
+__all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'study_config', 'real_dataset', 'sdm_views', 'check_no_leak', 'run_stage',
+           'StageFailed', 'pipeline_dir', 'run_paper']
 
 # %% ../nbs/09_study.ipynb #16b9e824
 STAGES = ('data', 'sdm', 'synthesize', 'segment', 'evaluate', 'figures')
@@ -58,6 +58,11 @@ def real_dataset(run: Path, cfg: dict) -> Path:
     return run / 'data' / 'real' if cfg['data'] == 'phantom' else Path(cfg['data'])
 
 # %% ../nbs/09_study.ipynb #001076b2
+def sdm_views(run: Path) -> set:
+    "The views the run has an SDM for (checkpoints/sdm_VIEW.pt)."
+    return {p.stem[len('sdm_'):] for p in (run / 'checkpoints').glob('sdm_*.pt')}
+
+
 def _stage_data(run: Path, cfg: dict, progress: bool) -> dict:
     from echo_from_noise.augment import augment_dataset
     from echo_from_noise.phantom import make_phantom
@@ -104,7 +109,7 @@ def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
     from echo_from_noise.sdm import synthesize
     out = run / 'synthetic'
     aug = run / 'data' / 'augmented'
-    views = {p.stem[4:] for p in (run / 'checkpoints').glob('sdm_*.pt')}
+    views = sdm_views(run)
     df = read_manifest(aug)
     keep = df[df['view'].isin(views)]
     labels = aug
@@ -192,7 +197,7 @@ def _stage_figures(run: Path, cfg: dict, progress: bool) -> dict:
     real = real_dataset(run, cfg)
     df = read_manifest(real)
     test = df[df['split'] == 'test']
-    views = {p.stem[4:] for p in (run / 'checkpoints').glob('sdm_*.pt')}
+    views = sdm_views(run)
     test = test[test['view'].isin(views)]
     if test.empty: raise DataError(f'{real}: no test frame of a view with an SDM, nothing to draw')
     patient = test.groupby('patient').size().sort_values(ascending=False).index[0]
