@@ -24,9 +24,9 @@ from .diffusion import SAMPLERS, Diffusion, sample
 from .labels import N_COND_CLASSES, one_hot
 
 # %% auto #0
-__all__ = ['PROFILES', 'CKPT_KIND', 'SDMConfig', 'make_config', 'build_model', 'SDMNet', 'FrameSet', 'TrainingDiverged',
-           'dist_info', 'pick_device', 'save_checkpoint', 'load_checkpoint', 'train_sdm', 'load_sdm', 'to_uint8_images',
-           'synthesize']
+__all__ = ['PROFILES', 'CKPT_KIND', 'SDMConfig', 'apply_overrides', 'make_config', 'build_model', 'SDMNet', 'FrameSet',
+           'TrainingDiverged', 'dist_info', 'pick_device', 'save_checkpoint', 'load_checkpoint', 'train_sdm',
+           'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset', 'synthesize']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -87,18 +87,23 @@ def _parse_value(text: str, like):
     return type(like)(text)
 
 
-def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
-    "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
-    if profile not in PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
-    cfg = SDMConfig(profile=profile, **PROFILES[profile])
+def apply_overrides(cfg, overrides=None):
+    "Set `overrides` ({key: value} or ['key=value', ...], strings parsed by the field's type) on a config dataclass."
     items = overrides.items() if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
-    names = {f.name for f in fields(SDMConfig)}
+    names = {f.name for f in fields(cfg)}
     for item in items:
         if len(item) != 2: raise DataError(f'--set expects key=value, got {"=".join(item)!r}')
         k, v = item
         if k not in names: raise DataError(f'unknown setting {k!r}; known: {sorted(names)}')
         try: setattr(cfg, k, _parse_value(v, getattr(cfg, k)) if isinstance(v, str) else v)
         except ValueError as e: raise DataError(f'--set {k}={v}: {e}') from None
+    return cfg
+
+
+def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
+    "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
+    if profile not in PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
+    cfg = apply_overrides(SDMConfig(profile=profile, **PROFILES[profile]), overrides)
     if len(cfg.channels) != len(cfg.attention_levels):
         raise DataError(f'channels {cfg.channels} and attention_levels {cfg.attention_levels} must have the same length')
     if cfg.size % (2 ** (len(cfg.channels) - 1)): raise DataError(f'size {cfg.size} must be divisible by 2^(levels-1)')
@@ -348,39 +353,39 @@ def to_uint8_images(x: torch.Tensor, labels) -> np.ndarray:
     return imgs
 
 
-def synthesize(run, labels, out, sampler: str = 'dpm++', steps: int = 20, guidance: float = 0.0,
-               batch_size: int = 16, seed: int = 0, use_ema: bool = True, device: str = 'auto', bf16: bool | None = None,
-               overwrite: bool = False, progress: bool = True) -> Path | None:
-    "Generate an image for every label map of the label-only dataset `labels` with the run's SDMs; write `out`."
-    if sampler not in SAMPLERS: raise DataError(f'unknown sampler {sampler!r}; use one of {list(SAMPLERS)}')
-    rank, world, local = dist_info()
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if torch.cuda.is_available() and device != 'cpu' else 'gloo')
-    dev = pick_device(device, local)
+def sdm_generate(net, cfg: SDMConfig, labels, sampler: str = 'ddpm', steps: int = 50, guidance: float = 0.0,
+                 seed: int = 0, bf16: bool | None = None) -> np.ndarray:
+    "uint8 images (B x H x W) sampled by a loaded SDM for label maps (B x H x W, values 0-4), seeded by `seed`."
+    labels = np.asarray(labels)
+    dev = next(net.parameters()).device
+    seg = one_hot(torch.from_numpy(labels).long().to(dev))
+    g = torch.Generator().manual_seed(int(seed))
+    x = sample(net, seg, Diffusion.cosine(cfg.timesteps), sampler, steps, guidance, generator=g,
+               bf16=cfg.bf16 if bf16 is None else bf16)
+    return to_uint8_images(x, labels)
+
+
+def generate_dataset(model_for_view, labels, out, generator: str, batch_size: int = 16, seed: int = 0,
+                     overwrite: bool = False, progress: bool = True, desc: str = 'synthesize') -> Path | None:
+    """Write `out`: an image for every map of the dataset `labels`. `model_for_view(view)` gives (model size,
+    fn(label maps, seed) -> uint8 images); under torchrun each rank renders its shard and rank 0 writes."""
+    rank, world, _ = dist_info()
     df = read_manifest(labels)
-    out, run = Path(out), Path(run)
+    out = Path(out)
     results = {}
     for view, rows in df.groupby('view', sort=True):
-        path = run / 'checkpoints' / f'sdm_{view}.pt'
-        if not path.exists():
-            raise DataError(f'{path}: no SDM for view {view}; train one with `efn train-sdm DATASET {run} --views {view}`')
-        net, cfg, _ = load_sdm(path, use_ema, dev)
-        diffusion = Diffusion.cosine(cfg.timesteps)
+        size, fn = model_for_view(view)
         mine = rows.iloc[rank::world]
-        desc = f'synthesize {view} ({sampler}, {steps} steps)'
-        for b0 in tqdm(range(0, len(mine), batch_size), desc=desc, unit='batch', disable=not progress or rank != 0):
+        for b0 in tqdm(range(0, len(mine), batch_size), desc=f'{desc} {view}', unit='batch',
+                       disable=not progress or rank != 0):
             chunk = mine.iloc[b0:b0 + batch_size]
             labs = [load_frame(labels, r)[1] for _, r in chunk.iterrows()]
-            if labs[0].shape != (cfg.size, cfg.size):
-                raise DataError(f'{Path(labels) / chunk.iloc[0]["label"]}: {labs[0].shape[0]} px label maps but '
-                                f'{path.name} makes {cfg.size} px images; use label maps of the model size')
-            seg = one_hot(torch.from_numpy(np.stack(labs)).long().to(dev))
-            g = torch.Generator().manual_seed(zlib.crc32(f'{seed}/{chunk.iloc[0]["id"]}'.encode()))
-            x = sample(net, seg, diffusion, sampler, steps, guidance, generator=g,
-                       bf16=cfg.bf16 if bf16 is None else bf16)
-            for (_, r), img, lab in zip(chunk.iterrows(), to_uint8_images(x, np.stack(labs)), labs):
+            if labs[0].shape != (size, size):
+                raise DataError(f'{Path(labels) / chunk.iloc[0]["label"]}: {labs[0].shape[0]} px label maps but the '
+                                f'{view} model makes {size} px images; use label maps of the model size')
+            imgs = fn(np.stack(labs), zlib.crc32(f'{seed}/{chunk.iloc[0]["id"]}'.encode()))
+            for (_, r), img, lab in zip(chunk.iterrows(), imgs, labs):
                 results[r['id']] = (img, lab)
-    gen = f'sdm:{sampler}:{steps}:s={guidance:g}:{"ema" if use_ema else "raw"}'
     if world > 1:
         shard_dir = out.parent / f'.{out.name}.shards'
         if rank == 0: shard_dir.mkdir(parents=True, exist_ok=True)
@@ -403,9 +408,30 @@ def synthesize(run, labels, out, sampler: str = 'dpm++', steps: int = 20, guidan
             extra = extra_columns(r, exclude=('generator',))
             extra['label_source'] = extra.get('label_source') or r['id']
             w.add(r['id'], r['patient'], r['view'], r['phase'], r['split'], lab, img, source='synthetic',
-                  generator=gen, **extra)
+                  generator=generator, **extra)
     if world > 1:
         import shutil
         shutil.rmtree(out.parent / f'.{out.name}.shards', ignore_errors=True)
         dist.barrier()
     return out
+
+
+def synthesize(run, labels, out, sampler: str = 'ddpm', steps: int = 50, guidance: float = 0.0,
+               batch_size: int = 16, seed: int = 0, use_ema: bool = True, device: str = 'auto', bf16: bool | None = None,
+               overwrite: bool = False, progress: bool = True) -> Path | None:
+    "Generate an image for every label map of the label-only dataset `labels` with the run's SDMs; write `out`."
+    if sampler not in SAMPLERS: raise DataError(f'unknown sampler {sampler!r}; use one of {list(SAMPLERS)}')
+    rank, world, local = dist_info()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if torch.cuda.is_available() and device != 'cpu' else 'gloo')
+    dev, run = pick_device(device, local), Path(run)
+
+    def model_for_view(view):
+        path = run / 'checkpoints' / f'sdm_{view}.pt'
+        if not path.exists():
+            raise DataError(f'{path}: no SDM for view {view}; train one with `efn train-sdm DATASET {run} --views {view}`')
+        net, cfg, _ = load_sdm(path, use_ema, dev)
+        return cfg.size, lambda labs, s: sdm_generate(net, cfg, labs, sampler, steps, guidance, s, bf16)
+
+    return generate_dataset(model_for_view, labels, out, f'sdm:{sampler}:{steps}:s={guidance:g}:{"ema" if use_ema else "raw"}',
+                            batch_size, seed, overwrite, progress, f'synthesize ({sampler}, {steps} steps)')
