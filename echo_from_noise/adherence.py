@@ -19,7 +19,8 @@ from .labels import STRUCTURES, seg_target, show_frame
 
 # %% auto #0
 __all__ = ['STRENGTHS', 'GENERATORS', 'deformation_series', 'adherence_scores', 'run_generators', 'adherence_study',
-           'summarize_adherence', 'plot_adherence', 'figure4', 'figure5', 'extreme_edits']
+           'save_samples', 'load_samples', 'summarize_adherence', 'plot_adherence', 'figure4', 'figure5',
+           'extreme_edits']
 
 # %% ../nbs/11_adherence.ipynb #52a33be7
 STRENGTHS = (0.0, 1.0, 2.0, 3.0)
@@ -71,12 +72,12 @@ def run_generators(run, sampler: str = 'ddpm', steps: int = 50, device='cpu') ->
 
 # %% ../nbs/11_adherence.ipynb #9e3e6edd
 def adherence_study(real, generators: dict, segmenter: tuple, strengths=STRENGTHS, max_maps: int | None = None,
-                    seed: int = 0, keep: int = 2, batch_size: int = 16, progress: bool = True):
-    """(per-image DataFrame, samples for Figure 5) for the test maps of the dataset `real`. `generators`: from
-    `run_generators`; `segmenter`: (model, normalisation, device) from `segment.load_segmenter`."""
+                    seed: int = 0, keep: int = 2, batch_size: int = 16, views=None, progress: bool = True):
+    """(per-image DataFrame, samples for Figure 5) for the test maps of the dataset `real` (of `views`, default all).
+    `generators`: from `run_generators`; `segmenter`: (model, normalisation, device) from `segment.load_segmenter`."""
     from echo_from_noise.segment import segment
     model, norm, dev = segmenter
-    _, labs, rows = load_split(real, 'test')
+    _, labs, rows = load_split(real, 'test', views)
     views = sorted(rows['view'].unique())
     rows_out, samples = [], []
     bar = tqdm(total=len(views) * len(strengths) * len(generators), desc='adherence', unit='set', disable=not progress)
@@ -98,6 +99,20 @@ def adherence_study(real, generators: dict, segmenter: tuple, strengths=STRENGTH
                 bar.update()
     bar.close()
     return pd.concat(rows_out, ignore_index=True), samples
+
+
+def save_samples(path, samples: list):
+    "Write `adherence_study`'s samples (images, maps and their keys) to one compressed .npz."
+    keys = ('generator', 'strength', 'id', 'view')
+    np.savez_compressed(path, **{k: np.array([s[k] for s in samples]) for k in keys},
+                        image=np.stack([s['image'] for s in samples]), label=np.stack([s['label'] for s in samples]))
+
+
+def load_samples(path) -> list:
+    "The samples `save_samples` wrote."
+    z = np.load(path)
+    return [dict(generator=str(g), strength=float(k), id=str(i), view=str(v), image=im, label=lb)
+            for g, k, i, v, im, lb in zip(z['generator'], z['strength'], z['id'], z['view'], z['image'], z['label'])]
 
 
 def summarize_adherence(per_image: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +145,7 @@ def plot_adherence(per_image: pd.DataFrame, out_base, reference: dict | None = N
             ax.axhline(reference[n], ls='--', color='0.4', lw=1, label='real test images')
         title = 'mean of the three' if n == 'mean' else n
         ax.set_title(title, fontsize=10); titles.append(title)
-        ax.set_xlabel("deformation strength (x the paper's ranges)"); ax.set_ylabel('Dice (%) vs the label map')
+        ax.set_xlabel("deformation strength (x paper's ranges)", fontsize=8); ax.set_ylabel('Dice (%) vs the label map')
         ax.set_xticks(sorted(per_image['strength'].unique()))
         if ax is axs[0]: ax.legend(fontsize=7, loc='lower left')
         elif ax.get_legend(): ax.get_legend().remove()
@@ -145,7 +160,7 @@ def figure4(columns: list, out_base, title: str = '') -> dict:
     matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     n = len(columns)
-    fig, axs = plt.subplots(2, n, figsize=(2.5 * n, 5.4), squeeze=False)
+    fig, axs = plt.subplots(2, n, figsize=(2.5 * n, 5.8), squeeze=False)
     titles = []
     for j, (name, img, lab) in enumerate(columns):
         show_frame(img, lab, axs[0, j], 'image', name)

@@ -64,12 +64,12 @@ def _run_augment(args):
           "(see the vanished and split_structures columns)")
 
 
-def _run_train_sdm(args):
+def _training_views(args, cfg, section: str) -> list:
+    "The views to train (checked against the dataset's training frames); records the config in RUN/config.yaml."
     import yaml
     from dataclasses import asdict
     from echo_from_noise.dataset import read_manifest
-    from echo_from_noise.sdm import dist_info, make_config, train_sdm
-    cfg = make_config(args.profile, args.set)
+    from echo_from_noise.sdm import dist_info
     df = read_manifest(args.dataset)
     train = df[(df['split'] == 'train') & df['phase'].isin(cfg.phases)]
     views = args.views or sorted(train['view'].unique())
@@ -79,16 +79,37 @@ def _run_train_sdm(args):
     if dist_info()[0] == 0:
         run.mkdir(parents=True, exist_ok=True)
         conf = yaml.safe_load((run / 'config.yaml').read_text()) if (run / 'config.yaml').exists() else {}
-        conf['sdm'] = dict(asdict(cfg), dataset=str(args.dataset), views=list(views))
-        conf['sdm'] = {k: list(v) if isinstance(v, tuple) else v for k, v in conf['sdm'].items()}
+        conf[section] = dict(asdict(cfg), dataset=str(args.dataset), views=list(views))
+        conf[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in conf[section].items()}
         (run / 'config.yaml').write_text(yaml.safe_dump(conf, sort_keys=False))
-    for v in views:
+    return views
+
+
+def _run_train_sdm(args):
+    from echo_from_noise.sdm import dist_info, make_config, train_sdm
+    cfg = make_config(args.profile, args.set)
+    run = Path(args.run)
+    for v in _training_views(args, cfg, 'sdm'):
         s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
         if dist_info()[0] == 0: print(f"sdm_{v}: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {run / 'checkpoints'}")
 
 
+def _run_train_cyclegan(args):
+    from echo_from_noise.cyclegan import make_cyclegan_config, train_cyclegan
+    cfg = make_cyclegan_config(args.profile, args.set)
+    run = Path(args.run)
+    for v in _training_views(args, cfg, 'cyclegan'):
+        s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)
+        print(f"cyclegan_{v}: {s['steps']} steps, final cycle loss {s['final']['cycle']:.4f} -> {run / 'checkpoints'}")
+
+
 def _run_synthesize(args):
+    from echo_from_noise.cyclegan import cyclegan_synthesize
     from echo_from_noise.sdm import synthesize
+    if args.generator == 'cyclegan':
+        out = cyclegan_synthesize(args.run, args.labels, args.out, args.batch_size, args.device, args.overwrite)
+        print(f'synthetic dataset written to {out}')
+        return
     out = synthesize(args.run, args.labels, args.out, args.sampler, args.steps, args.guidance, args.batch_size,
                      args.seed, not args.no_ema, args.device, overwrite=args.overwrite)
     if out: print(f'synthetic dataset written to {out}')
@@ -96,7 +117,7 @@ def _run_synthesize(args):
 
 def _run_paper(args):
     from echo_from_noise.study import run_paper
-    out = run_paper(args.profile, args.data, args.out, args.device, args.seed)
+    out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan)
     table = out / 'table1.md'
     if table.exists(): print(table.read_text())
 
@@ -168,12 +189,25 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
     tr.set_defaults(func=_run_train_sdm)
 
+    cg = sub.add_parser('train-cyclegan', help='train the CycleGAN baseline(s), one per view, on ED training frames',
+                        description='Train one CycleGAN (label map <-> image, unpaired) per view on the SDM\'s training '
+                                    'frames. Resumes from RUN/checkpoints/cyclegan_VIEW.pt when it exists.')
+    cg.add_argument('dataset', help='a canonical dataset with images')
+    cg.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
+    cg.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'],
+                    help='named parameter set (default: %(default)s)')
+    cg.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help='override profile values, e.g. steps=2000 ngf=32')
+    cg.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
+    cg.set_defaults(func=_run_train_cyclegan)
+
     sy = sub.add_parser('synthesize', help='sample an image for every label map of a label-only dataset',
-                        description="Generate images with RUN's SDMs (the view's model for each map) and write a full "
-                                    'canonical dataset to OUT.')
-    sy.add_argument('run', help='run directory holding checkpoints/sdm_VIEW.pt')
+                        description="Generate images with RUN's SDMs (or CycleGANs: --generator cyclegan), the view's "
+                                    'model for each map, and write a full canonical dataset to OUT.')
+    sy.add_argument('run', help='run directory holding checkpoints/sdm_VIEW.pt (or cyclegan_VIEW.pt)')
     sy.add_argument('labels', help='label-only canonical dataset (efn augment output) or any canonical dataset')
     sy.add_argument('out', help='output dataset folder')
+    sy.add_argument('--generator', default='sdm', choices=['sdm', 'cyclegan'],
+                    help='sdm (default) or the cyclegan baseline (deterministic; sampler options do not apply)')
     sy.add_argument('--sampler', default='ddpm', choices=['ddpm', 'ddim', 'dpm++'],
                     help='ddpm (ancestral, respaced), ddim, or dpm++ (DPM-Solver++, 10-25 steps, for well-trained models); '
                          'default: %(default)s')
@@ -187,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     sy.set_defaults(func=_run_synthesize)
 
-    pa = sub.add_parser('paper', help='run the whole study (data, SDM, synthesis, segmentation, Table 1, figures)',
+    pa = sub.add_parser('paper', help='run the whole study (data, SDM, CycleGAN, synthesis, segmentation, Table 1, '
+                                      'adherence, figures)',
                         description='Run the pipeline notebooks of nbs/pipeline with papermill into a run directory. '
                                     'Finished stages are skipped, so the same command resumes an interrupted run.')
     pa.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'], help='(default: %(default)s)')
@@ -195,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument('--out', help='run directory (default: runs/PROFILE-DATA)')
     pa.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
     pa.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
+    cyc = pa.add_mutually_exclusive_group()
+    cyc.add_argument('--with-cyclegan', dest='with_cyclegan', action='store_true', default=None,
+                     help='also train the CycleGAN baseline: a measured CycleGAN row in Table 1, its curve in the '
+                          'adherence figure, and Figure 5 (default in the gpu and paper profiles)')
+    cyc.add_argument('--no-cyclegan', dest='with_cyclegan', action='store_false',
+                     help='no CycleGAN baseline (default in the cpu profile)')
     pa.set_defaults(func=_run_paper)
     return parser
 

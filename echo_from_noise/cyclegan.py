@@ -266,9 +266,9 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
                 now = time.perf_counter()
                 rate = cfg.log_every / max(now - t_last, 1e-9)
                 t_last = now
-                history.append(dict(step=done, g_adv=float(adv), cycle=float(cyc), identity=float(idt),
-                                    d=float(loss_d), lr=float(sched_g.get_last_lr()[0]), steps_per_s=rate))
-                bar.set_postfix(cycle=f'{float(cyc):.3f}', d=f'{float(loss_d):.3f}', it_s=f'{rate:.2f}')
+                vals = dict(g_adv=adv.item(), cycle=cyc.item(), identity=idt.item(), d=loss_d.item())
+                history.append(dict(step=done, **vals, lr=float(sched_g.get_last_lr()[0]), steps_per_s=rate))
+                bar.set_postfix(cycle=f'{vals["cycle"]:.3f}', d=f'{vals["d"]:.3f}', it_s=f'{rate:.2f}')
             bar.update()
             if done % cfg.save_every == 0 or done == total:
                 checkpoint(done); saved = done

@@ -25,18 +25,21 @@ def study(tmp_path_factory):
 
 def test_all_outputs(study):
     out, r = study
-    for f in ('config.yaml', 'table1.md', 'table1.csv', 'metrics/per_image.csv', 'metrics/summary.json',
-              'figures/fig3.png', 'figures/fig3.pdf', 'checkpoints/sdm_2CH.pt', 'checkpoints/sdm_4CH.pt'):
+    figs = [f'figures/{n}.{e}' for n in ('fig3', 'fig4', 'fig5', 'fig5_adherence') for e in ('png', 'pdf')]
+    for f in ['config.yaml', 'table1.md', 'table1.csv', 'metrics/per_image.csv', 'metrics/summary.json',
+              'metrics/adherence.csv', 'metrics/adherence_summary.csv', 'checkpoints/sdm_2CH.pt', 'checkpoints/sdm_4CH.pt',
+              'checkpoints/cyclegan_2CH.pt', 'checkpoints/cyclegan_4CH.pt', 'synthetic_cyclegan/manifest.csv'] + figs:
         assert (out / f).is_file(), f
     assert sorted(p.name for p in (out / 'notebooks').iterdir()) == [f'0{i}_{s}.ipynb' for i, s in enumerate(STAGES, 1)]
     assert all((out / 'stages' / f'{s}.json').exists() for s in STAGES)
-    assert '[6/6] figures: finished' in r.stdout and 'Table 1' in r.stdout
+    assert f'[{len(STAGES)}/{len(STAGES)}] figures: finished' in r.stdout and 'Table 1' in r.stdout
 
 
 def test_table1_is_recomputed_from_the_per_image_csv(study):
     out, _ = study
     per = pd.read_csv(out / 'metrics/per_image.csv')
-    assert set(per['row']) == {'SDM 4CH ED', 'SDM 4CH ES', 'SDM 2CH ED', 'SDM 2CH ES', 'All SDM frames', 'All real frames'}
+    assert set(per['row']) == {'SDM 4CH ED', 'SDM 4CH ES', 'SDM 2CH ED', 'SDM 2CH ES', 'All SDM frames', 'All real frames',
+                               'All CycleGAN frames'}
     md, df = table1(per, 'x')
     saved = pd.read_csv(out / 'table1.csv', keep_default_na=False)
     assert list(saved['Mean']) == list(df['Mean'].astype(str))
@@ -44,6 +47,7 @@ def test_table1_is_recomputed_from_the_per_image_csv(study):
     m = f"{g['dice_LV_endo'].mean() * 100:.1f} ± {g['dice_LV_endo'].std(ddof=0) * 100:.1f}"
     assert saved.loc[saved['row'] == 'All real frames (measured)', 'LV_endo'].item() == m
     assert (out / 'table1.md').read_text().count('quoted from the paper, not measured') == 1
+    assert (out / 'table1.md').read_text().count('All CycleGAN frames (measured)') == 1
     # each per-view model was tested on the test frames of its own view and phase only
     sel = per[per['row'] == 'SDM 2CH ES']
     assert set(sel['view']) == {'2CH'} and set(sel['phase']) == {'ES'}
@@ -54,7 +58,7 @@ def test_no_test_patient_reaches_training(study):
     real = read_manifest(out / 'data/real')
     test_ids = set(real.loc[real['split'] == 'test', 'id'])
     test_patients = set(real.loc[real['split'] == 'test', 'patient'])
-    for name in ('data/augmented', 'synthetic'):
+    for name in ('data/augmented', 'synthetic', 'synthetic_cyclegan'):
         d = read_manifest(out / name)
         assert not set(d['label_source']) & test_ids and not set(d['patient']) & test_patients
         assert set(d['split']) <= {'train', 'val'}
@@ -69,8 +73,24 @@ def test_resume_skips_finished_stages(study):
     before = (out / 'table1.md').stat().st_mtime
     r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(out)],
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and r.stdout.count('done before, skipped') == 6
+    assert r.returncode == 0 and r.stdout.count('done before, skipped') == len(STAGES)
     assert (out / 'table1.md').stat().st_mtime == before
+
+
+def test_adherence_covers_every_generator_strength_and_test_map(study):
+    from echo_from_noise.adherence import STRENGTHS
+    out, _ = study
+    per = pd.read_csv(out / 'metrics/adherence.csv')
+    real = read_manifest(out / 'data/real')
+    test_ids = set(real.loc[real['split'] == 'test', 'id'])
+    assert set(per['id']) == test_ids and set(per['generator']) == {'SDM', 'CycleGAN'}
+    assert set(per['strength']) == set(STRENGTHS) and len(per) == len(test_ids) * len(STRENGTHS) * 2
+    assert per['dice_mean'].between(0, 1).all()
+    # the CycleGAN was trained on the SDM's training frames: the train split's ED frames of its view
+    cg = json.loads((out / 'stages/cyclegan.json').read_text())['result']
+    for v in ('2CH', '4CH'):
+        n = int(((real['split'] == 'train') & (real['phase'] == 'ED') & (real['view'] == v)).sum())
+        assert cg[v]['frames'] == n
 
 
 def test_leak_check_fires(tmp_path):
@@ -101,6 +121,14 @@ def test_run_stage_refuses_other_settings(tmp_path):
     run_stage('data', tmp_path / 'r', 'smoke', progress=False)
     with pytest.raises(DataError, match='use a new run directory'):
         run_stage('data', tmp_path / 'r', 'smoke', seed=3, progress=False)
+    with pytest.raises(DataError, match='cyclegan=True'):      # the smoke run has a CycleGAN by default
+        run_stage('data', tmp_path / 'r', 'smoke', with_cyclegan=False, progress=False)
+    import yaml
+    run_stage('data', tmp_path / 'off', 'smoke', with_cyclegan=False, progress=False)
+    run_stage('data', tmp_path / 'off', 'smoke', progress=False)   # no switch: the run goes on as it was made
+    assert yaml.safe_load((tmp_path / 'off/config.yaml').read_text())['study']['cyclegan'] is False
+    out = run_stage('cyclegan', tmp_path / 'off', 'smoke', progress=False)
+    assert out['result'] == dict(skipped='with_cyclegan is off')
 
 
 def test_paper_on_prepared_real_data(tmp_path):
