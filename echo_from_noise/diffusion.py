@@ -141,8 +141,10 @@ def guided(model, x, t_model, seg, guidance: float = 0.0):
 
 @torch.no_grad()
 def sample(model, seg, diffusion: Diffusion, sampler: str = 'dpm++', steps: int = 20, guidance: float = 0.0,
-           generator: torch.Generator | None = None, bf16: bool = False, channels: int = 1, progress: bool = False):
-    "Images in [-1, 1] for the one-hot label maps `seg` (B, C, H, W), drawn with `sampler` in `steps` steps."
+           generator: torch.Generator | None = None, bf16: bool = False, channels: int = 1, progress: bool = False,
+           callback=None):
+    """Images in [-1, 1] for the one-hot label maps `seg` (B, C, H, W), drawn with `sampler` in `steps` steps;
+    `callback(done, total)` after every step (for a progress widget)."""
     if sampler not in SAMPLERS: raise ValueError(f'unknown sampler {sampler!r}; use one of {SAMPLERS}')
     dev = seg.device
     B, _, H, W = seg.shape
@@ -160,10 +162,11 @@ def sample(model, seg, diffusion: Diffusion, sampler: str = 'dpm++', steps: int 
                                           timestep_spacing='linspace', lower_order_final=True,
                                           thresholding=True, sample_max_value=1.0, lambda_min_clipped=-5.1)
         sch.set_timesteps(steps, device=dev)
-        for t in tqdm(sch.timesteps, desc='dpm++', disable=not progress, leave=False):
+        for k, t in enumerate(tqdm(sch.timesteps, desc='dpm++', disable=not progress, leave=False)):
             tm = torch.full((B,), int(t), device=dev, dtype=torch.long)
             eps = net(x, tm)[:, :channels]
             x = sch.step(eps, t, x).prev_sample
+            if callback: callback(k + 1, len(sch.timesteps))
         return x.clamp(-1, 1)
     r = diffusion.respaced(steps)
     for i in tqdm(range(r.num_timesteps - 1, -1, -1), desc=sampler, disable=not progress, leave=False):
@@ -179,4 +182,5 @@ def sample(model, seg, diffusion: Diffusion, sampler: str = 'dpm++', steps: int 
             eps = (r._get('sqrt_recip_ac', t, x) * x - x0) / r._get('sqrt_recipm1_ac', t, x)
             acp = r._get('alphas_cumprod_prev', t, x)
             x = acp.sqrt() * x0 + (1 - acp).sqrt() * eps
+        if callback: callback(r.num_timesteps - i, r.num_timesteps)
     return x.clamp(-1, 1)

@@ -354,14 +354,14 @@ def to_uint8_images(x: torch.Tensor, labels) -> np.ndarray:
 
 
 def sdm_generate(net, cfg: SDMConfig, labels, sampler: str = 'ddpm', steps: int = 50, guidance: float = 0.0,
-                 seed: int = 0, bf16: bool | None = None) -> np.ndarray:
+                 seed: int = 0, bf16: bool | None = None, callback=None) -> np.ndarray:
     "uint8 images (B x H x W) sampled by a loaded SDM for label maps (B x H x W, values 0-4), seeded by `seed`."
     labels = np.asarray(labels)
     dev = next(net.parameters()).device
     seg = one_hot(torch.from_numpy(labels).long().to(dev))
     g = torch.Generator().manual_seed(int(seed))
     x = sample(net, seg, Diffusion.cosine(cfg.timesteps), sampler, steps, guidance, generator=g,
-               bf16=cfg.bf16 if bf16 is None else bf16)
+               bf16=cfg.bf16 if bf16 is None else bf16, callback=callback)
     return to_uint8_images(x, labels)
 
 
