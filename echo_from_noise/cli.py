@@ -122,6 +122,15 @@ def _run_paper(args):
     if table.exists(): print(table.read_text())
 
 
+def _training_args(p: argparse.ArgumentParser, example: str):
+    p.add_argument('dataset', help='a canonical dataset with images')
+    p.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
+    p.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'],
+                   help='named parameter set (default: %(default)s)')
+    p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help=f'override profile values, e.g. {example}')
+    p.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
+
+
 def build_parser() -> argparse.ArgumentParser:
     "The `efn` argument parser, with one sub-command per stage."
     parser = argparse.ArgumentParser(prog='efn', description='echo_from_noise: synthetic echocardiograms from label maps.')
@@ -181,23 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
                         description='Train one SDM per view on the train split (ED frames by default, as the paper). '
                                     'Resumes from RUN/checkpoints/sdm_VIEW.pt when it exists. Under torchrun '
                                     '(--nproc_per_node N) the global batch is split across processes.')
-    tr.add_argument('dataset', help='a canonical dataset with images')
-    tr.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
-    tr.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'],
-                    help='named parameter set (default: %(default)s)')
-    tr.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help='override profile values, e.g. lr=1e-4 steps=500')
-    tr.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
+    _training_args(tr, 'lr=1e-4 steps=500')
     tr.set_defaults(func=_run_train_sdm)
 
     cg = sub.add_parser('train-cyclegan', help='train the CycleGAN baseline(s), one per view, on ED training frames',
                         description='Train one CycleGAN (label map <-> image, unpaired) per view on the SDM\'s training '
                                     'frames. Resumes from RUN/checkpoints/cyclegan_VIEW.pt when it exists.')
-    cg.add_argument('dataset', help='a canonical dataset with images')
-    cg.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
-    cg.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'],
-                    help='named parameter set (default: %(default)s)')
-    cg.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help='override profile values, e.g. steps=2000 ngf=32')
-    cg.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
+    _training_args(cg, 'steps=2000 ngf=32')
     cg.set_defaults(func=_run_train_cyclegan)
 
     sy = sub.add_parser('synthesize', help='sample an image for every label map of a label-only dataset',

@@ -19,7 +19,8 @@ from torch import nn
 from .dataset import tqdm, DataError, config_from_dict
 from .labels import LABEL_VALUES, check_labels
 from .sdm import (FrameSet, TrainingDiverged, _batch_plan, apply_overrides, dist_info,
-                                 generate_dataset, load_checkpoint, pick_device, save_checkpoint, to_uint8_images)
+                                 generate_dataset, load_checkpoint, pick_device, save_checkpoint, to_uint8_images,
+                                 write_loss_curve)
 
 # %% auto #0
 __all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels', 'decode_labels',
@@ -280,28 +281,11 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
         bar.close()
     summary = dict(name=name, view=view or '', steps=total, frames=len(data),
                    final=dict((k, history[-1][k]) for k in ('g_adv', 'cycle', 'identity', 'd')) if history else None)
-    _write_curve(run, name, history)
+    write_loss_curve(run, name, history, {'g_adv': 'generator adversarial', 'd': 'discriminators',
+                                          'cycle': 'cycle L1', 'identity': 'identity L1'})
     (run / 'metrics').mkdir(parents=True, exist_ok=True)
     (run / 'metrics' / f'{name}_train.json').write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _write_curve(run: Path, name: str, history: list):
-    "Losses of a CycleGAN run: CSV and PNG under run/metrics/."
-    if not history: return
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    (run / 'metrics').mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(history)
-    df.to_csv(run / 'metrics' / f'{name}_loss.csv', index=False)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for k, lab in (('g_adv', 'generator adversarial'), ('d', 'discriminators'), ('cycle', 'cycle L1'),
-                   ('identity', 'identity L1')):
-        ax.plot(df['step'], df[k], label=lab)
-    ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(name, fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(run / 'metrics' / f'{name}_loss.png', dpi=100); plt.close(fig)
 
 # %% ../nbs/10_cyclegan.ipynb #33864d8e
 def load_cyclegan(path, device: str | torch.device = 'cpu'):

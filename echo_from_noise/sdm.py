@@ -26,7 +26,7 @@ from .labels import N_COND_CLASSES, one_hot
 # %% auto #0
 __all__ = ['PROFILES', 'CKPT_KIND', 'SDMConfig', 'apply_overrides', 'make_config', 'build_model', 'SDMNet', 'FrameSet',
            'TrainingDiverged', 'dist_info', 'pick_device', 'save_checkpoint', 'load_checkpoint', 'train_sdm',
-           'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset', 'synthesize']
+           'write_loss_curve', 'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset', 'synthesize']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -314,26 +314,26 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
         dist.all_gather(gathered, flat)
         summary['max_rank_param_diff'] = float(max((g - flat).abs().max() for g in gathered))
     if rank == 0:
-        _write_curve(run, name, history)
+        write_loss_curve(run, name, history)
         (run / 'metrics').mkdir(parents=True, exist_ok=True)
         (run / 'metrics' / f'{name}_train.json').write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _write_curve(run: Path, name: str, history: list):
-    "Loss curve of a run: CSV and PNG under run/metrics/."
+def write_loss_curve(run: Path, name: str, history: list, series: dict | None = None):
+    "Loss curves of a training run: `run/metrics/{name}_loss.csv` and `.png`, one line per `series` {column: label}."
     if not history: return
     import matplotlib
     matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     import pandas as pd
+    series = series or {'loss': 'hybrid loss', 'mse': 'noise MSE'}
     (run / 'metrics').mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(history)
     df.to_csv(run / 'metrics' / f'{name}_loss.csv', index=False)
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(df['step'], df['loss'], label='hybrid loss')
-    ax.plot(df['step'], df['mse'], label='noise MSE', alpha=0.7)
-    ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(name, fontsize=9); ax.legend(fontsize=8)
+    for col, label in series.items(): ax.plot(df['step'], df[col], label=label)
+    ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(name, fontsize=9); ax.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(run / 'metrics' / f'{name}_loss.png', dpi=100); plt.close(fig)
 
 # %% ../nbs/06_sdm.ipynb #7878a673
