@@ -85,15 +85,14 @@ def adherence_study(real, generators: dict, segmenter: tuple, strengths=STRENGTH
         sel = np.flatnonzero((rows['view'] == view).to_numpy())[:max_maps]
         ids = rows['id'].iloc[sel].tolist()
         series, vanished = deformation_series(labs[sel], strengths, seed, ids)
+        meta = rows.iloc[sel][['id', 'patient', 'view', 'phase']].reset_index(drop=True)
         for k in strengths:
+            gone = [','.join(map(str, v[k])) for v in vanished]
             for name, gen in generators.items():
                 imgs = np.concatenate([gen(view, series[k][b:b + batch_size], zlib.crc32(f'{seed}/{k}/{ids[b]}'.encode()))
                                        for b in range(0, len(sel), batch_size)])
                 scores = adherence_scores(segment(model, norm, imgs, dev), series[k])
-                meta = rows.iloc[sel][['id', 'patient', 'view', 'phase']].reset_index(drop=True)
-                rows_out.append(pd.concat([meta.assign(generator=name, strength=k,
-                                                       vanished=[','.join(map(str, v[k])) for v in vanished]), scores],
-                                          axis=1))
+                rows_out.append(pd.concat([meta.assign(generator=name, strength=k, vanished=gone), scores], axis=1))
                 samples += [dict(generator=name, strength=k, id=i, view=view, image=im, label=lb)
                             for i, im, lb in list(zip(ids, imgs, series[k]))[:keep]]
                 bar.update()
