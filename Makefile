@@ -51,11 +51,13 @@ test-browser: setup
 demo: setup
 	$(BIN)/efn paper --profile cpu --out runs/demo
 
-# Speed targets live here, never in the tests; each script writes its table to benchmarks/.
-bench: setup
+# Speed and quality targets live here, never in the tests; each script writes its table to benchmarks/. The demo
+# and sampler benchmarks read the finished demo run (made first if missing; a finished one is reused).
+bench: setup demo
 	$(BIN)/python benchmarks/bench_phantom.py
 	$(BIN)/python benchmarks/bench_sdm.py
 	$(BIN)/python benchmarks/bench_demo.py
+	$(BIN)/python benchmarks/bench_samplers.py --run runs/demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache _proc _docs

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-STAGES = ('data', 'sdm', 'synthesize', 'segment', 'evaluate', 'figures')
+from echo_from_noise.study import STAGES
 
 
 def main():

@@ -24,9 +24,10 @@ from .diffusion import SAMPLERS, Diffusion, sample
 from .labels import N_COND_CLASSES, one_hot
 
 # %% auto #0
-__all__ = ['PROFILES', 'CKPT_KIND', 'SDMConfig', 'apply_overrides', 'make_config', 'build_model', 'SDMNet', 'FrameSet',
-           'TrainingDiverged', 'dist_info', 'pick_device', 'save_checkpoint', 'load_checkpoint', 'train_sdm',
-           'write_loss_curve', 'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset', 'synthesize']
+__all__ = ['PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'apply_overrides', 'make_config', 'SemanticSPADE', 'build_model',
+           'SDMNet', 'FrameSet', 'TrainingDiverged', 'dist_info', 'pick_device', 'save_checkpoint', 'load_checkpoint',
+           'train_sdm', 'write_loss_curve', 'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset',
+           'synthesize']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -34,11 +35,13 @@ class SDMConfig:
     "Everything that defines an SDM training run (saved in every checkpoint and in config.yaml)."
     profile: str = 'cpu'
     size: int = 64
-    channels: tuple = (32, 64, 64)
+    channels: tuple = (16, 32, 64)
     attention_levels: tuple = (False, False, True)
     num_res_blocks: int = 1
     num_head_channels: int = 32
+    spade: str = 'sdm'               # 'sdm': the SDM's SPADE layer (SemanticSPADE); 'monai': MONAI's as is
     spade_hidden: int = 32
+    spade_kernel: int = 1            # gamma/beta kernel of SemanticSPADE: 3 as the SDM, 1 for speed
     timesteps: int = 1000
     vb_weight: float = 0.001
     p_uncond: float = 0.0
@@ -59,19 +62,31 @@ class SDMConfig:
     device: str = 'auto'
 
     def model_keys(self): return ('size', 'channels', 'attention_levels', 'num_res_blocks', 'num_head_channels',
-                                  'spade_hidden', 'timesteps')
+                                  'spade', 'spade_hidden', 'spade_kernel', 'timesteps')
+
+
+# Fields added after checkpoints were first written, with the value those older checkpoints were trained with.
+_LEGACY = dict(spade='monai', spade_kernel=3)
+
+
+def saved_config(d: dict) -> SDMConfig:
+    "The SDMConfig of a checkpoint's or config.yaml's dict; fields it predates take the value they had then."
+    unknown = sorted(set(d) - {f.name for f in fields(SDMConfig)})
+    if unknown: raise DataError(f'SDM config has settings this version does not know ({", ".join(unknown)}); '
+                                'it was written by a newer echo_from_noise: update the package')
+    return config_from_dict(SDMConfig, {**_LEGACY, **d})
 
 
 PROFILES = {
     'smoke': dict(size=32, channels=(16, 32), attention_levels=(False, True), num_head_channels=16, spade_hidden=16,
-                  batch_size=4, steps=6, lr=1e-3, warmup=0, ema_decay=0.9, save_every=3, log_every=1),
+                  spade_kernel=3, batch_size=4, steps=6, lr=1e-3, warmup=0, ema_decay=0.9, save_every=3, log_every=1),
     'cpu': dict(),
     'gpu': dict(size=128, channels=(64, 128, 128, 256), attention_levels=(False, False, True, True), num_res_blocks=2,
-                num_head_channels=32, spade_hidden=64, batch_size=16, steps=8000, lr=1e-4, warmup=200,
+                num_head_channels=32, spade_hidden=64, spade_kernel=3, batch_size=16, steps=8000, lr=1e-4, warmup=200,
                 ema_decay=0.9999, save_every=1000, log_every=50),
     'paper': dict(size=256, channels=(256, 256, 512, 512, 1024, 1024),
                   attention_levels=(False, False, False, True, True, True), num_res_blocks=2, num_head_channels=64,
-                  spade_hidden=128, batch_size=96, steps=50000, lr=1e-4, warmup=500, ema_decay=0.9999,
+                  spade_hidden=128, spade_kernel=3, batch_size=96, steps=50000, lr=1e-4, warmup=500, ema_decay=0.9999,
                   save_every=2500, log_every=100),
 }
 
@@ -107,17 +122,42 @@ def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
     if len(cfg.channels) != len(cfg.attention_levels):
         raise DataError(f'channels {cfg.channels} and attention_levels {cfg.attention_levels} must have the same length')
     if cfg.size % (2 ** (len(cfg.channels) - 1)): raise DataError(f'size {cfg.size} must be divisible by 2^(levels-1)')
+    if cfg.spade not in ('sdm', 'monai'): raise DataError(f"spade must be 'sdm' or 'monai', got {cfg.spade!r}")
+    if cfg.spade_kernel not in (1, 3, 5): raise DataError(f'spade_kernel must be 1, 3 or 5, got {cfg.spade_kernel}')
     return cfg
 
 # %% ../nbs/06_sdm.ipynb #fb19e0cf
+class SemanticSPADE(torch.nn.Module):
+    "The SDM's SPADE layer: GroupNorm(x) * (1 + gamma) + beta, gamma and beta from the label map resized to x."
+    def __init__(self, label_nc: int, norm_nc: int, hidden: int, groups: int, kernel: int = 3, eps: float = 1e-6):
+        super().__init__()
+        self.norm = torch.nn.GroupNorm(groups, norm_nc, eps=eps, affine=True)
+        self.shared = torch.nn.Conv2d(label_nc, hidden, 3, padding=1)
+        self.gamma_beta = torch.nn.Conv2d(hidden, 2 * norm_nc, kernel, padding=kernel // 2)
+
+    def forward(self, x, segmap):
+        if segmap.shape[2:] != x.shape[2:]: segmap = torch.nn.functional.interpolate(segmap, size=x.shape[2:], mode='nearest')
+        gamma, beta = self.gamma_beta(torch.relu(self.shared(segmap))).chunk(2, dim=1)
+        return torch.addcmul(beta, self.norm(x), 1 + gamma)
+
+
 def build_model(cfg: SDMConfig) -> torch.nn.Module:
     "The SPADE diffusion U-Net of a config: 1 image channel in, noise + variance out, 5-class label map condition."
+    from monai.networks.blocks.spade_norm import SPADE
     from monai.networks.nets import SPADEDiffusionModelUNet
-    return SPADEDiffusionModelUNet(
+    unet = SPADEDiffusionModelUNet(
         spatial_dims=2, in_channels=1, out_channels=2, label_nc=N_COND_CLASSES, channels=tuple(cfg.channels),
         attention_levels=tuple(cfg.attention_levels), num_res_blocks=cfg.num_res_blocks,
         num_head_channels=cfg.num_head_channels, spade_intermediate_channels=cfg.spade_hidden,
         norm_num_groups=min(32, min(cfg.channels)))
+    if cfg.spade == 'sdm':
+        for parent in list(unet.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, SPADE):
+                    setattr(parent, name, SemanticSPADE(N_COND_CLASSES, child.mlp_gamma.conv.out_channels,
+                                                        cfg.spade_hidden, child.param_free_norm.num_groups,
+                                                        cfg.spade_kernel))
+    return unet
 
 
 class SDMNet(torch.nn.Module):
@@ -228,12 +268,13 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     torch.manual_seed(cfg.seed)
     net = SDMNet(build_model(cfg)).to(dev)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=dev.type in ('cpu', 'cuda'))   # one kernel for all parameters
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     start, history = 0, []
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        old = ck['config']
+        old = asdict(saved_config(ck['config']))
         diff = [k for k in cfg.model_keys() if tuple(np.atleast_1d(old[k])) != tuple(np.atleast_1d(getattr(cfg, k)))]
         if diff: raise DataError(f'{ckpt_path}: was trained with a different model ({", ".join(f"{k}={old[k]}" for k in diff)}); '
                                  'use a new run directory or the same settings')
@@ -340,7 +381,7 @@ def write_loss_curve(run: Path, name: str, history: list, series: dict | None = 
 def load_sdm(path, use_ema: bool = True, device: str | torch.device = 'cpu'):
     "(network ready for sampling, its config, the checkpoint) from an SDM checkpoint."
     ck = load_checkpoint(path)
-    cfg = config_from_dict(SDMConfig, ck['config'])
+    cfg = saved_config(ck['config'])
     net = SDMNet(build_model(cfg))
     net.load_state_dict(ck['ema'] if use_ema else ck['model'])
     return net.to(device).eval(), cfg, ck

@@ -19,7 +19,7 @@ from .dataset import DataError, extra_columns, load_frame, read_manifest
 
 # %% auto #0
 __all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'seg_rows', 'study_config', 'real_dataset',
-           'sdm_views', 'check_no_leak', 'run_stage', 'StageFailed', 'pipeline_dir', 'run_paper']
+           'sdm_views', 'check_no_leak', 'subset_dataset', 'run_stage', 'StageFailed', 'pipeline_dir', 'run_paper']
 
 # %% ../nbs/09_study.ipynb #16b9e824
 STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')
@@ -27,7 +27,7 @@ STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adher
 STUDY_PROFILES = {
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
                   seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None),
-    'cpu': dict(size=64, patients=40, copies=5, sdm=dict(steps=600), sampler='ddpm', synth_steps=30,
+    'cpu': dict(size=64, patients=40, copies=5, sdm=dict(steps=1200), sampler='ddpm', synth_steps=30,
                 seg=dict(epochs=30, batch_size=16, min_steps=1000), cyclegan=False, cyclegan_train=dict(),
                 adherence_maps=None),
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='ddpm', synth_steps=50,
@@ -137,7 +137,7 @@ def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
     labels = aug
     if len(keep) < len(df):      # views without an SDM (no ED training frames) cannot be synthesised
         labels = run / 'data' / 'augmented_with_sdm'
-        _subset(aug, keep, labels)
+        subset_dataset(aug, keep, labels)
     if not (out / 'manifest.csv').exists():
         synthesize(run, labels, out, cfg['sampler'], cfg['synth_steps'], cfg.get('guidance', 0.0), seed=cfg['seed'],
                    device=cfg['device'], progress=progress)
@@ -152,8 +152,8 @@ def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
     return result
 
 
-def _subset(src: Path, rows: pd.DataFrame, out: Path):
-    "A dataset holding only `rows` of `src` (files copied)."
+def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
+    "A dataset holding only `rows` of `src` (files copied); kept as is when `out` already holds one."
     from echo_from_noise.dataset import DatasetWriter
     if (out / 'manifest.csv').exists(): return
     _, lab = load_frame(src, rows.iloc[0])
