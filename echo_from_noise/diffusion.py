@@ -125,7 +125,7 @@ class Diffusion:
         return dict(loss=mse + vb_weight * self.num_timesteps * vb, mse=mse, vb=vb)
 
 # %% ../nbs/05_diffusion.ipynb #d1529eff
-SAMPLERS = ('ddpm', 'ddim', 'dpm++')
+SAMPLERS = ('ddpm', 'ddim', 'dpm++', 'dpm++sde')
 
 
 def guided(model, x, t_model, seg, guidance: float = 0.0):
@@ -154,18 +154,20 @@ def sample(model, seg, diffusion: Diffusion, sampler: str = 'dpm++', steps: int 
     def net(x, t_model):
         with ac: return guided(model, x, t_model, seg, guidance)
 
-    if sampler == 'dpm++':
+    if sampler in ('dpm++', 'dpm++sde'):
         from diffusers import DPMSolverMultistepScheduler
+        sde = sampler == 'dpm++sde'
         sch = DPMSolverMultistepScheduler(num_train_timesteps=diffusion.num_timesteps,
                                           trained_betas=diffusion.np['betas'].astype(np.float32).tolist(),
-                                          algorithm_type='dpmsolver++', solver_order=2, prediction_type='epsilon',
-                                          timestep_spacing='linspace', lower_order_final=True,
+                                          algorithm_type='sde-dpmsolver++' if sde else 'dpmsolver++', solver_order=2,
+                                          prediction_type='epsilon', timestep_spacing='linspace', lower_order_final=True,
                                           thresholding=True, sample_max_value=1.0, lambda_min_clipped=-5.1)
         sch.set_timesteps(steps, device=dev)
-        for k, t in enumerate(tqdm(sch.timesteps, desc='dpm++', disable=not progress, leave=False)):
+        for k, t in enumerate(tqdm(sch.timesteps, desc=sampler, disable=not progress, leave=False)):
             tm = torch.full((B,), int(t), device=dev, dtype=torch.long)
             eps = net(x, tm)[:, :channels]
-            x = sch.step(eps, t, x).prev_sample
+            z = torch.randn(x.shape, generator=generator, device='cpu').to(dev) if sde else None   # seeded on any device
+            x = sch.step(eps, t, x, variance_noise=z).prev_sample
             if callback: callback(k + 1, len(sch.timesteps))
         return x.clamp(-1, 1)
     r = diffusion.respaced(steps)
