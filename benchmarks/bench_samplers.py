@@ -97,6 +97,10 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     labels = work / 'labels'
     subset_dataset(run / 'data' / 'augmented', pick_maps(run / 'data' / 'augmented', a.train_maps, a.val_maps), labels)
+    counts = read_manifest(labels)['split'].value_counts()
+    if (counts.get('train', 0), counts.get('val', 0)) != (a.train_maps, a.val_maps):
+        sys.exit(f'{labels}: holds {counts.get("train", 0)} train + {counts.get("val", 0)} val maps from an earlier call, '
+                 f'not {a.train_maps} + {a.val_maps}; pass a new --work (or those numbers) to keep results comparable')
     judge, _, judge_norm = load_segmenter(run / 'checkpoints' / 'seg_all_real_frames.pt', dev)
     test_imgs, test_targets, test_meta = load_frames(real, 'test')
     runs = []
