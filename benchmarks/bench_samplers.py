@@ -102,7 +102,7 @@ def main():
         sys.exit(f'{labels}: holds {counts.get("train", 0)} train + {counts.get("val", 0)} val maps from an earlier call, '
                  f'not {a.train_maps} + {a.val_maps}; pass a new --work (or those numbers) to keep results comparable')
     judge, _, judge_norm = load_segmenter(run / 'checkpoints' / 'seg_all_real_frames.pt', dev)
-    test_imgs, test_targets, test_meta = load_frames(real, 'test')
+    test_imgs, test_targets, _ = load_frames(real, 'test')
     runs = []
     for name, sampler, steps, bf16, seeds in SETTINGS:
         for seed in seeds:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .dataset import tqdm, DataError, config_from_dict
+from .dataset import DataError, config_from_dict
 from .labels import LABEL_VALUES, check_labels
 from .sdm import (FrameSet, TrainingDiverged, _batch_plan, apply_overrides, dist_info,
-                                 generate_dataset, load_checkpoint, pick_device, save_checkpoint, to_uint8_images,
-                                 write_loss_curve)
+                                 generate_dataset, load_checkpoint, pick_device, run_steps, save_checkpoint,
+                                 to_uint8_images, write_loss_curve)
 
 # %% auto #0
 __all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels', 'decode_labels',
@@ -232,53 +231,42 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
                                         sched_d=sched_d.state_dict(), pool_image=pool_img.state(),
                                         pool_label=pool_lab.state(), history=history))
 
-    bar = tqdm(total=total, initial=start, desc=f'train {name}', unit='step', disable=not progress)
-    t_last, done, saved = time.perf_counter(), start, start
-    try:
-        for step in range(start, total):
-            real_lab = encode_labels(data.labels[_batch_plan(len(data), step, cfg.batch_size, cfg.seed)]).to(dev)
-            real_img = data.images[_batch_plan(len(data), step, cfg.batch_size, cfg.seed + 7919)].to(dev)  # unpaired
-            g = torch.Generator().manual_seed(zlib.crc32(f'{cfg.seed}/pool/{step}'.encode()))
-            model.d_image.requires_grad_(False); model.d_label.requires_grad_(False)
-            with autocast:
-                fake_img, fake_lab = model.g_image(real_lab), model.g_label(real_img)
-                adv = _ls(model.d_image(fake_img), True) + _ls(model.d_label(fake_lab), True)
-                cyc = l1(model.g_label(fake_img), real_lab) + l1(model.g_image(fake_lab), real_img)
-                idt = (l1(model.g_image(real_img), real_img) + l1(model.g_label(real_lab), real_lab)) if li > 0 \
-                    else torch.zeros((), device=dev)
-            loss_g = adv + lc * cyc + li * idt
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            model.d_image.requires_grad_(True); model.d_label.requires_grad_(True)
-            old_img = pool_img.query(fake_img.detach().float(), g)
-            old_lab = pool_lab.query(fake_lab.detach().float(), g)
-            with autocast:
-                loss_d = 0.5 * (_ls(model.d_image(real_img), True) + _ls(model.d_image(old_img), False)) + \
-                    0.5 * (_ls(model.d_label(real_lab), True) + _ls(model.d_label(old_lab), False))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            if not (torch.isfinite(loss_g) and torch.isfinite(loss_d)):
-                raise TrainingDiverged(f'{name}: a loss is not finite at step {step} (generators {loss_g.item():.4g}, '
-                                       f'discriminators {loss_d.item():.4g}); stopped, the last good checkpoint '
-                                       f'{ckpt_path} is kept. Try a lower lr (--set lr={cfg.lr / 4:g}) or bf16=false.')
-            opt_g.step(); opt_d.step(); sched_g.step(); sched_d.step()
-            done = step + 1
-            if done % cfg.log_every == 0 or done == total:
-                now = time.perf_counter()
-                rate = cfg.log_every / max(now - t_last, 1e-9)
-                t_last = now
-                vals = dict(g_adv=adv.item(), cycle=cyc.item(), identity=idt.item(), d=loss_d.item())
-                history.append(dict(step=done, **vals, lr=float(sched_g.get_last_lr()[0]), steps_per_s=rate))
-                bar.set_postfix(cycle=f'{vals["cycle"]:.3f}', d=f'{vals["d"]:.3f}', it_s=f'{rate:.2f}')
-            bar.update()
-            if done % cfg.save_every == 0 or done == total:
-                checkpoint(done); saved = done
-            if callback: callback(done, history)
-    except KeyboardInterrupt:
-        if done > saved: checkpoint(done)  # keep the finished steps; the next call resumes from here
-        raise
-    finally:
-        bar.close()
+    def train_step(step):
+        real_lab = encode_labels(data.labels[_batch_plan(len(data), step, cfg.batch_size, cfg.seed)]).to(dev)
+        real_img = data.images[_batch_plan(len(data), step, cfg.batch_size, cfg.seed + 7919)].to(dev)  # unpaired
+        g = torch.Generator().manual_seed(zlib.crc32(f'{cfg.seed}/pool/{step}'.encode()))
+        model.d_image.requires_grad_(False); model.d_label.requires_grad_(False)
+        with autocast:
+            fake_img, fake_lab = model.g_image(real_lab), model.g_label(real_img)
+            adv = _ls(model.d_image(fake_img), True) + _ls(model.d_label(fake_lab), True)
+            cyc = l1(model.g_label(fake_img), real_lab) + l1(model.g_image(fake_lab), real_img)
+            idt = (l1(model.g_image(real_img), real_img) + l1(model.g_label(real_lab), real_lab)) if li > 0 \
+                else torch.zeros((), device=dev)
+        loss_g = adv + lc * cyc + li * idt
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        model.d_image.requires_grad_(True); model.d_label.requires_grad_(True)
+        old_img = pool_img.query(fake_img.detach().float(), g)
+        old_lab = pool_lab.query(fake_lab.detach().float(), g)
+        with autocast:
+            loss_d = 0.5 * (_ls(model.d_image(real_img), True) + _ls(model.d_image(old_img), False)) + \
+                0.5 * (_ls(model.d_label(real_lab), True) + _ls(model.d_label(old_lab), False))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        if not (torch.isfinite(loss_g) and torch.isfinite(loss_d)):
+            raise TrainingDiverged(f'{name}: a loss is not finite at step {step} (generators {loss_g.item():.4g}, '
+                                   f'discriminators {loss_d.item():.4g}); stopped, the last good checkpoint '
+                                   f'{ckpt_path} is kept. Try a lower lr (--set lr={cfg.lr / 4:g}) or bf16=false.')
+        opt_g.step(); opt_d.step(); sched_g.step(); sched_d.step()
+        return adv, cyc, idt, loss_d
+
+    def log(done, rate, last):
+        vals = dict(zip(('g_adv', 'cycle', 'identity', 'd'), (v.item() for v in last)))
+        history.append(dict(step=done, **vals, lr=float(sched_g.get_last_lr()[0]), steps_per_s=rate))
+        return dict(cycle=f'{vals["cycle"]:.3f}', d=f'{vals["d"]:.3f}', it_s=f'{rate:.2f}')
+
+    run_steps(name, start, total, train_step, log, checkpoint, cfg.log_every, cfg.save_every, history, progress,
+              callback)
     summary = dict(name=name, view=view or '', steps=total, frames=len(data),
                    final=dict((k, history[-1][k]) for k in ('g_adv', 'cycle', 'identity', 'd')) if history else None)
     write_loss_curve(run, name, history, {'g_adv': 'generator adversarial', 'd': 'discriminators',

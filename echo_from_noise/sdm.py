@@ -26,8 +26,8 @@ from .labels import N_COND_CLASSES, one_hot
 # %% auto #0
 __all__ = ['PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'apply_overrides', 'make_config', 'SemanticSPADE', 'build_model',
            'SDMNet', 'FrameSet', 'TrainingDiverged', 'dist_info', 'pick_device', 'save_checkpoint', 'load_checkpoint',
-           'train_sdm', 'write_loss_curve', 'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset',
-           'synthesize']
+           'run_steps', 'train_sdm', 'write_loss_curve', 'load_sdm', 'to_uint8_images', 'sdm_generate',
+           'generate_dataset', 'synthesize']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -253,6 +253,33 @@ def _sample_randomness(cfg: SDMConfig, step: int, j: int, shape):
     return t, noise, bool(u[0] < 0.5) and cfg.flip, bool(u[1] < cfg.p_uncond)
 
 # %% ../nbs/06_sdm.ipynb #774af0bc
+def run_steps(name: str, start: int, total: int, train_step, log, checkpoint, log_every: int, save_every: int,
+              history: list, progress: bool = True, callback=None):
+    """The step loop every trainer shares: `train_step(step)` trains one step and returns what `log` needs;
+    every `log_every` steps and at the end `log(done, steps_per_s, last)` records `history` and returns the progress
+    bar's postfix; `checkpoint(done)` every `save_every` steps, at the end, and on an interrupt, so that the next
+    call resumes from the last finished step; `callback(done, history)` after every step."""
+    bar = tqdm(total=total, initial=start, desc=f'train {name}', unit='step', disable=not progress)
+    t_last, done, saved = time.perf_counter(), start, start
+    try:
+        for step in range(start, total):
+            last = train_step(step)
+            done = step + 1
+            if done % log_every == 0 or done == total:
+                now = time.perf_counter()
+                rate, t_last = log_every / max(now - t_last, 1e-9), now
+                bar.set_postfix(log(done, rate, last))
+            bar.update()
+            if done % save_every == 0 or done == total:
+                checkpoint(done); saved = done
+            if callback: callback(done, history)
+    except KeyboardInterrupt:
+        if done > saved: checkpoint(done)  # keep the finished steps; the next call resumes from here
+        raise
+    finally:
+        bar.close()
+
+# %% ../nbs/06_sdm.ipynb #7e31caf4
 def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDMConfig | None = None,
               progress: bool = True, callback=None) -> dict:
     "Train (or resume) one SDM on the train split of `dataset` (one view), writing `run/checkpoints/{name}.pt`."
@@ -295,58 +322,48 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
                                             scheduler=sched.state_dict(), rng_cpu=torch.get_rng_state(),
                                             history=history))
 
-    bar = tqdm(total=cfg.steps, initial=start, desc=f'train {name}', unit='step', disable=not progress or rank != 0)
-    t_last, done, saved = time.perf_counter(), start, start
-    try:
-        for step in range(start, cfg.steps):
-            idx = _batch_plan(len(data), step, cfg.batch_size, cfg.seed)[rank * per:(rank + 1) * per]
-            x0, lab = data.images[idx].clone(), data.labels[idx].clone()
-            ts, noise, keep = [], [], []
-            for k in range(per):
-                t, n, flip, drop = _sample_randomness(cfg, step, rank * per + k, x0.shape[1:])
-                if flip: x0[k], lab[k] = x0[k].flip(-1), lab[k].flip(-1)
-                ts.append(t); noise.append(n); keep.append(0.0 if drop else 1.0)
-            t = torch.tensor(ts, device=dev)
-            x0, noise = x0.to(dev), torch.stack(noise).to(dev)
-            seg = one_hot(lab.to(dev)) * torch.tensor(keep, device=dev).view(-1, 1, 1, 1)
-            xt = diffusion.q_sample(x0, t, noise)
-            with autocast:
-                out = model(xt, t, seg)
-            terms = diffusion.training_losses(out, x0, xt, t, noise, cfg.vb_weight)
-            loss = terms['loss'].mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            bad = torch.tensor([0.0 if torch.isfinite(loss) and torch.isfinite(gnorm) else 1.0], device=dev)
-            if world > 1: dist.all_reduce(bad)
-            if bad.item() > 0:
-                raise TrainingDiverged(f'{name}: loss or gradient is not finite at step {step} (loss {loss.item():.4g}); '
-                                       f'stopped, the last good checkpoint {ckpt_path} is kept. Try a lower lr '
-                                       f'(--set lr={cfg.lr / 4:g}) or bf16=false.')
-            opt.step(); sched.step()
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for pe, p in zip(ema.parameters(), net.parameters()): pe.lerp_(p, 1 - decay)
-                for be, b in zip(ema.buffers(), net.buffers()): be.copy_(b)
-            done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                vals = torch.stack([loss.detach(), terms['mse'].mean().detach(), terms['vb'].mean().detach()])
-                if world > 1: dist.all_reduce(vals); vals /= world
-                now = time.perf_counter()
-                rate = cfg.log_every / max(now - t_last, 1e-9)
-                t_last = now
-                history.append(dict(step=done, loss=float(vals[0]), mse=float(vals[1]), vb=float(vals[2]),
-                                    lr=float(sched.get_last_lr()[0]), steps_per_s=rate))
-                bar.set_postfix(loss=f'{float(vals[0]):.4f}', it_s=f'{rate:.2f}')
-            bar.update()
-            if done % cfg.save_every == 0 or done == cfg.steps:
-                checkpoint(done); saved = done
-            if callback: callback(done, history)
-    except KeyboardInterrupt:
-        if done > saved: checkpoint(done)  # keep the finished steps; the next call resumes from here
-        raise
-    finally:
-        bar.close()
+    def train_step(step):
+        idx = _batch_plan(len(data), step, cfg.batch_size, cfg.seed)[rank * per:(rank + 1) * per]
+        x0, lab = data.images[idx].clone(), data.labels[idx].clone()
+        ts, noise, keep = [], [], []
+        for k in range(per):
+            t, n, flip, drop = _sample_randomness(cfg, step, rank * per + k, x0.shape[1:])
+            if flip: x0[k], lab[k] = x0[k].flip(-1), lab[k].flip(-1)
+            ts.append(t); noise.append(n); keep.append(0.0 if drop else 1.0)
+        t = torch.tensor(ts, device=dev)
+        x0, noise = x0.to(dev), torch.stack(noise).to(dev)
+        seg = one_hot(lab.to(dev)) * torch.tensor(keep, device=dev).view(-1, 1, 1, 1)
+        xt = diffusion.q_sample(x0, t, noise)
+        with autocast:
+            out = model(xt, t, seg)
+        terms = diffusion.training_losses(out, x0, xt, t, noise, cfg.vb_weight)
+        loss = terms['loss'].mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        bad = torch.tensor([0.0 if torch.isfinite(loss) and torch.isfinite(gnorm) else 1.0], device=dev)
+        if world > 1: dist.all_reduce(bad)
+        if bad.item() > 0:
+            raise TrainingDiverged(f'{name}: loss or gradient is not finite at step {step} (loss {loss.item():.4g}); '
+                                   f'stopped, the last good checkpoint {ckpt_path} is kept. Try a lower lr '
+                                   f'(--set lr={cfg.lr / 4:g}) or bf16=false.')
+        opt.step(); sched.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), net.parameters()): pe.lerp_(p, 1 - decay)
+            for be, b in zip(ema.buffers(), net.buffers()): be.copy_(b)
+        return loss, terms
+
+    def log(done, rate, last):
+        loss, terms = last
+        vals = torch.stack([loss.detach(), terms['mse'].mean().detach(), terms['vb'].mean().detach()])
+        if world > 1: dist.all_reduce(vals); vals /= world
+        history.append(dict(step=done, loss=float(vals[0]), mse=float(vals[1]), vb=float(vals[2]),
+                            lr=float(sched.get_last_lr()[0]), steps_per_s=rate))
+        return dict(loss=f'{float(vals[0]):.4f}', it_s=f'{rate:.2f}')
+
+    run_steps(name, start, cfg.steps, train_step, log, checkpoint, cfg.log_every, cfg.save_every, history,
+              progress and rank == 0, callback)
     summary = dict(name=name, view=view or '', steps=cfg.steps, world_size=world,
                    final_loss=history[-1]['loss'] if history else None)
     if world > 1:  # every rank must hold the same parameters
