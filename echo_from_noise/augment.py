@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from .dataset import tqdm, DataError, DatasetWriter, load_frame, read_manifest
+from .dataset import (tqdm, DataError, DatasetWriter, check_not_overlapping, load_frame,
+                                     read_manifest)
 from .labels import (LABEL_VALUES, LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, OUTSIDE, SECTOR,
                                     STRUCTURE_CLASSES, LabelError, check_labels)
 
@@ -218,6 +219,7 @@ def augment_dataset(dataset, out, copies: int = 5, seed: int = 0, strength: floa
     "Write `copies` deformed copies of each train/val label map of `dataset` to `out` (label-only); returns counts."
     if copies < 1: raise DataError(f'copies must be at least 1, got {copies}')
     if strength < 0: raise DataError(f'strength must be >= 0, got {strength}')
+    check_not_overlapping(out, [dataset])
     df = read_manifest(dataset)
     src = df[df['split'].isin(['train', 'val'])]
     if src.empty: raise DataError(f'{Path(dataset) / "manifest.csv"}: no train or val frames to augment')
@@ -230,7 +232,7 @@ def augment_dataset(dataset, out, copies: int = 5, seed: int = 0, strength: floa
             _, lab = load_frame(dataset, row)
             if size is None:
                 size = lab.shape[0]
-                writer = DatasetWriter(out, size, overwrite=overwrite)
+                writer = DatasetWriter(out, size, overwrite=overwrite, sources=[dataset])
             elif lab.shape[0] != size:
                 raise DataError(f'{Path(dataset) / row["label"]}: size {lab.shape} differs from the first map ({size})')
             for k in range(copies):

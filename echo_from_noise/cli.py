@@ -44,7 +44,8 @@ def _run_prepare(args):
         frames = P.find_echonet(args.src, args.phases, skips)
         if '4CH' not in args.views: frames = []
     rep = P.write_frames(frames, args.out, args.size, args.split_file, args.val_share, args.test_share, args.seed,
-                         skips, source=args.format, overwrite=args.overwrite)
+                         skips, source=args.format, overwrite=args.overwrite,
+                         sources=[p for p in (args.src, getattr(args, 'images', None), getattr(args, 'masks', None)) if p])
     print(rep)
 
 
@@ -64,17 +65,21 @@ def _run_augment(args):
           "(see the vanished and split_structures columns)")
 
 
-def _training_views(args, cfg, section: str) -> list:
-    "The views to train (checked against the dataset's training frames); records the config in RUN/config.yaml."
+def _training_views(args, cfg, section: str, check) -> list:
+    """The views to train, each checked by `check(view)` (its frames, a checkpoint it would resume) before anything is
+    written; then records the config in RUN/config.yaml."""
     import yaml
     from dataclasses import asdict
     from echo_from_noise.dataset import read_manifest
     from echo_from_noise.sdm import dist_info
     df = read_manifest(args.dataset)
     train = df[(df['split'] == 'train') & df['phase'].isin(cfg.phases)]
+    if train.empty: raise DataError(f'{args.dataset}: no training frames (split train, phases {"/".join(cfg.phases)}); '
+                                    'nothing to train on')
     views = args.views or sorted(train['view'].unique())
     missing = [v for v in views if v not in set(train['view'])]
     if missing: raise DataError(f'{args.dataset}: no {"/".join(cfg.phases)} training frames of view(s) {missing}')
+    for v in views: check(v)
     run = Path(args.run)
     if dist_info()[0] == 0:
         run.mkdir(parents=True, exist_ok=True)
@@ -86,19 +91,24 @@ def _training_views(args, cfg, section: str) -> list:
 
 
 def _run_train_sdm(args):
-    from echo_from_noise.sdm import dist_info, make_config, train_sdm
+    from echo_from_noise.sdm import check_training, dist_info, make_config, train_sdm
     cfg = make_config(args.profile, args.set)
     run = Path(args.run)
-    for v in _training_views(args, cfg, 'sdm'):
+    for v in _training_views(args, cfg, 'sdm', lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg)):
         s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
         if dist_info()[0] == 0: print(f"sdm_{v}: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {run / 'checkpoints'}")
 
 
 def _run_train_cyclegan(args):
-    from echo_from_noise.cyclegan import make_cyclegan_config, train_cyclegan
+    from echo_from_noise.cyclegan import (CYCLEGAN_KIND, RESUMABLE, CycleGANConfig, make_cyclegan_config,
+                                          train_cyclegan)
+    from echo_from_noise.dataset import config_from_dict
+    from echo_from_noise.sdm import check_training
     cfg = make_cyclegan_config(args.profile, args.set)
     run = Path(args.run)
-    for v in _training_views(args, cfg, 'cyclegan'):
+    check = lambda v: check_training(args.dataset, run, f'cyclegan_{v}', v, cfg, CYCLEGAN_KIND,
+                                     lambda d: config_from_dict(CycleGANConfig, d), cfg.total_steps, may_change=RESUMABLE)
+    for v in _training_views(args, cfg, 'cyclegan', check):
         s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)
         print(f"cyclegan_{v}: {s['steps']} steps, final cycle loss {s['final']['cycle']:.4f} -> {run / 'checkpoints'}")
 
@@ -251,11 +261,17 @@ def main(argv=None) -> int:
         if args.verbose: raise
         print(f'efn: error: {e}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print('efn: interrupted (finished steps are checkpointed; run the same command again to resume)', file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM in a training loop (`Terminated`): the finished steps are saved
+        term = type(e).__name__ == 'Terminated'
+        print(f'efn: {"stopped by SIGTERM" if term else "interrupted"} (finished steps are checkpointed; run the same '
+              'command again to resume)', file=sys.stderr)
+        return 143 if term else 130
     except RuntimeError as e:
         if type(e).__name__ not in ('TrainingDiverged', 'StageFailed') or args.verbose: raise
         print(f'efn: error: {e}', file=sys.stderr)
         return 3
+    finally:
+        if 'torch.distributed' in sys.modules:      # under torchrun: leave the process group on every exit path
+            from echo_from_noise.sdm import close_distributed
+            close_distributed()
     return 0

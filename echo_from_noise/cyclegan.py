@@ -17,14 +17,14 @@ from torch import nn
 
 from .dataset import DataError, config_from_dict
 from .labels import LABEL_VALUES, check_labels
-from .sdm import (FrameSet, TrainingDiverged, _batch_plan, apply_overrides, dist_info,
-                                 generate_dataset, load_checkpoint, pick_device, run_steps, save_checkpoint,
-                                 to_uint8_images, write_loss_curve)
+from .sdm import (FrameSet, TrainingDiverged, _batch_plan, apply_overrides, check_resume,
+                                 check_settings, dist_info, generate_dataset, load_checkpoint, pick_device, run_steps,
+                                 save_checkpoint, to_uint8_images, write_loss_curve)
 
 # %% auto #0
-__all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels', 'decode_labels',
-           'ResnetBlock', 'ResnetGenerator', 'PatchGAN', 'CycleGAN', 'ImagePool', 'train_cyclegan', 'load_cyclegan',
-           'cyclegan_generate', 'cyclegan_segment', 'cyclegan_synthesize']
+__all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'RESUMABLE', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels',
+           'decode_labels', 'ResnetBlock', 'ResnetGenerator', 'PatchGAN', 'CycleGAN', 'ImagePool', 'train_cyclegan',
+           'load_cyclegan', 'cyclegan_generate', 'cyclegan_segment', 'cyclegan_synthesize']
 
 # %% ../nbs/10_cyclegan.ipynb #c5379136
 CYCLEGAN_KIND = 'echo_from_noise.cyclegan'
@@ -71,11 +71,19 @@ CYCLEGAN_PROFILES = {
 }
 
 
+# What a resumed CycleGAN run may change: where it runs, its log/save cadence, and its length (it only grows).
+RESUMABLE = ('device', 'save_every', 'log_every', 'profile', 'steps', 'epochs')
+
+
 def make_cyclegan_config(profile: str = 'cpu', overrides=None) -> CycleGANConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
     if profile not in CYCLEGAN_PROFILES:
         raise DataError(f'unknown profile {profile!r}; choose one of {list(CYCLEGAN_PROFILES)}')
     cfg = apply_overrides(CycleGANConfig(profile=profile, **CYCLEGAN_PROFILES[profile]), overrides)
+    check_settings(cfg, positive=('size', 'ngf', 'ndf', 'n_blocks', 'n_layers_d', 'batch_size', 'lr',
+                                  'save_every', 'log_every'),
+                   at_least_zero=('steps', 'epochs', 'lambda_cycle', 'lambda_identity', 'pool_size'),
+                   fractions=('decay_fraction', 'beta1'))
     if cfg.size % 4: raise DataError(f'size {cfg.size} must be divisible by 4 (two downsamplings)')
     if not cfg.steps and not cfg.epochs: raise DataError('set steps or epochs above 0')
     return cfg
@@ -211,10 +219,8 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
     start, history = 0, []
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, CYCLEGAN_KIND)
-        old = ck['config']
-        diff = [k for k in cfg.model_keys() if old[k] != getattr(cfg, k)]
-        if diff: raise DataError(f'{ckpt_path}: was trained with a different model ({", ".join(f"{k}={old[k]}" for k in diff)}); '
-                                 'use a new run directory or the same settings')
+        check_resume(ckpt_path, ck, config_from_dict(CycleGANConfig, ck['config']), cfg, view, total,
+                     may_change=RESUMABLE)
         model.load_state_dict(ck['model'])
         opt_g.load_state_dict(ck['opt_g']); opt_d.load_state_dict(ck['opt_d'])
         sched_g.load_state_dict(ck['sched_g']); sched_d.load_state_dict(ck['sched_d'])

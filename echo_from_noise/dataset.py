@@ -20,7 +20,8 @@ from .labels import (LABEL_VALUES, DataError, LabelError, apply_sector, check_la
 # %% auto #0
 __all__ = ['MANIFEST', 'MANIFEST_COLUMNS', 'VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'tqdm', 'to_uint8_gray', 'read_png',
            'resize_image', 'resize_label', 'canonical_frame', 'read_split_file', 'assign_splits', 'check_views_phases',
-           'config_from_dict', 'DatasetWriter', 'read_manifest', 'extra_columns', 'load_frame', 'load_split']
+           'config_from_dict', 'is_project_dataset', 'check_not_overlapping', 'DatasetWriter', 'read_manifest',
+           'extra_columns', 'load_frame', 'load_split']
 
 # %% ../nbs/01_dataset.ipynb #b4522c4d
 MANIFEST = 'manifest.csv'
@@ -166,17 +167,62 @@ def _check_value(name, value, allowed, id_):
     if value not in allowed: raise DataError(f'frame {id_}: {name} must be one of {list(allowed)}, got {value!r}')
 
 
+def is_project_dataset(path) -> bool:
+    "True when `path` is a dataset this project wrote: `manifest.csv` with the canonical header, beside it only `images/` and `labels/`."
+    path = Path(path)
+    try: header = (path / MANIFEST).open().readline().strip().split(',')
+    except OSError: return False
+    return header[:len(MANIFEST_COLUMNS)] == MANIFEST_COLUMNS and \
+        {p.name for p in path.iterdir() if not p.name.startswith('.')} <= {MANIFEST, 'images', 'labels'}
+
+
+def check_not_overlapping(out, sources) -> None:
+    "Refuse an output folder that is, contains or lies inside one of the `sources` it is made from."
+    o = Path(out).resolve()
+    for src in sources or ():
+        s = Path(src).resolve()
+        how = 'is' if o == s else 'contains' if o in s.parents else 'lies inside' if s in o.parents else None
+        if how: raise DataError(f'{out}: the output folder {how} the source {src}; writing there could destroy the '
+                                'source, so choose an OUT outside it')
+
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+
+def _remove_stale(out: Path):
+    "Remove what a killed writer of `out` left beside it: `.OUT.partial-PID-*` / `.OUT.old-PID-*` of dead processes."
+    for p in [*out.parent.glob(f'.{out.name}.partial-*'), *out.parent.glob(f'.{out.name}.old-*')]:
+        parts = p.name[len(out.name) + 2:].split('-')
+        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+        if pid is None or not _alive(pid): shutil.rmtree(p, ignore_errors=True)
+
+
 class DatasetWriter:
-    "Write a canonical dataset into a temporary sibling of `out`; `commit()` (or leaving the `with` block) renames it into place."
-    def __init__(self, out, size: int, overwrite: bool = False):
+    """Write a canonical dataset into a temporary sibling of `out`; `commit()` (or leaving the `with` block) renames it
+    into place. `overwrite` replaces only a dataset this project wrote, never another folder; `out` must not be, hold
+    or lie inside any of `sources` (the data it is made from)."""
+    def __init__(self, out, size: int, overwrite: bool = False, sources=()):
         self.out, self.size, self.overwrite = Path(out), int(size), overwrite
         if self.size < 8: raise DataError(f'size must be at least 8 pixels, got {size}')
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())) and not overwrite:
-            raise DataError(f'{self.out}: already exists and is not empty; choose a new OUT or pass --overwrite')
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out.parent / f'.{self.out.name}.partial-{uuid.uuid4().hex[:8]}'
-        (self.tmp / 'images').mkdir(parents=True)
-        (self.tmp / 'labels').mkdir()
+        check_not_overlapping(self.out, sources)
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            if not overwrite:
+                raise DataError(f'{self.out}: already exists and is not empty; choose a new OUT or pass --overwrite')
+            if not is_project_dataset(self.out):
+                raise DataError(f'{self.out}: --overwrite only replaces a dataset written by echo_from_noise (manifest.csv, '
+                                'images/, labels/ and nothing else), and this folder is not one; choose another OUT')
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale(self.out)
+            self.tmp = self.out.parent / f'.{self.out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+            (self.tmp / 'images').mkdir(parents=True)
+            (self.tmp / 'labels').mkdir()
+        except OSError as e:
+            raise DataError(f'{self.out}: cannot write here ({e.strerror}); choose an OUT in a writable folder') from None
         self.rows, self._ids = [], set()
 
     def add(self, id: str, patient: str, view: str, phase: str, split: str, label, image=None,
@@ -210,7 +256,7 @@ class DatasetWriter:
             if g['split'].nunique() > 1: raise DataError(f'patient {p} is in several splits {sorted(g["split"].unique())}')
         df.to_csv(self.tmp / MANIFEST, index=False)
         if self.out.exists():
-            old = self.out.parent / f'.{self.out.name}.old-{uuid.uuid4().hex[:8]}'
+            old = self.out.parent / f'.{self.out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
             os.replace(self.out, old)
             os.replace(self.tmp, self.out)
             shutil.rmtree(old, ignore_errors=True)
@@ -280,5 +326,9 @@ def load_split(dataset, split, views=None, phases=None) -> tuple:
     for _, row in sel.iterrows():
         img, lab = load_frame(dataset, row)
         if img is None: raise DataError(f'{mf}: frame {row["id"]} has no image (label-only dataset?)')
+        if imgs and img.shape != imgs[0].shape:
+            raise DataError(f'{Path(dataset) / row["image"]}: {img.shape[1]}x{img.shape[0]} px, but the frames before it '
+                            f'are {imgs[0].shape[1]}x{imgs[0].shape[0]}; every frame of a dataset must have one size '
+                            '(re-make it with efn prepare --size)')
         imgs.append(img); labs.append(lab)
     return np.stack(imgs), np.stack(labs), sel.reset_index(drop=True)

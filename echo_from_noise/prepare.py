@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .dataset import (tqdm, DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError, DatasetWriter, assign_splits,
-                                     canonical_frame, check_views_phases, read_png, read_split_file)
+                                     canonical_frame, check_not_overlapping, check_views_phases, read_png,
+                                     read_split_file)
 from .labels import LabelError
 
 log = logging.getLogger('echo_from_noise')
@@ -75,14 +76,15 @@ def select(frames, views=VIEWS, phases=PHASES):
 
 def write_frames(frames: list, out, size: int = 256, split_file=None, val_share: float = DEFAULT_VAL_SHARE,
                  test_share: float = 0.0, seed: int = 0, skips: Skips | None = None, source: str = '',
-                 overwrite: bool = False, progress: bool = True) -> PrepareReport:
-    "Split `frames` by patient, convert each to canonical form and write them atomically to `out`."
+                 overwrite: bool = False, progress: bool = True, sources=()) -> PrepareReport:
+    "Split `frames` by patient, convert each to canonical form and write them atomically to `out` (never into `sources`)."
     skips = skips or Skips(False)
+    check_not_overlapping(out, sources)
     if not frames: raise DataError(f'no frames to write to {out}: the source held none of the requested views/phases')
     fixed = {f.patient: f.split for f in frames if f.split}
     if split_file: fixed.update(read_split_file(split_file))
     splits = assign_splits({f.patient for f in frames}, fixed, val_share, test_share, seed)
-    with DatasetWriter(out, size, overwrite=overwrite) as writer:
+    with DatasetWriter(out, size, overwrite=overwrite, sources=sources) as writer:
         for f in tqdm(frames, desc=f'prepare {source}'.strip(), unit='frame', disable=not progress):
             try:
                 raw_image, raw_label = f.read()

@@ -5,12 +5,17 @@
 # %% ../nbs/06_sdm.ipynb #47fbe75e
 from __future__ import annotations
 
+import atexit
 import copy
 import json
+import logging
 import math
 import os
+import signal
+import threading
 import time
 import zlib
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -18,16 +23,19 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .dataset import (tqdm, DataError, DatasetWriter, config_from_dict, extra_columns, load_frame,
-                                     load_split, read_manifest)
+from .dataset import (tqdm, PHASES, DataError, DatasetWriter, config_from_dict, extra_columns,
+                                     load_frame, load_split, read_manifest)
 from .diffusion import SAMPLERS, Diffusion, sample
 from .labels import N_COND_CLASSES, one_hot
 
+log = logging.getLogger('echo_from_noise')
+
 # %% auto #0
-__all__ = ['PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'apply_overrides', 'make_config', 'SemanticSPADE', 'build_model',
-           'SDMNet', 'FrameSet', 'TrainingDiverged', 'dist_info', 'pick_device', 'save_checkpoint', 'load_checkpoint',
-           'run_steps', 'train_sdm', 'write_loss_curve', 'load_sdm', 'to_uint8_images', 'sdm_generate',
-           'generate_dataset', 'synthesize']
+__all__ = ['log', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'apply_overrides', 'pick_device', 'check_settings',
+           'make_config', 'SemanticSPADE', 'build_model', 'SDMNet', 'FrameSet', 'TrainingDiverged', 'Terminated',
+           'dist_info', 'close_distributed', 'init_distributed', 'stop_on_sigterm', 'stop_requested', 'save_checkpoint',
+           'load_checkpoint', 'check_resume', 'check_training', 'run_steps', 'train_sdm', 'write_loss_curve',
+           'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset', 'synthesize']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -115,10 +123,45 @@ def apply_overrides(cfg, overrides=None):
     return cfg
 
 
+def pick_device(name: str = 'auto', local_rank: int = 0) -> torch.device:
+    "'auto' is the local GPU when there is one, else the CPU; a device this machine lacks is refused with the fix."
+    if name == 'auto': name = 'cuda' if torch.cuda.is_available() else 'cpu'
+    try: dev = torch.device(name)
+    except RuntimeError: raise DataError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise DataError(f"device {name!r} was asked for but this machine has no CUDA GPU (torch {torch.__version__}); "
+                        "use --device cpu or auto")
+    if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', local_rank)
+    return dev
+
+
+def check_settings(cfg, positive=(), at_least_zero=(), fractions=()):
+    """Refuse settings a run cannot use, one line naming the setting and what it must be: `positive` (> 0, finite),
+    `at_least_zero` (>= 0), `fractions` (in [0, 1)); also `phases` and `device` when the config has them."""
+    def bad(k, must): raise DataError(f'setting {k}={getattr(cfg, k)!r} is invalid: it must be {must} (--set {k}=...)')
+    for k in positive:
+        v = getattr(cfg, k)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0): bad(k, 'a positive number')
+    for k in at_least_zero:
+        v = getattr(cfg, k)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0): bad(k, 'zero or more')
+    for k in fractions:
+        v = getattr(cfg, k)
+        if not (isinstance(v, (int, float)) and 0 <= v < 1): bad(k, 'in [0, 1)')
+    if hasattr(cfg, 'phases') and (not cfg.phases or set(cfg.phases) - set(PHASES)):
+        bad('phases', f'one or more of {",".join(PHASES)}')
+    if hasattr(cfg, 'device'): pick_device(cfg.device)
+    return cfg
+
+
 def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
     if profile not in PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
     cfg = apply_overrides(SDMConfig(profile=profile, **PROFILES[profile]), overrides)
+    check_settings(cfg, positive=('size', 'timesteps', 'batch_size', 'steps', 'lr', 'grad_clip', 'save_every',
+                                  'log_every', 'num_res_blocks', 'num_head_channels', 'spade_hidden'),
+                   at_least_zero=('vb_weight', 'weight_decay', 'warmup'), fractions=('ema_decay', 'p_uncond'))
+    if not 0 <= cfg.min_lr_ratio <= 1: raise DataError(f'setting min_lr_ratio={cfg.min_lr_ratio} must lie in [0, 1]')
     if len(cfg.channels) != len(cfg.attention_levels):
         raise DataError(f'channels {cfg.channels} and attention_levels {cfg.attention_levels} must have the same length')
     if cfg.size % (2 ** (len(cfg.channels) - 1)): raise DataError(f'size {cfg.size} must be divisible by 2^(levels-1)')
@@ -187,16 +230,48 @@ class TrainingDiverged(RuntimeError):
     "The loss or the gradients became NaN or infinite."
 
 
+class Terminated(KeyboardInterrupt):
+    "The process was asked to stop (SIGTERM: `timeout`, SLURM, Kubernetes, torchrun); the finished steps are saved."
+
+
 def dist_info():
     "(rank, world size, local rank) from torchrun's environment; (0, 1, 0) in a plain process."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
 
 
-def pick_device(name: str = 'auto', local_rank: int = 0) -> torch.device:
-    "'auto' is the local GPU when there is one, else the CPU."
-    if name == 'auto': name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name == 'cuda': return torch.device('cuda', local_rank)
-    return torch.device(name)
+def close_distributed():
+    "Tear the process group down (nothing to do without one). Every exit path of a torchrun process goes through here."
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
+
+def init_distributed(device: str = 'auto'):
+    """Start the process group once under torchrun (NCCL on GPUs, gloo on CPUs); nothing in a plain process. The group
+    is torn down at interpreter exit, normal or by exception; without that gloo's threads can abort the process."""
+    if dist_info()[1] == 1 or dist.is_initialized(): return
+    dist.init_process_group('nccl' if torch.cuda.is_available() and device != 'cpu' else 'gloo')
+    atexit.register(close_distributed)
+
+
+_STOP = threading.Event()   # set by SIGTERM while a step loop runs (see `stop_on_sigterm`)
+
+
+@contextmanager
+def stop_on_sigterm():
+    """While a step loop runs, SIGTERM asks it to stop at the next step boundary (it checkpoints and raises
+    `Terminated`) instead of killing the process mid-step. Off the main thread signals cannot be caught: no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield; return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: _STOP.set())
+    _STOP.clear()
+    try: yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _STOP.clear()
+
+
+def stop_requested() -> bool:
+    "True once SIGTERM has arrived inside `stop_on_sigterm`."
+    return _STOP.is_set()
 
 
 def save_checkpoint(path, payload: dict):
@@ -214,16 +289,55 @@ def load_checkpoint(path, kind: str = CKPT_KIND) -> dict:
     "Load a checkpoint of `kind` with weights_only=True; refuse corrupt or foreign files with a clear message."
     path = Path(path)
     if not path.is_file(): raise DataError(f'{path}: checkpoint not found')
+    if path.stat().st_size == 0:
+        raise DataError(f'{path}: checkpoint is empty (0 bytes; its write was cut off); delete it to train from scratch')
     try:
         ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise DataError(f'{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]}); '
+        first = (str(e).strip().splitlines() or [''])[0][:160]
+        raise DataError(f'{path}: not a readable checkpoint ({type(e).__name__}: {first}); '
                         'it may be truncated or not written by echo_from_noise') from None
     if not isinstance(ck, dict) or ck.get('kind') != kind:
         what = 'SDM' if kind == CKPT_KIND else kind.split('.')[-1]
         found = ck.get('kind') if isinstance(ck, dict) else type(ck).__name__
         raise DataError(f'{path}: not an echo_from_noise {what} checkpoint (kind={found})')
     return ck
+
+
+def _same(a, b) -> bool: return (tuple(a) if isinstance(a, (list, tuple)) else a) == (tuple(b) if isinstance(b, (list, tuple)) else b)
+
+
+def check_resume(path, ck: dict, trained, cfg, view: str | None = None, total: int | None = None,
+                 may_change=('device', 'save_every', 'log_every', 'profile', 'steps')):
+    """Refuse to resume the checkpoint `ck` (at `path`, trained with config `trained`) under config `cfg` when a
+    setting differs, naming each; `may_change` may differ (the run length only grows: `total` >= the steps done), and
+    the checkpoint must be the model of `view`. Resuming with other settings would record settings the model never had."""
+    old, new = asdict(trained), asdict(cfg)
+    diff = [k for k in new if k not in may_change and not _same(old.get(k), new[k])]
+    if diff:
+        keys = set(cfg.model_keys()) if hasattr(cfg, 'model_keys') else set()
+        what = 'a different model' if keys & set(diff) else 'different settings'
+        raise DataError(f'{path}: was trained with {what} (' + ', '.join(f'{k}={old.get(k)!r}, now {new[k]!r}' for k in diff)
+                        + '); resume with its settings (only steps may grow) or use a new run directory')
+    done = int(ck.get('step', 0))
+    if total is not None and total < done:
+        raise DataError(f'{path}: has trained {done} steps already, more than the {total} asked for; a run can only '
+                        'grow (ask for at least as many steps) or use a new run directory')
+    if view and ck.get('view') and ck['view'] != view:
+        raise DataError(f"{path}: holds the {ck['view']} model, not the {view} one (copied or renamed?); "
+                        'give it back its own name or use a new run directory')
+
+
+def check_training(dataset, run, name: str, view: str | None, cfg, kind: str = CKPT_KIND, trained=None,
+                   total=None, **resume) -> None:
+    """What training `name` would refuse, found before anything is written (the CLI records config.yaml only after
+    this): the training frames of `view` (present, one size, the model's) and a checkpoint it would resume."""
+    data = FrameSet(dataset, 'train', [view] if view else None, list(cfg.phases), cfg.size)
+    path = Path(run) / 'checkpoints' / f'{name}.pt'
+    if path.exists():
+        ck = load_checkpoint(path, kind)
+        check_resume(path, ck, (trained or saved_config)(ck['config']), cfg, view,
+                     cfg.steps if total is None else total(len(data)), **resume)
 
 
 def _lr_lambda(cfg: SDMConfig):
@@ -254,30 +368,34 @@ def _sample_randomness(cfg: SDMConfig, step: int, j: int, shape):
 
 # %% ../nbs/06_sdm.ipynb #774af0bc
 def run_steps(name: str, start: int, total: int, train_step, log, checkpoint, log_every: int, save_every: int,
-              history: list, progress: bool = True, callback=None):
+              history: list, progress: bool = True, callback=None, stop=stop_requested):
     """The step loop every trainer shares: `train_step(step)` trains one step and returns what `log` needs;
     every `log_every` steps and at the end `log(done, steps_per_s, last)` records `history` and returns the progress
-    bar's postfix; `checkpoint(done)` every `save_every` steps, at the end, and on an interrupt, so that the next
-    call resumes from the last finished step; `callback(done, history)` after every step."""
+    bar's postfix; `checkpoint(done)` every `save_every` steps, at the end, and on an interrupt (Ctrl-C, Jupyter's
+    stop button, SIGTERM), so that the next call resumes from the last finished step; `callback(done, history)` after
+    every step. SIGTERM stops at a step boundary: `stop()` says so (under DDP, a flag all ranks agreed on)."""
     bar = tqdm(total=total, initial=start, desc=f'train {name}', unit='step', disable=not progress)
     t_last, done, saved = time.perf_counter(), start, start
-    try:
-        for step in range(start, total):
-            last = train_step(step)
-            done = step + 1
-            if done % log_every == 0 or done == total:
-                now = time.perf_counter()
-                rate, t_last = log_every / max(now - t_last, 1e-9), now
-                bar.set_postfix(log(done, rate, last))
-            bar.update()
-            if done % save_every == 0 or done == total:
-                checkpoint(done); saved = done
-            if callback: callback(done, history)
-    except KeyboardInterrupt:
-        if done > saved: checkpoint(done)  # keep the finished steps; the next call resumes from here
-        raise
-    finally:
-        bar.close()
+    with stop_on_sigterm():
+        try:
+            for step in range(start, total):
+                last = train_step(step)
+                done = step + 1
+                if done % log_every == 0 or done == total:
+                    now = time.perf_counter()
+                    rate, t_last = log_every / max(now - t_last, 1e-9), now
+                    bar.set_postfix(log(done, rate, last))
+                bar.update()
+                if done % save_every == 0 or done == total:
+                    checkpoint(done); saved = done
+                if callback: callback(done, history)
+                if stop(): raise Terminated(f'{name}: stopped by SIGTERM after step {done} of {total}; '
+                                            'run the same command again to resume')
+        except KeyboardInterrupt:        # Terminated included
+            if done > saved: checkpoint(done)  # keep the finished steps; the next call resumes from here
+            raise
+        finally:
+            bar.close()
 
 # %% ../nbs/06_sdm.ipynb #7e31caf4
 def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDMConfig | None = None,
@@ -285,8 +403,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     "Train (or resume) one SDM on the train split of `dataset` (one view), writing `run/checkpoints/{name}.pt`."
     cfg = cfg or make_config('cpu')
     rank, world, local = dist_info()
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if torch.cuda.is_available() and cfg.device != 'cpu' else 'gloo')
+    init_distributed(cfg.device)
     if cfg.batch_size % world: raise DataError(f'batch_size {cfg.batch_size} is not divisible by {world} processes')
     dev = pick_device(cfg.device, local)
     run = Path(run)
@@ -301,10 +418,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     start, history = 0, []
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        old = asdict(saved_config(ck['config']))
-        diff = [k for k in cfg.model_keys() if tuple(np.atleast_1d(old[k])) != tuple(np.atleast_1d(getattr(cfg, k)))]
-        if diff: raise DataError(f'{ckpt_path}: was trained with a different model ({", ".join(f"{k}={old[k]}" for k in diff)}); '
-                                 'use a new run directory or the same settings')
+        check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps)
         net.load_state_dict(ck['model']); ema.load_state_dict(ck['ema'])
         opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
         torch.set_rng_state(ck['rng_cpu'])
@@ -341,8 +455,10 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        bad = torch.tensor([0.0 if torch.isfinite(loss) and torch.isfinite(gnorm) else 1.0], device=dev)
-        if world > 1: dist.all_reduce(bad)
+        flags = torch.tensor([0.0 if torch.isfinite(loss) and torch.isfinite(gnorm) else 1.0, float(stop_requested())],
+                             device=dev)
+        if world > 1: dist.all_reduce(flags)       # every rank learns of a NaN, or of a SIGTERM, at the same step
+        bad, stop['now'] = flags[0], bool(flags[1] > 0)
         if bad.item() > 0:
             raise TrainingDiverged(f'{name}: loss or gradient is not finite at step {step} (loss {loss.item():.4g}); '
                                    f'stopped, the last good checkpoint {ckpt_path} is kept. Try a lower lr '
@@ -362,8 +478,9 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
                             lr=float(sched.get_last_lr()[0]), steps_per_s=rate))
         return dict(loss=f'{float(vals[0]):.4f}', it_s=f'{rate:.2f}')
 
+    stop = dict(now=False)
     run_steps(name, start, cfg.steps, train_step, log, checkpoint, cfg.log_every, cfg.save_every, history,
-              progress and rank == 0, callback)
+              progress and rank == 0, callback, stop=lambda: stop['now'])
     summary = dict(name=name, view=view or '', steps=cfg.steps, world_size=world,
                    final_loss=history[-1]['loss'] if history else None)
     if world > 1:  # every rank must hold the same parameters
@@ -430,20 +547,14 @@ def generate_dataset(model_for_view, labels, out, generator: str, batch_size: in
     rank, world, _ = dist_info()
     df = read_manifest(labels)
     out = Path(out)
-    results = {}
-    for view, rows in df.groupby('view', sort=True):
-        size, fn = model_for_view(view)
-        mine = rows.iloc[rank::world]
-        for b0 in tqdm(range(0, len(mine), batch_size), desc=f'{desc} {view}', unit='batch',
-                       disable=not progress or rank != 0):
-            chunk = mine.iloc[b0:b0 + batch_size]
-            labs = [load_frame(labels, r)[1] for _, r in chunk.iterrows()]
-            if labs[0].shape != (size, size):
-                raise DataError(f'{Path(labels) / chunk.iloc[0]["label"]}: {labs[0].shape[0]} px label maps but the '
-                                f'{view} model makes {size} px images; use label maps of the model size')
-            imgs = fn(np.stack(labs), zlib.crc32(f'{seed}/{chunk.iloc[0]["id"]}'.encode()))
-            for (_, r), img, lab in zip(chunk.iterrows(), imgs, labs):
-                results[r['id']] = (img, lab)
+    models = {v: model_for_view(v) for v in sorted(df['view'].unique())}   # a missing model fails before any sampling
+    writer = DatasetWriter(out, load_frame(labels, df.iloc[0])[1].shape[0], overwrite=overwrite,
+                           sources=[labels]) if rank == 0 else None   # so does an OUT that cannot be written
+    try:
+        results = _render_shard(models, df, labels, batch_size, seed, rank, world, progress, desc)
+    except BaseException:
+        if writer: writer.abort()
+        raise
     if world > 1:
         shard_dir = out.parent / f'.{out.name}.shards'
         if rank == 0: shard_dir.mkdir(parents=True, exist_ok=True)
@@ -459,8 +570,7 @@ def generate_dataset(model_for_view, labels, out, generator: str, batch_size: in
     if rank != 0:
         dist.barrier()
         return None
-    size = next(iter(results.values()))[1].shape[0]
-    with DatasetWriter(out, size, overwrite=overwrite) as w:
+    with writer as w:
         for _, r in df.iterrows():
             img, lab = results[r['id']]
             extra = extra_columns(r, exclude=('generator',))
@@ -474,21 +584,49 @@ def generate_dataset(model_for_view, labels, out, generator: str, batch_size: in
     return out
 
 
+def _render_shard(models, df, labels, batch_size, seed, rank, world, progress, desc) -> dict:
+    "{id: (image, label map)} for this rank's share of the rows of `df`, batch by batch, view by view."
+    results = {}
+    for view, rows in df.groupby('view', sort=True):
+        size, fn = models[view]
+        mine = rows.iloc[rank::world]
+        for b0 in tqdm(range(0, len(mine), batch_size), desc=f'{desc} {view}', unit='batch',
+                       disable=not progress or rank != 0):
+            chunk = mine.iloc[b0:b0 + batch_size]
+            labs = [load_frame(labels, r)[1] for _, r in chunk.iterrows()]
+            if labs[0].shape != (size, size):
+                raise DataError(f'{Path(labels) / chunk.iloc[0]["label"]}: {labs[0].shape[0]} px label maps but the '
+                                f'{view} model makes {size} px images; use label maps of the model size')
+            imgs = fn(np.stack(labs), zlib.crc32(f'{seed}/{chunk.iloc[0]["id"]}'.encode()))
+            for (_, r), img, lab in zip(chunk.iterrows(), imgs, labs):
+                results[r['id']] = (img, lab)
+    return results
+
+
 def synthesize(run, labels, out, sampler: str = 'ddpm', steps: int = 50, guidance: float = 0.0,
                batch_size: int = 16, seed: int = 0, use_ema: bool = True, device: str = 'auto', bf16: bool | None = None,
                overwrite: bool = False, progress: bool = True) -> Path | None:
     "Generate an image for every label map of the label-only dataset `labels` with the run's SDMs; write `out`."
     if sampler not in SAMPLERS: raise DataError(f'unknown sampler {sampler!r}; use one of {list(SAMPLERS)}')
+    if steps < 1: raise DataError(f'--steps {steps}: sampling needs at least 1 step')
+    if batch_size < 1: raise DataError(f'--batch-size {batch_size}: must be at least 1')
+    if not math.isfinite(guidance) or guidance < 0:
+        raise DataError(f'--guidance {guidance}: the guidance scale s must be 0 (none) or positive')
     rank, world, local = dist_info()
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if torch.cuda.is_available() and device != 'cpu' else 'gloo')
     dev, run = pick_device(device, local), Path(run)
+    init_distributed(device)
 
     def model_for_view(view):
         path = run / 'checkpoints' / f'sdm_{view}.pt'
         if not path.exists():
             raise DataError(f'{path}: no SDM for view {view}; train one with `efn train-sdm DATASET {run} --views {view}`')
-        net, cfg, _ = load_sdm(path, use_ema, dev)
+        net, cfg, ck = load_sdm(path, use_ema, dev)
+        if steps > cfg.timesteps:
+            raise DataError(f'--steps {steps}: more than the {cfg.timesteps} diffusion steps {path.name} was trained with')
+        if int(ck['step']) < cfg.steps and rank == 0:
+            log.warning('%s: training is unfinished (%d of %d steps); its images will be worse than the finished '
+                        "model's. Finish it with `efn train-sdm DATASET %s --views %s` (it resumes)", path,
+                        int(ck['step']), cfg.steps, run, view)
         return cfg.size, lambda labs, s: sdm_generate(net, cfg, labs, sampler, steps, guidance, s, bf16)
 
     return generate_dataset(model_for_view, labels, out, f'sdm:{sampler}:{steps}:s={guidance:g}:{"ema" if use_ema else "raw"}',

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from .dataset import tqdm, DataError, config_from_dict, load_split
 from .labels import N_SEG_CLASSES, STRUCTURES, seg_target
-from .sdm import load_checkpoint, pick_device, save_checkpoint
+from .sdm import (Terminated, check_resume, load_checkpoint, pick_device, save_checkpoint,
+                                 stop_on_sigterm, stop_requested)
 
 # %% auto #0
 __all__ = ['SEG_KIND', 'SegConfig', 'build_segmenter', 'load_frames', 'augment_batch', 'dice_per_class', 'train_segmenter',
@@ -113,35 +114,43 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
     log, best, best_state, start = [], -1.0, None, 0
     if path.exists():
         ck = load_checkpoint(path, SEG_KIND)
+        check_resume(path, ck, config_from_dict(SegConfig, ck['config']), cfg,
+                     may_change=('device',) if ck.get('finished') else ('device', 'epochs', 'min_steps'))
         if ck.get('finished'): return ck['summary']
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
         log, best, start, best_state = ck['log'], ck['best_dice'], ck['epoch'], ck['best_model']
-    bar = tqdm(range(start, epochs), desc=f'segment {name}', unit='epoch', disable=not progress)
-    for epoch in bar:
-        t0 = time.perf_counter()
-        model.train()
-        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        order = torch.randperm(len(Xtr), generator=g)
-        losses = []
-        for b in range(0, len(order), cfg.batch_size):
-            idx = order[b:b + cfg.batch_size]
-            x, y = augment_batch(Xtr[idx], Ytr[idx], cfg, g)
-            loss = F.cross_entropy(model(((x - mean) / std).to(dev)), y.to(dev))
-            if not torch.isfinite(loss): raise RuntimeError(f'{name}: non-finite segmentation loss at epoch {epoch}')
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            losses.append(loss.item())
-        sched.step()
-        model.eval()
-        d = dice_per_class(_predict(model, ((Xv - mean) / std).to(dev)).cpu(), Yv)
-        dm = float(np.mean(list(d.values())))
-        log.append(dict(epoch=epoch + 1, loss=float(np.mean(losses)), val_dice=dm, **{f'val_{k}': v for k, v in d.items()},
-                        seconds=time.perf_counter() - t0))
-        if dm > best:
-            best, best_state = dm, copy.deepcopy(model.state_dict())
-        bar.set_postfix(loss=f'{np.mean(losses):.3f}', val_dice=f'{dm:.3f}', best=f'{best:.3f}')
-        save_checkpoint(path, dict(kind=SEG_KIND, finished=False, epoch=epoch + 1, model=model.state_dict(),
-                                   optimizer=opt.state_dict(), scheduler=sched.state_dict(), log=log, best_dice=best,
-                                   best_model=best_state, config=asdict(cfg), norm=[mean, std]))
+    with stop_on_sigterm():
+        bar = tqdm(range(start, epochs), desc=f'segment {name}', unit='epoch', disable=not progress)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            model.train()
+            g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+            order = torch.randperm(len(Xtr), generator=g)
+            losses = []
+            for b in range(0, len(order), cfg.batch_size):
+                idx = order[b:b + cfg.batch_size]
+                x, y = augment_batch(Xtr[idx], Ytr[idx], cfg, g)
+                loss = F.cross_entropy(model(((x - mean) / std).to(dev)), y.to(dev))
+                if not torch.isfinite(loss): raise RuntimeError(f'{name}: non-finite segmentation loss at epoch {epoch}')
+                opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+                losses.append(loss.item())
+                if stop_requested():       # SIGTERM: the last finished epoch is on disk, resume from there
+                    raise Terminated(f'{name}: stopped by SIGTERM in epoch {epoch + 1}; run the same command again to '
+                                     f'resume from epoch {epoch}')
+            sched.step()
+            model.eval()
+            d = dice_per_class(_predict(model, ((Xv - mean) / std).to(dev)).cpu(), Yv)
+            dm = float(np.mean(list(d.values())))
+            log.append(dict(epoch=epoch + 1, loss=float(np.mean(losses)), val_dice=dm, **{f'val_{k}': v for k, v in d.items()},
+                            seconds=time.perf_counter() - t0))
+            if dm > best:
+                best, best_state = dm, copy.deepcopy(model.state_dict())
+            bar.set_postfix(loss=f'{np.mean(losses):.3f}', val_dice=f'{dm:.3f}', best=f'{best:.3f}')
+            save_checkpoint(path, dict(kind=SEG_KIND, finished=False, epoch=epoch + 1, model=model.state_dict(),
+                                       optimizer=opt.state_dict(), scheduler=sched.state_dict(), log=log, best_dice=best,
+                                       best_model=best_state, config=asdict(cfg), norm=[mean, std]))
+            if stop_requested():
+                raise Terminated(f'{name}: stopped by SIGTERM after epoch {epoch + 1}; run the same command again to resume')
     best_epoch = max(log, key=lambda r: r['val_dice'])['epoch'] if log else 0
     summary = dict(name=name, best_epoch=best_epoch, best_val_dice=best, epochs=epochs, train_frames=len(Xtr),
                    val_frames=len(Xv))

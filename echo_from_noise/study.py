@@ -19,7 +19,8 @@ from .dataset import DataError, extra_columns, load_frame, read_manifest
 
 # %% auto #0
 __all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'seg_rows', 'study_config', 'real_dataset',
-           'sdm_views', 'check_no_leak', 'subset_dataset', 'run_stage', 'StageFailed', 'pipeline_dir', 'run_paper']
+           'sdm_views', 'check_no_leak', 'subset_dataset', 'resume_config', 'run_stage', 'StageFailed', 'pipeline_dir',
+           'run_paper']
 
 # %% ../nbs/09_study.ipynb #16b9e824
 STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')
@@ -293,22 +294,33 @@ _STAGE_FUNCS = dict(data=_stage_data, sdm=_stage_sdm, cyclegan=_stage_cyclegan, 
                     segment=_stage_segment, evaluate=_stage_evaluate, adherence=_stage_adherence, figures=_stage_figures)
 
 # %% ../nbs/09_study.ipynb #1dcb63ea
+def resume_config(conf_path: Path, cfg: dict, with_cyclegan: bool | None = None) -> dict:
+    """`cfg` checked against the study a run directory was made with (its config.yaml, if any): a run resumes only with
+    the settings that made it; the CycleGAN setting, when not given, is the run's own."""
+    old = (yaml.safe_load(conf_path.read_text()) or {}).get('study') if conf_path.exists() else None
+    if not old: return cfg
+    cfg = dict(cfg)
+    if with_cyclegan is None and 'cyclegan' in old: cfg['cyclegan'] = old['cyclegan']   # resume as it was made
+    diff = [k for k in ('profile', 'data', 'size', 'seed', 'cyclegan') if old.get(k, cfg[k]) != cfg[k]]
+    if diff:
+        raise DataError(f'{conf_path}: this run was made with ' + ', '.join(f'{k}={old.get(k)}' for k in diff) +
+                        ' but now ' + ', '.join(f'{k}={cfg[k]}' for k in diff) +
+                        '; resume it with its own settings or use a new run directory (--out)')
+    return cfg
+
+
 def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'phantom', device: str = 'auto',
               seed: int = 0, progress: bool = True, with_cyclegan: bool | None = None) -> dict:
     "Run one stage into `run_dir` (a new temporary run if None, with the stages before it run first)."
     if stage not in STAGES: raise DataError(f'unknown stage {stage!r}; stages are {list(STAGES)}')
     fresh = run_dir is None
+    if data != 'phantom': data = str(Path(data).resolve())
+    cfg = study_config(profile, data, device, seed, with_cyclegan)
     run = Path(tempfile.mkdtemp(prefix='efn-run-')) if fresh else Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    cfg = study_config(profile, data, device, seed, with_cyclegan)
     conf_path = run / 'config.yaml'
     conf = yaml.safe_load(conf_path.read_text()) if conf_path.exists() else {}
-    old = conf.get('study')
-    if with_cyclegan is None and old and 'cyclegan' in old: cfg['cyclegan'] = old['cyclegan']   # resume as it was made
-    keys = ('profile', 'data', 'size', 'seed', 'cyclegan')
-    if old and {k: old.get(k, cfg[k]) for k in keys} != {k: cfg[k] for k in keys}:
-        raise DataError(f'{conf_path}: this run was made with ' + ' '.join(f'{k}={old.get(k)}' for k in keys) +
-                        '; use a new run directory for different settings')
+    cfg = resume_config(conf_path, cfg, with_cyclegan)
     conf['study'] = cfg
     conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
     todo = STAGES[:STAGES.index(stage) + 1] if fresh else (stage,)
@@ -340,10 +352,15 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
               log=print, with_cyclegan: bool | None = None) -> Path:
     "Run every stage of the study with papermill into `out`; finished stages are skipped (resume)."
     import papermill as pm
-    study_config(profile, data, device, seed, with_cyclegan)             # validate early
-    if data != 'phantom': read_manifest(data)
+    from echo_from_noise.sdm import pick_device
+    if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
+        data = str(Path(data).resolve())
+        read_manifest(data)
+    pick_device(device)                  # a device this machine lacks fails now, not after the data stage
+    cfg = study_config(profile, data, device, seed, with_cyclegan)
     name = 'phantom' if data == 'phantom' else Path(data).name
     out = Path(out or f'runs/{profile}-{name}').resolve()
+    resume_config(out / 'config.yaml', cfg, with_cyclegan)   # a run of other settings is refused, not reported done
     (out / 'notebooks').mkdir(parents=True, exist_ok=True)
     nbs = {p.stem.split('_', 1)[1]: p for p in sorted(pipeline_dir().glob('[0-9][0-9]_*.ipynb'))}
     missing = [s for s in STAGES if s not in nbs]
