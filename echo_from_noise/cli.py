@@ -39,7 +39,8 @@ def _run_prepare(args):
     if args.format == 'camus':
         frames = P.find_camus(args.src, args.views, args.phases, skips)
     elif args.format == 'pngs':
-        frames = P.find_pngs(args.src, args.images, args.masks, args.view, args.phase, args.views, args.phases, skips)
+        frames = P.find_pngs(args.src, args.images, args.masks, args.view, args.phase, args.views, args.phases, skips,
+                             args.patient_regex, P.parse_mask_values(args.mask_values) if args.mask_values else None)
     else:
         frames = P.find_echonet(args.src, args.phases, skips)
         if '4CH' not in args.views: frames = []
@@ -162,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--masks', help='mask folder (default: SRC/masks, mask, labels, label, gt or annotations)')
     p.add_argument('--view', choices=VIEWS, help='view of every file whose name does not say it')
     p.add_argument('--phase', choices=PHASES, help='phase of every file whose name does not say it')
+    p.add_argument('--patient-regex', metavar='REGEX',
+                   help='how to read the patient from a file name: its first group (or match), e.g. "^(\\w+?)_"; '
+                        'default: patientNNNN, else the part of the name before the view/phase')
+    p.add_argument('--mask-values', metavar='V:C,...',
+                   help='stored mask value -> class (0-3), for masks that are not 0-3 or 0/85/170/255, '
+                        'e.g. 0:0,255:1 for binary LV-cavity masks')
     p = fmt.add_parser('echonet', help='EchoNet-Dynamic (Videos/*.avi, FileList.csv, VolumeTracings.csv)',
                        description='EchoNet-Dynamic: the two traced frames of each video as 4CH ED/ES, LV cavity only.')
     _prepare_args(p, test_share=0.0)

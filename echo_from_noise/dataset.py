@@ -54,7 +54,10 @@ def to_uint8_gray(image, source=None) -> np.ndarray:
     if img.ndim != 2: raise DataError(f'{source or "image"}: expected a 2-D grayscale image, got shape {img.shape}')
     if img.dtype == np.uint8: return img
     if img.dtype == bool: return img.astype(np.uint8) * 255
-    if img.dtype == np.uint16: return (img.astype(np.float32) / 257.0).round().astype(np.uint8)
+    if img.dtype == np.uint16:   # scaled by the bit depth its values need (8-16), not its own range: see below
+        hi = int(img.max())
+        bits = next(b for b in (8, 10, 12, 14, 16) if hi < 2 ** b)
+        return (img.astype(np.float32) * (255.0 / (2 ** bits - 1))).round().astype(np.uint8)
     f = img.astype(np.float64)
     if not np.all(np.isfinite(f)): raise DataError(f'{source or "image"}: image holds NaN or infinite values')
     lo, hi = f.min(), f.max()

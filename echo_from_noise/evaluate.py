@@ -80,8 +80,9 @@ MEASURED_CYCLEGAN = 'All CycleGAN frames'
 
 
 def _measured_row(name, m, fmt):
-    return dict(row=f'{name} (measured)', source='measured', LV_endo=fmt(*m['dice_LV_endo']),
-                LV_epi=fmt(*m['dice_LV_epi']), LA=fmt(*m['dice_LA']), Mean=fmt(*m['dice_mean']), n=m['n'])
+    f = fmt if m['n'] > 1 else (lambda mean, sd: f'{mean:.1f} (n=1)')   # one image has no spread to show
+    return dict(row=f'{name} (measured)', source='measured', LV_endo=f(*m['dice_LV_endo']),
+                LV_epi=f(*m['dice_LV_epi']), LA=f(*m['dice_LA']), Mean=f(*m['dice_mean']), n=m['n'])
 
 
 def table1(per_image: pd.DataFrame, caption: str) -> tuple[str, pd.DataFrame]:

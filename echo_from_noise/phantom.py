@@ -319,8 +319,8 @@ def make_phantom(out, patients: int = 50, size: int = 128, views=VIEWS, phases=P
     splits = assign_splits(names, val_share=val_share, test_share=test_share, seed=seed)
     workers = min(workers or os.cpu_count() or 1, patients)
     jobs = [(seed, i, size, tuple(views), tuple(phases)) for i in range(patients)]
-    bar = tqdm(total=patients * len(views) * len(phases), desc='phantom', unit='frame', disable=not progress)
-    with DatasetWriter(out, size, overwrite=overwrite) as w:
+    with DatasetWriter(out, size, overwrite=overwrite) as w:   # a bad OUT is refused before a progress bar is drawn
+        bar = tqdm(total=patients * len(views) * len(phases), desc='phantom', unit='frame', disable=not progress)
         pool = ProcessPoolExecutor(workers) if workers > 1 else None
         try:
             results = pool.map(_patient_job, jobs, chunksize=max(1, patients // (8 * workers))) if pool \

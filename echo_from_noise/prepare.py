@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,8 +23,8 @@ log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
 __all__ = ['log', 'ALL_STRUCTURES', 'IMAGE_DIRS', 'MASK_DIRS', 'IMAGE_EXTS', 'MASK_EXTS', 'RawFrame', 'PrepareReport', 'Skips',
-           'select', 'write_frames', 'find_camus', 'parse_name', 'mask_to_classes', 'find_pngs', 'tracing_mask',
-           'read_video_frames', 'find_echonet']
+           'patient_key', 'select', 'write_frames', 'find_camus', 'parse_name', 'parse_mask_values', 'mask_to_classes',
+           'find_pngs', 'tracing_mask', 'read_video_frames', 'find_echonet']
 
 # %% ../nbs/02_prepare.ipynb #3e319d97
 ALL_STRUCTURES = 'LV_endo LV_epi LA'
@@ -68,6 +68,11 @@ class Skips:
         self.items.append(msg)
 
 
+def patient_key(patient) -> str:
+    "What makes two patient ids the same patient: case and white space do not count."
+    return re.sub(r'\s+', '', str(patient)).lower()
+
+
 def select(frames, views=VIEWS, phases=PHASES):
     "Keep the frames of the requested views and phases."
     check_views_phases(views, phases)
@@ -81,8 +86,15 @@ def write_frames(frames: list, out, size: int = 256, split_file=None, val_share:
     skips = skips or Skips(False)
     check_not_overlapping(out, sources)
     if not frames: raise DataError(f'no frames to write to {out}: the source held none of the requested views/phases')
+    one = {}                 # ids that differ only in case or white space are one patient, named as first seen
+    frames = [replace(f, patient=one.setdefault(patient_key(f.patient), str(f.patient).strip())) for f in frames]
     fixed = {f.patient: f.split for f in frames if f.split}
-    if split_file: fixed.update(read_split_file(split_file))
+    if split_file:
+        listed = {patient_key(p): s for p, s in read_split_file(split_file).items()}
+        fixed.update({one[k]: s for k, s in listed.items() if k in one})
+        unknown = sorted(set(listed) - set(one))
+        if unknown: log.warning('%s: %d patient(s) listed there are not in the data, e.g. %s (misspelt, or another '
+                                'dataset\'s split file?)', split_file, len(unknown), unknown[:5])
     splits = assign_splits({f.patient for f in frames}, fixed, val_share, test_share, seed)
     with DatasetWriter(out, size, overwrite=overwrite, sources=sources) as writer:
         for f in tqdm(frames, desc=f'prepare {source}'.strip(), unit='frame', disable=not progress):
@@ -176,19 +188,43 @@ _VIEW_TOKENS = {'2ch': '2CH', '2c': '2CH', 'a2c': '2CH', '4ch': '4CH', '4c': '4C
 _PHASE_TOKENS = {'ed': 'ED', 'es': 'ES'}
 
 
-def parse_name(stem: str) -> dict:
-    "Patient, view and phase parsed from a CAMUS-style file stem; keys are missing when the name does not say."
+def parse_name(stem: str, patient_regex: str | None = None) -> dict:
+    """Patient, view and phase parsed from a file stem; keys are missing when the name does not say. The patient is
+    `patient_regex`'s first group (or match) when given, else CAMUS's `patientNNNN`, else the part of the name before
+    its view/phase tokens (`case01_2CH_ED` -> `case01`); a name with no such part names no patient."""
     out = {}
-    m = re.search(r'patient\d+', stem, re.IGNORECASE)
-    if m: out['patient'] = m.group(0).lower()
-    for tok in re.split(r'[_\-\s.]+', stem.lower()):
-        if tok in _VIEW_TOKENS: out.setdefault('view', _VIEW_TOKENS[tok])
-        if tok in _PHASE_TOKENS: out.setdefault('phase', _PHASE_TOKENS[tok])
+    parts = re.split(r'([_\-\s.]+)', stem)
+    first_token = None
+    for i, tok in enumerate(parts[::2]):
+        t = tok.lower()
+        if t in _VIEW_TOKENS: out.setdefault('view', _VIEW_TOKENS[t])
+        if t in _PHASE_TOKENS: out.setdefault('phase', _PHASE_TOKENS[t])
+        if first_token is None and (t in _VIEW_TOKENS or t in _PHASE_TOKENS): first_token = 2 * i
+    if patient_regex:
+        m = re.search(patient_regex, stem)
+        if m and (m.group(1) if m.groups() else m.group(0)): out['patient'] = m.group(1) if m.groups() else m.group(0)
+    elif (m := re.search(r'patient\d+', stem, re.IGNORECASE)):
+        out['patient'] = m.group(0).lower()
+    elif first_token:
+        prefix = ''.join(parts[:first_token]).strip(' _-.')
+        if prefix: out['patient'] = prefix
     return out
 
 
-def mask_to_classes(mask, source=None) -> np.ndarray:
-    "A mask as class indices 0-3, from indices 0-3 or gray levels 0/85/170/255; `LabelError` naming `source` otherwise."
+def parse_mask_values(spec: str) -> dict:
+    "`--mask-values 0:0,255:1` as {stored value: class}: how to read masks whose values say nothing by themselves."
+    try:
+        out = {int(v): int(c) for v, c in (item.split(':') for item in spec.replace(' ', '').split(',') if item)}
+    except ValueError:
+        raise DataError(f'--mask-values {spec!r}: expected VALUE:CLASS pairs, e.g. 0:0,255:1') from None
+    if not out or set(out.values()) - {0, 1, 2, 3}:
+        raise DataError(f'--mask-values {spec!r}: classes must be 0-3 (0 background, 1 LV cavity, 2 myocardium, 3 LA)')
+    return out
+
+
+def mask_to_classes(mask, source=None, values: dict | None = None) -> np.ndarray:
+    """A mask as class indices 0-3, from indices 0-3 or gray levels 0/85/170/255, or through `values` ({stored value:
+    class}); `LabelError` naming `source` otherwise. A 0/255 mask is refused: its 255 could be any structure."""
     m = np.asarray(mask)
     if m.ndim == 3:
         if m.shape[-1] == 4: m = m[..., :3]
@@ -196,6 +232,15 @@ def mask_to_classes(mask, source=None) -> np.ndarray:
             raise LabelError(f'{source}: colour mask; masks must be single-channel class indices 0-3 or gray levels 0/85/170/255')
         m = m[..., 0]
     vals = set(np.unique(m).tolist())
+    if values is not None:
+        if vals - set(values): raise LabelError(f'{source}: mask values {sorted(vals - set(values))[:12]} are not in '
+                                                f'--mask-values ({sorted(values)})')
+        lut = np.zeros(max(max(vals), max(values)) + 1, np.uint8)
+        for v, c in values.items(): lut[v] = c
+        return lut[m]
+    if vals == {0, 255}:
+        raise LabelError(f'{source}: a binary 0/255 mask, which could mean any one structure (read as gray levels, 255 '
+                         'would be the left atrium); say what 255 is, e.g. --mask-values 0:0,255:1 for the LV cavity')
     if vals <= {0, 1, 2, 3}: return m.astype(np.uint8)
     if vals <= {0, 85, 170, 255}: return (m // 85).astype(np.uint8)
     raise LabelError(f'{source}: unexpected mask values {sorted(vals)[:12]}; masks must hold class indices 0-3 '
@@ -210,10 +255,21 @@ def _pick_dir(src: Path, given, names, kind):
     return d
 
 
+def _labelled(values: dict | None) -> str:
+    "The Dice structures a mask labels, given the classes `--mask-values` maps to (all three without it)."
+    if values is None: return ALL_STRUCTURES
+    c = set(values.values())
+    return ' '.join(n for n, need in (('LV_endo', {1}), ('LV_epi', {1, 2}), ('LA', {3})) if need <= c)
+
+
 def find_pngs(src, images=None, masks=None, view=None, phase=None, views=VIEWS, phases=PHASES,
-              skips: Skips | None = None) -> list:
-    "Pair images with masks by name and parse patient/view/phase; `view`/`phase` fill in what names do not say."
+              skips: Skips | None = None, patient_regex: str | None = None, mask_values: dict | None = None) -> list:
+    """Pair images with masks by name and parse patient/view/phase (see `parse_name`); `view`/`phase` fill in what
+    names do not say; `mask_values` ({stored value: class}) reads masks whose values are not 0-3 or 0/85/170/255."""
     src, skips = Path(src), skips or Skips(False)
+    if patient_regex:
+        try: re.compile(patient_regex)
+        except re.error as e: raise DataError(f'--patient-regex {patient_regex!r}: not a regular expression ({e})') from None
     if not src.is_dir() and not (images and masks): raise DataError(f'{src}: folder not found')
     idir, mdir = _pick_dir(src, images, IMAGE_DIRS, 'image'), _pick_dir(src, masks, MASK_DIRS, 'mask')
     ims = {p.stem: p for p in sorted(idir.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
@@ -231,16 +287,21 @@ def find_pngs(src, images=None, masks=None, view=None, phase=None, views=VIEWS, 
         if stem not in ims:
             skips(f'{mks[stem]}: mask without an image (looked for {idir / stem}.png)')
             continue
-        info = parse_name(stem)
+        info = parse_name(stem, patient_regex)
         v, ph = info.get('view', view), info.get('phase', phase)
         if v is None or ph is None:
             what = ' and '.join(n for n, x in (('view', v), ('phase', ph)) if x is None)
             raise DataError(f'{ims[stem]}: the name does not say its {what}; pass --view 2CH|4CH and/or --phase ED|ES')
+        if 'patient' not in info:   # guessing one patient per file would put a subject in train and test
+            raise DataError(f'{ims[stem]}: cannot tell the patient from the name ' +
+                            (f'(--patient-regex {patient_regex!r} does not match it)' if patient_regex else
+                             '(expected patientNNNN, or the patient before the view/phase as in case01_4CH_ED.png)') +
+                            r'; pass --patient-regex with a group that captures it, e.g. "^(\w+?)_"')
         ip, mp = ims[stem], mks[stem]
-        frames.append(RawFrame(stem, info.get('patient', stem), v, ph, str(ip),
+        frames.append(RawFrame(stem, info['patient'], v, ph, str(ip),
                                (lambda ip=ip, mp=mp: (read_png(ip, 'image'),
-                                                      mask_to_classes(read_png(mp, 'mask'), mp))),
-                               label_name=str(mp)))
+                                                      mask_to_classes(read_png(mp, 'mask'), mp, mask_values))),
+                               label_name=str(mp), extra=dict(labelled=_labelled(mask_values))))
     return select(frames, views, phases)
 
 # %% ../nbs/02_prepare.ipynb #52d1609e
@@ -292,8 +353,13 @@ def find_echonet(src, phases=PHASES, skips: Skips | None = None) -> list:
         miss = [c for c in cols if c not in df.columns]
         if miss: raise DataError(f'{src / name}: missing columns {miss}')
     stem = lambda s: str(s)[:-4] if str(s).lower().endswith('.avi') else str(s)
-    vt = vt.assign(stem=vt['FileName'].map(stem))
+    coords = ['X1', 'Y1', 'X2', 'Y2', 'Frame']
+    num = vt[coords].apply(pd.to_numeric, errors='coerce')
+    invalid = num.isna().any(axis=1)       # an empty cell or text where a number belongs: the video cannot be traced
+    vt = vt.assign(**{c: num[c] for c in coords}, stem=vt['FileName'].map(stem), _row=np.arange(len(vt)) + 2)
     groups = {k: g for k, g in vt.groupby('stem', sort=False)}
+    bad_rows = {k: g for k, g in vt[invalid.to_numpy()].groupby('stem', sort=False)}
+    raw = pd.read_csv(src / 'VolumeTracings.csv', dtype=str, keep_default_na=False)
     frames, untraced = [], 0
     for _, row in fl.iterrows():
         s = stem(row['FileName'])
@@ -301,6 +367,13 @@ def find_echonet(src, phases=PHASES, skips: Skips | None = None) -> list:
         if split is None: skips(f'{src / "FileList.csv"}: video {s} has unknown Split {row["Split"]!r}'); continue
         if s not in groups: untraced += 1; continue
         g = groups[s]
+        if s in bad_rows:
+            r = bad_rows[s].iloc[0]
+            col = next(c for c in coords if pd.isna(r[c]))
+            cell = raw.iloc[int(r['_row']) - 2][col]
+            skips(f'{src / "VolumeTracings.csv"}: line {int(r["_row"])} (video {s}): {col} is '
+                  f'{"empty" if not cell.strip() else f"not a number ({cell!r})"}; the video cannot be traced')
+            continue
         traced = list(dict.fromkeys(g['Frame'].astype(int)))
         if len(traced) != 2:
             skips(f'{src / "VolumeTracings.csv"}: video {s} has {len(traced)} traced frames, expected 2'); continue
