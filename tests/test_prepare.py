@@ -12,7 +12,8 @@ import pytest
 
 from echo_from_noise.dataset import DataError, load_frame, read_manifest
 from echo_from_noise.labels import LabelError, apply_sector
-from echo_from_noise.prepare import Skips, find_camus, find_echonet, find_pngs, parse_name, write_frames
+from echo_from_noise.prepare import (Skips, find_camus, find_echonet, find_pngs, parse_mask_values, parse_name,
+                                     write_frames)
 
 from fixtures import camus_gt, fan, write_camus_mhd, write_camus_nifti, write_echonet, write_pngs
 
@@ -159,8 +160,64 @@ def test_pngs_unparsed_names_need_view_and_phase(tmp_path):
     src = write_pngs(tmp_path / 'pngs', names=('scan1', 'scan2'))
     with pytest.raises(DataError, match=r'scan1.png: the name does not say its view and phase; pass --view'):
         find_pngs(src)
-    frames = find_pngs(src, view='4CH', phase='ED')
+    with pytest.raises(DataError, match=r'scan1.png: cannot tell the patient from the name.*--patient-regex'):
+        find_pngs(src, view='4CH', phase='ED')       # one patient per file would be a guess that can leak
+    frames = find_pngs(src, view='4CH', phase='ED', patient_regex=r'(scan\d+)')
     assert [(f.patient, f.view, f.phase) for f in frames] == [('scan1', '4CH', 'ED'), ('scan2', '4CH', 'ED')]
+
+
+def test_pngs_patient_is_the_name_before_view_and_phase(tmp_path):
+    "case01_2CH_ED.png and case01_4CH_ES.png are one subject: never in two splits, whatever the case or spacing."
+    names = [f'{p}_{v}_{ph}' for p in ('case01', 'case02', 'case03', 'case04', 'case05', 'case06')
+             for v in ('2CH', '4CH') for ph in ('ED', 'ES')]
+    names = [n.replace('case01_4CH', 'Case01_4CH').replace('case02_2CH_ES', 'case 02_2CH_ES') for n in names]
+    src = write_pngs(tmp_path / 'pngs', names=names, h=40, w=52)
+    assert parse_name('case01_2CH_ED') == dict(patient='case01', view='2CH', phase='ED')
+    assert parse_name('2CH_ED_case01') == dict(view='2CH', phase='ED')        # nothing before the view: no patient
+    assert parse_name('x_2CH_ED', r'^(\w)_')['patient'] == 'x'
+    write_frames(find_pngs(src), tmp_path / 'out', size=32, test_share=0.34, progress=False)
+    df = read_manifest(tmp_path / 'out')
+    assert sorted(df['patient'].str.replace(' ', '').str.lower().unique()) == ['case01', 'case02', 'case03', 'case04', 'case05', 'case06']
+    assert df['patient'].nunique() == 6                       # Case01 / case01 and 'case 02' / case02 are one each
+    assert df.groupby('patient')['split'].nunique().max() == 1 and df.groupby('patient').size().eq(4).all()
+    with pytest.raises(DataError, match='--patient-regex .* not a regular expression'):
+        find_pngs(src, patient_regex='(')
+
+
+def test_binary_masks_are_refused_unless_their_values_are_given(tmp_path):
+    src = write_pngs(tmp_path / 'pngs')
+    for m in (src / 'masks').iterdir():
+        gt = cv2.imread(str(m), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(m), np.where(gt == 1, 255, 0).astype(np.uint8))          # a 0/255 LV-cavity mask
+    with pytest.raises(LabelError, match=r'_gt.png: a binary 0/255 mask.*--mask-values 0:0,255:1'):
+        write_frames(find_pngs(src), tmp_path / 'out', size=32, progress=False)
+    write_frames(find_pngs(src, mask_values=parse_mask_values('0:0,255:1')), tmp_path / 'out', size=32, progress=False)
+    df = read_manifest(tmp_path / 'out')
+    labs = labels_of(tmp_path / 'out')
+    assert (df['labelled'] == 'LV_endo').all() and all(set(np.unique(l)) <= {0, 1, 4} for _, l in labs.values())
+    assert any((l == 1).any() for _, l in labs.values())
+    with pytest.raises(DataError, match='classes must be 0-3'):
+        parse_mask_values('0:0,255:9')
+
+
+def test_twelve_bit_images_in_sixteen_bit_pngs_keep_their_brightness(tmp_path):
+    src = write_pngs(tmp_path / 'pngs', names=('patient0001_4CH_ED',), h=64, w=64)
+    p = src / 'images/patient0001_4CH_ED.png'
+    img8 = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    img12 = (img8.astype(np.float64) * 2672 / img8.max()).round().astype(np.uint16)   # 12-bit data, max 2672
+    cv2.imwrite(str(p), img12)
+    write_frames(find_pngs(src), tmp_path / 'out', size=64, progress=False)
+    img, _ = labels_of(tmp_path / 'out')['patient0001_4CH_ED']
+    assert abs(int(img.max()) - round(2672 * 255 / 4095)) <= 1     # 166, not 10 (2672 / 257)
+
+
+def test_split_file_naming_unknown_patients_warns(tmp_path, caplog):
+    src = write_pngs(tmp_path / 'pngs')
+    sf = tmp_path / 'split.csv'
+    sf.write_text('patient,split\npatient0001,test\npatient9999,train\n')
+    with caplog.at_level('WARNING', logger='echo_from_noise'):
+        write_frames(find_pngs(src), tmp_path / 'out', size=32, split_file=sf, progress=False)
+    assert 'not in the data' in caplog.text and 'patient9999' in caplog.text
 
 
 def test_pngs_unpaired_files(tmp_path):
@@ -253,3 +310,17 @@ def test_echonet_not_a_folder(tmp_path):
     (tmp_path / 'x').mkdir()
     with pytest.raises(DataError, match='FileList.csv: not found'):
         find_echonet(tmp_path / 'x')
+
+
+@pytest.mark.parametrize('cell', ['', 'abc'])
+def test_echonet_bad_tracing_cells_name_the_line(tmp_path, cell):
+    "An empty coordinate used to give an empty mask (and swap ED/ES); text was a traceback."
+    src = write_echonet(tmp_path / 'echonet', n=3)
+    vt = pd.read_csv(src / 'VolumeTracings.csv', dtype=str)
+    vt.loc[50, 'X1'] = cell                                    # video 0X0001 (rows 42-83)
+    vt.to_csv(src / 'VolumeTracings.csv', index=False)
+    what = 'empty' if not cell else "not a number \\('abc'\\)"
+    with pytest.raises(DataError, match=f'VolumeTracings.csv: line 52 \\(video 0X0001\\): X1 is {what}'):
+        find_echonet(src)
+    frames = find_echonet(src, skips=Skips(True))
+    assert sorted({f.patient for f in frames}) == ['0X0000', '0X0002']

@@ -140,7 +140,8 @@ def test_paper_on_prepared_real_data(tmp_path):
     r = subprocess.run(efn + ['prepare', 'pngs', str(src), str(tmp_path / 'ds'), '--size', '32', '--test-share', '0.25',
                               '--val-share', '0.2'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    r = subprocess.run(efn + ['paper', '--profile', 'smoke', '--data', str(tmp_path / 'ds'), '--out', str(tmp_path / 'run')],
+    # relative paths, as in the README's `--data data/camus`: resolved before the stages run in the run directory
+    r = subprocess.run(efn + ['paper', '--profile', 'smoke', '--data', 'ds', '--out', 'run'], cwd=tmp_path,
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     per = pd.read_csv(tmp_path / 'run/metrics/per_image.csv')
@@ -148,3 +149,22 @@ def test_paper_on_prepared_real_data(tmp_path):
     assert set(per['id']) == test_ids and 'All real frames' in set(per['row'])
     assert f'dataset {tmp_path / "ds"}' in (tmp_path / 'run/table1.md').read_text()
     assert not (tmp_path / 'run/data/real').exists()           # the user's data is read in place, not copied
+
+
+def test_paper_refuses_a_run_of_other_settings(study, capsys):
+    "A finished smoke run is not reported as done for another profile: refused before any stage, naming the setting."
+    from echo_from_noise.cli import main
+    out, _ = study
+    before = sorted(p.name for p in (out / 'stages').iterdir())
+    assert main(['paper', '--profile', 'cpu', '--out', str(out)]) == 2
+    err = capsys.readouterr().err
+    assert 'profile=smoke' in err and 'profile=cpu' in err and 'Table 1' not in err
+    assert sorted(p.name for p in (out / 'stages').iterdir()) == before
+
+
+def test_paper_without_cuda_fails_before_the_data_stage(tmp_path, capsys):
+    import torch
+    from echo_from_noise.cli import main
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
+    assert main(['paper', '--profile', 'smoke', '--device', 'cuda', '--out', str(tmp_path / 'run')]) == 2
+    assert 'no CUDA GPU' in capsys.readouterr().err and not (tmp_path / 'run').exists()
