@@ -544,6 +544,7 @@ def generate_dataset(model_for_view, labels, out, generator: str, batch_size: in
                      overwrite: bool = False, progress: bool = True, desc: str = 'synthesize') -> Path | None:
     """Write `out`: an image for every map of the dataset `labels`. `model_for_view(view)` gives (model size,
     fn(label maps, seed) -> uint8 images); under torchrun each rank renders its shard and rank 0 writes."""
+    if batch_size < 1: raise DataError(f'--batch-size {batch_size}: must be at least 1')
     rank, world, _ = dist_info()
     df = read_manifest(labels)
     out = Path(out)
@@ -609,7 +610,6 @@ def synthesize(run, labels, out, sampler: str = 'ddpm', steps: int = 50, guidanc
     "Generate an image for every label map of the label-only dataset `labels` with the run's SDMs; write `out`."
     if sampler not in SAMPLERS: raise DataError(f'unknown sampler {sampler!r}; use one of {list(SAMPLERS)}')
     if steps < 1: raise DataError(f'--steps {steps}: sampling needs at least 1 step')
-    if batch_size < 1: raise DataError(f'--batch-size {batch_size}: must be at least 1')
     if not math.isfinite(guidance) or guidance < 0:
         raise DataError(f'--guidance {guidance}: the guidance scale s must be 0 (none) or positive')
     rank, world, local = dist_info()

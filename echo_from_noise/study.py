@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pandas as pd
 import yaml
 
 from .dataset import DataError, extra_columns, load_frame, read_manifest
+from .sdm import Terminated
 
 # %% auto #0
 __all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'seg_rows', 'study_config', 'real_dataset',
@@ -341,6 +344,29 @@ class StageFailed(RuntimeError):
     "A pipeline notebook failed; the message names the executed notebook and the error."
 
 
+def _child_pids() -> list:
+    "Process ids whose parent is this process (the stage's kernel), read from /proc; none where there is no /proc."
+    me, out = str(os.getpid()), []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try: fields = stat.read_text().rsplit(')', 1)[1].split()
+        except (OSError, IndexError): continue
+        if fields[1] == me: out.append(int(stat.parent.name))
+    return out
+
+
+def _forward_sigterm(stopping):
+    """A SIGTERM handler for `efn paper`: the signal goes on to the running stage's kernel, whose trainer saves its
+    finished steps and stops (see `sdm.stop_on_sigterm`); papermill then reports the cell's `Terminated`."""
+    def handler(signum, frame):
+        stopping.set()
+        kids = _child_pids()
+        for pid in kids:
+            try: os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError: pass
+        if not kids: raise Terminated('efn paper: stopped by SIGTERM between stages; run the same command again to resume')
+    return handler
+
+
 def pipeline_dir() -> Path:
     "The folder of the papermill stage notebooks (nbs/pipeline in the repository)."
     d = Path(__file__).resolve().parent.parent / 'nbs' / 'pipeline'
@@ -368,6 +394,9 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
     env_before = os.environ.get('EFN_TEXT_PROGRESS')
     os.environ['EFN_TEXT_PROGRESS'] = '1'
     t_all = time.perf_counter()
+    stopping = threading.Event()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _forward_sigterm(stopping)) if main_thread else None
     try:
         for i, stage in enumerate(STAGES, 1):
             marker = out / 'stages' / f'{stage}.json'
@@ -382,10 +411,15 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
                                     progress_bar=False, cwd=str(out),
                                     parameters=dict(run_dir=str(out), profile=profile, data=str(data), device=device,
                                                     seed=seed, with_cyclegan=with_cyclegan))
-            except pm.PapermillExecutionError as e:
+            except Exception as e:
+                if stopping.is_set():
+                    raise Terminated(f'stage {stage} stopped by SIGTERM (its trainer saved the finished steps; '
+                                     f'{nb_out}); run the same command again to resume') from None
+                if not isinstance(e, pm.PapermillExecutionError): raise
                 raise StageFailed(f'stage {stage} failed in {nb_out}:\n{e.ename}: {e.evalue}') from None
             log(f'[{i}/{len(STAGES)}] {stage}: finished in {time.perf_counter() - t0:.0f} s')
     finally:
+        if main_thread: signal.signal(signal.SIGTERM, previous)
         if env_before is None: os.environ.pop('EFN_TEXT_PROGRESS', None)
         else: os.environ['EFN_TEXT_PROGRESS'] = env_before
     log(f'study finished in {time.perf_counter() - t_all:.0f} s: {out / "table1.md"}, {out / "figures"}')

@@ -1,0 +1,280 @@
+"""Robustness benchmark: every bad input of issue 13 run through the real `efn` commands, with the message each gives,
+and kill/resume checks (SIGKILL, SIGINT, SIGTERM) for train-sdm, train-cyclegan, synthesize and efn paper, at smoke
+scale. Writes benchmarks/robustness.md. Everything is made here (phantom, PNG folders, EchoNet files); takes ~25 min.
+
+    python benchmarks/bench_robustness.py [--work DIR] [--skip-kills]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'tests'))
+from fixtures import write_echonet, write_pngs  # noqa: E402
+
+from echo_from_noise.cli import main  # noqa: E402
+from echo_from_noise.dataset import read_manifest  # noqa: E402
+from echo_from_noise.phantom import make_phantom  # noqa: E402
+from echo_from_noise.sdm import load_checkpoint  # noqa: E402
+
+EFN = [sys.executable, '-m', 'echo_from_noise']
+
+
+def run_inprocess(argv) -> tuple[int, str]:
+    "Exit code and the last message line (error or warning) of `efn argv`, run in this process."
+    err = io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter('%(levelname)s: %(message)s'))
+    logging.getLogger('echo_from_noise').addHandler(handler)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main([str(a) for a in argv])
+    finally:
+        logging.getLogger('echo_from_noise').removeHandler(handler)
+    lines = [l for l in err.getvalue().splitlines() if l.startswith(('efn: error', 'WARNING'))]
+    return code, (lines[-1] if lines else '(no message)')
+
+
+def bad_inputs(work: Path, smoke_run: Path | None) -> list:
+    "[(what, command, exit code, message)] for each bad input."
+    ph = make_phantom(work / 'ph', patients=6, size=32, seed=1, workers=1, progress=False)
+    rows = []
+
+    def case(what, argv, shown=None):
+        code, msg = run_inprocess(argv)
+        shown = shown or 'efn ' + ' '.join(str(a).replace(str(work) + '/', '') for a in argv)
+        rows.append((what, shown, code, msg.replace(str(work) + '/', '')))
+        print(f'{code}  {what}: {msg[:150]}')
+
+    pngs = write_pngs(work / 'pngs' / 'same')
+    case('OUT is SRC, --overwrite', ['prepare', 'pngs', pngs, pngs, '--size', 32, '--overwrite'])
+    raw = write_pngs(work / 'parent' / 'raw')
+    (work / 'parent/notes.txt').write_text('unrelated')
+    case('OUT is a parent of SRC, --overwrite', ['prepare', 'pngs', raw, work / 'parent', '--size', 32, '--overwrite'])
+    ds = work / 'ds'; shutil.copytree(ph, ds)
+    case('augment DS into DS, --overwrite', ['augment', ds, ds, '--overwrite'])
+    foreign = work / 'thesis'; foreign.mkdir(); (foreign / 'thesis.tex').write_text('x')
+    case('--overwrite of a folder the project did not write', ['augment', ds, foreign, '--overwrite'])
+    case('PNG names without a patient', ['prepare', 'pngs', write_pngs(work / 'noname', names=('img017', 'img018')),
+                                          work / 'o1', '--size', 32, '--view', '4CH', '--phase', 'ED'])
+    case('PNG names without a patient, --patient-regex', ['prepare', 'pngs', work / 'noname', work / 'o1b', '--size', 32,
+                                                           '--view', '4CH', '--phase', 'ED', '--patient-regex', r'img(\d+)'])
+    binary = write_pngs(work / 'binary')
+    import cv2
+    for m in (binary / 'masks').iterdir():
+        cv2.imwrite(str(m), np.where(cv2.imread(str(m), cv2.IMREAD_UNCHANGED) == 1, 255, 0).astype(np.uint8))
+    case('binary 0/255 masks', ['prepare', 'pngs', binary, work / 'o2', '--size', 32])
+    case('binary 0/255 masks, --mask-values 0:0,255:1', ['prepare', 'pngs', binary, work / 'o2b', '--size', 32,
+                                                          '--mask-values', '0:0,255:1'])
+    sixteen = write_pngs(work / 'sixteen', names=('patient0001_4CH_ED',), h=64, w=64)
+    p = sixteen / 'images/patient0001_4CH_ED.png'
+    im = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(p), (im.astype(float) * 2672 / im.max()).round().astype(np.uint16))
+    code, _ = run_inprocess(['prepare', 'pngs', sixteen, work / 'o3', '--size', 64])
+    top = int(cv2.imread(str(work / 'o3/images/patient0001_4CH_ED.png'), cv2.IMREAD_UNCHANGED).max())
+    rows.append(('12-bit data (max 2672) in a 16-bit PNG', 'efn prepare pngs sixteen o3 --size 64', code,
+                 f'(no message) brightest pixel after prepare: {top} of 255 (2672/4095 x 255 = 166; was 10 = 2672/257)'))
+    for cell, what in (('', 'EchoNet: empty coordinate'), ('abc', 'EchoNet: text in a coordinate')):
+        e = write_echonet(work / f'echonet{len(cell)}', n=3)
+        vt = pd.read_csv(e / 'VolumeTracings.csv', dtype=str); vt.loc[50, 'X1'] = cell
+        vt.to_csv(e / 'VolumeTracings.csv', index=False)
+        case(what, ['prepare', 'echonet', e, work / f'o4{len(cell)}', '--size', 32])
+    case('EchoNet: the same, --skip-invalid', ['prepare', 'echonet', work / 'echonet3', work / 'o5', '--size', 32,
+                                               '--skip-invalid'])
+    sf = work / 'split.csv'; sf.write_text('patient,split\npatient0001,test\npatient9999,train\n')
+    case('split file naming a patient not in the data', ['prepare', 'pngs', write_pngs(work / 'p6'), work / 'o6',
+                                                          '--size', 32, '--split-file', sf])
+
+    run = work / 'run'
+    base = ['train-sdm', ph, run, '--profile', 'smoke', '--views', '2CH', '--set', 'steps=2', 'lr=1e-4', 'seed=5']
+    assert run_inprocess(base)[0] == 0
+    case('resume with another lr', base[:-3] + ['steps=4', 'lr=1e-3', 'seed=5'])
+    shutil.copy(run / 'checkpoints/sdm_2CH.pt', run / 'checkpoints/sdm_4CH.pt')
+    case('a 2CH checkpoint copied as sdm_4CH.pt', ['train-sdm', ph, run, '--profile', 'smoke', '--views', '4CH', '--set',
+                                                   'steps=2', 'lr=1e-4', 'seed=5'])
+    if smoke_run:
+        case('efn paper --profile cpu on a finished smoke run', ['paper', '--profile', 'cpu', '--out', smoke_run],
+             'efn paper --profile cpu --out SMOKE_RUN')
+    test_only = work / 'test_only'; shutil.copytree(ph, test_only)
+    read_manifest(test_only).assign(split='test').to_csv(test_only / 'manifest.csv', index=False)
+    case('train-sdm on a dataset without train rows', ['train-sdm', test_only, work / 'r1', '--profile', 'smoke'])
+    for s in ('phases=XX', 'steps=0', 'steps=-5', 'save_every=0', 'batch_size=0', 'lr=nan', 'device=cuda'):
+        case(f'--set {s}', ['train-sdm', ph, work / 'r2', '--profile', 'smoke', '--set', s])
+    case('efn paper --device cuda (no GPU)', ['paper', '--profile', 'smoke', '--device', 'cuda', '--out', work / 'r3'])
+    empty = work / 'r4/checkpoints/sdm_4CH.pt'; empty.parent.mkdir(parents=True); empty.write_bytes(b'')
+    case('a zero-byte checkpoint', ['train-sdm', ph, work / 'r4', '--profile', 'smoke', '--views', '4CH'])
+    mixed = work / 'mixed'; shutil.copytree(ph, mixed)
+    df = read_manifest(mixed)
+    row = df[(df['split'] == 'train') & (df['view'] == '4CH') & (df['phase'] == 'ED')].iloc[-1]
+    for col in ('image', 'label'): cv2.imwrite(str(mixed / row[col]), np.zeros((48, 48), np.uint8))
+    case('one frame of another size', ['train-sdm', mixed, work / 'r5', '--profile', 'smoke'])
+    rows.append(('config.yaml left after a refused train-sdm', '(the two rows above)', '-',
+                 f'run directory made: {(work / "r5").exists()}'))
+    aug = work / 'aug'; assert run_inprocess(['augment', ph, aug, '--copies', 1])[0] == 0
+    assert run_inprocess(['train-sdm', ph, run, '--profile', 'smoke', '--views', '4CH', '--set', 'steps=2', 'lr=1e-4',
+                          'seed=5'])[0] == 2   # still the copied 2CH model
+    (run / 'checkpoints/sdm_4CH.pt').unlink()
+    assert run_inprocess(['train-sdm', ph, run, '--profile', 'smoke', '--views', '4CH', '--set', 'steps=2', 'lr=1e-4',
+                          'seed=5'])[0] == 0
+    for args in (['--steps', 0], ['--steps', 5000], ['--batch-size', 0], ['--device', 'cuda'], ['--guidance', -5]):
+        case('synthesize ' + ' '.join(map(str, args)), ['synthesize', run, aug, work / 's1', *args])
+    full = work / 'full'; full.mkdir(); (full / 'x').write_text('x')
+    case('synthesize into an existing OUT', ['synthesize', run, aug, full, '--steps', 2])
+    (work / 'afile').write_text('x')
+    case('synthesize into an OUT that cannot be made', ['synthesize', run, aug, work / 'afile/out', '--steps', 2])
+    one = work / 'one'; (one / 'checkpoints').mkdir(parents=True)
+    shutil.copy(run / 'checkpoints/sdm_2CH.pt', one / 'checkpoints')
+    t0 = time.perf_counter()
+    case('synthesize, second view has no checkpoint', ['synthesize', one, aug, work / 's2', '--steps', 2])
+    rows[-1] = rows[-1][:3] + (rows[-1][3] + f' (after {time.perf_counter() - t0:.1f} s, before any sampling)',)
+    ck = load_checkpoint(run / 'checkpoints/sdm_4CH.pt'); ck['step'] = 1
+    torch.save(ck, one / 'checkpoints/sdm_4CH.pt')
+    case('synthesize with an unfinished checkpoint', ['synthesize', one, aug, work / 's3', '--steps', 2])
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- kill / resume
+
+def _start(cmd, cwd=None):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                         env=dict(os.environ, EFN_TEXT_PROGRESS='', PYTHONUNBUFFERED='1'))
+    out = []
+    t = threading.Thread(target=lambda: out.extend(iter(lambda: p.stdout.read(1), '')), daemon=True)
+    t.start()
+    return p, out, t
+
+
+def _signal_when(p, out, pattern, sig, extra_wait=0.0, timeout=900):
+    "Send `sig` once `pattern` shows in the output (or the process ends); the exit code."
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < timeout and not re.search(pattern, ''.join(out)):
+        time.sleep(0.1)
+    time.sleep(extra_wait)
+    if p.poll() is None: p.send_signal(sig)
+    return p.wait(timeout=600)
+
+
+def _same_params(a: Path, b: Path, kind: str) -> str:
+    ca, cb = load_checkpoint(a, kind), load_checkpoint(b, kind)
+    ta, tb = ca['model'], cb['model']
+    eq = sum(torch.equal(ta[k], tb[k]) for k in ta)
+    return f'{eq}/{len(ta)} tensors equal'
+
+
+def kill_checks(work: Path) -> list:
+    "[(command, signal, exit code, what was kept, after resuming)]"
+    ph = make_phantom(work / 'kph', patients=6, size=32, seed=1, workers=1, progress=False)
+    rows = []
+    trainers = [('train-sdm', 'echo_from_noise.sdm', 'sdm_4CH', ['--set', 'steps=60', 'save_every=20', 'log_every=1']),
+                ('train-cyclegan', 'echo_from_noise.cyclegan', 'cyclegan_4CH',
+                 ['--set', 'steps=60', 'save_every=20', 'log_every=1'])]
+    for cmd, kind, name, sets in trainers:
+        ref = work / f'{cmd}-ref'
+        r = subprocess.run(EFN + [cmd, str(ph), str(ref), '--profile', 'smoke', '--views', '4CH', *sets],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGTERM):
+            run = work / f'{cmd}-{sig.name}'
+            full = EFN + [cmd, str(ph), str(run), '--profile', 'smoke', '--views', '4CH', *sets]
+            p, out, _ = _start(full)
+            code = _signal_when(p, out, r'\b(2[5-9]|3\d)/60\b', sig)     # past the step-20 checkpoint
+            kept = load_checkpoint(run / f'checkpoints/{name}.pt', kind)['step'] if \
+                (run / f'checkpoints/{name}.pt').exists() else 'nothing'
+            r = subprocess.run(full, capture_output=True, text=True)
+            same = _same_params(ref / f'checkpoints/{name}.pt', run / f'checkpoints/{name}.pt', kind)
+            rows.append((f'efn {cmd}', sig.name, code, f'checkpoint at step {kept}',
+                         f'exit {r.returncode}; vs uninterrupted: {same}'))
+            print(rows[-1])
+    # synthesis: no checkpoint (atomic output); a killed run leaves a .partial folder that the next run removes
+    srun = work / 'train-sdm-ref'
+    aug = work / 'kaug'
+    assert subprocess.run(EFN + ['augment', str(ph), str(aug), '--copies', '3'], capture_output=True).returncode == 0
+    ref = work / 'syn-ref'
+    syn = EFN + ['synthesize', str(srun), str(aug), '{out}', '--steps', '40', '--batch-size', '4']
+    r = subprocess.run([a.replace('{out}', str(ref)) for a in syn], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGTERM):
+        out_dir = work / f'syn-{sig.name}'
+        cmd = [a.replace('{out}', str(out_dir)) for a in syn]
+        p, out, _ = _start(cmd)
+        code = _signal_when(p, out, r'synthesize.*\b[3-9]/\d+ ', sig)
+        left = sorted(q.name for q in work.glob(f'.{out_dir.name}.partial-*'))
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        left_after = sorted(q.name for q in work.glob(f'.{out_dir.name}.*'))
+        same = all((np.array(cv2_read(out_dir / f)) == np.array(cv2_read(ref / f))).all()
+                   for f in read_manifest(ref)['image'])
+        rows.append(('efn synthesize', sig.name, code, f'nothing in OUT; {len(left)} partial folder(s) beside it',
+                     f'exit {r.returncode}; leftovers after the rerun: {len(left_after)}; images identical to an '
+                     f'uninterrupted run: {same}'))
+        print(rows[-1])
+    # the study: a smoke run killed in its SDM/CycleGAN stages, resumed, against an uninterrupted one
+    ref = work / 'paper-ref'
+    r = subprocess.run(EFN + ['paper', '--profile', 'smoke', '--out', str(ref)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGTERM):
+        run = work / f'paper-{sig.name}'
+        cmd = EFN + ['paper', '--profile', 'smoke', '--out', str(run)]
+        p, out, _ = _start(cmd)
+        code = _signal_when(p, out, r'train cyclegan_2CH', sig)
+        stages = sorted(q.stem for q in (run / 'stages').glob('*.json'))
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        same = (run / 'table1.md').exists() and \
+            (run / 'table1.md').read_text().replace(str(run), '') == (ref / 'table1.md').read_text().replace(str(ref), '')
+        rows.append(('efn paper (smoke)', sig.name, code, f'stages done: {", ".join(stages) or "none"}',
+                     f'exit {r.returncode}; Table 1 identical to an uninterrupted run: {same}'))
+        print(rows[-1])
+    return rows, ref
+
+
+def cv2_read(p):
+    import cv2
+    return cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+
+
+def main_(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--work', default=str(ROOT / 'runs' / 'bench_robustness'))
+    ap.add_argument('--skip-kills', action='store_true')
+    a = ap.parse_args(argv)
+    work = Path(a.work)
+    shutil.rmtree(work, ignore_errors=True); work.mkdir(parents=True)
+    t0 = time.time()
+    kills, smoke = ([], None) if a.skip_kills else kill_checks(work / 'kills')
+    bad = bad_inputs(work / 'bad', smoke)
+    md = ['# Robustness: bad input, kills and resumes', '',
+          f'`python benchmarks/bench_robustness.py` ({time.time() - t0:.0f} s on this machine, {os.cpu_count()} cores, '
+          f'torch {torch.__version__}); every row below was produced by that run, through the real `efn` commands at '
+          'smoke scale. Paths are shown relative to the work folder.', '',
+          '## Bad input', '', '| input | command | exit | message |', '|---|---|---|---|']
+    esc = lambda s: str(s).replace('|', '\\|')
+    md += [f'| {esc(w)} | `{esc(c)}` | {code} | {esc(m)} |' for w, c, code, m in bad]
+    if kills:
+        md += ['', '## Kill and resume', '',
+               'Each command was stopped by the signal while it worked, then run again unchanged (trainers: 60 smoke '
+               'steps, periodic checkpoint every 20; the signal came after step 25). Exit -9 is SIGKILL; 130 is '
+               'Ctrl-C; 143 is SIGTERM handled (the trainer finished its step and saved); -15 is SIGTERM outside a '
+               'training loop, where there is nothing unsaved.', '',
+               '| command | signal | exit | kept | after the same command again |', '|---|---|---|---|---|']
+        md += [f'| {c} | {s} | {code} | {esc(k)} | {esc(r)} |' for c, s, code, k, r in kills]
+    (ROOT / 'benchmarks' / 'robustness.md').write_text('\n'.join(md) + '\n')
+    print('\n'.join(md))
+
+
+if __name__ == '__main__':
+    main_()
