@@ -53,7 +53,7 @@ def test_cli_train_then_synthesize(phantom, tmp_path):
 def test_checkpoint_from_a_different_model_is_refused(phantom, tmp_path):
     train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', make_cyclegan_config('smoke', dict(steps=1)), progress=False)
     other = make_cyclegan_config('smoke', dict(steps=2, ngf=4))
-    with pytest.raises(DataError, match=r'different model \(ngf=8\)'):
+    with pytest.raises(DataError, match=r'different model \(ngf=8, now 4\)'):
         train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', other, progress=False)
     bad = tmp_path / 'r/checkpoints/cg.pt'
     bad.write_bytes(bad.read_bytes()[:1000])             # truncated
