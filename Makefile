@@ -32,10 +32,12 @@ check-export: setup
 	rm -rf $$snap; exit 1; fi
 
 test-nbs: setup
-	$(BIN)/nbdev-test --n-workers 2
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2
 
+# Two workers, one test file each at a time (module fixtures such as the smoke study run once), one BLAS thread per
+# worker so that the two never fight over the two cores.
 test-py: setup
-	$(BIN)/pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile
 
 test: check-export test-nbs test-py
 

@@ -201,6 +201,21 @@ def kill_checks(work: Path) -> list:
             rows.append((f'efn {cmd}', sig.name, code, f'checkpoint at step {kept}',
                          f'exit {r.returncode}; vs uninterrupted: {same}'))
             print(rows[-1])
+    # the same under torchrun (2 gloo processes): the agent passes SIGTERM to both ranks, which stop after one step
+    run = work / 'torchrun'
+    tr = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'echo_from_noise',
+          'train-sdm', str(ph), str(run), '--profile', 'smoke', '--views', '4CH', '--set', 'steps=100000',
+          'save_every=100000', 'bf16=false']
+    p, out, _ = _start(tr)
+    code = _signal_when(p, out, r'\b(1[0-9]|2\d)/100000\b', signal.SIGTERM)
+    kept = load_checkpoint(run / 'checkpoints/sdm_4CH.pt')['step']
+    ranks = ''.join(out).count('stopped by SIGTERM')
+    tr[tr.index('steps=100000')] = f'steps={kept + 3}'
+    r = subprocess.run(tr, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    rows.append(('torchrun (2 processes) efn train-sdm', 'SIGTERM to torchrun', code,
+                 f'checkpoint at step {kept}; ranks that said "stopped by SIGTERM": {ranks} of 2',
+                 f'exit {r.returncode}; resumed to step {load_checkpoint(run / "checkpoints/sdm_4CH.pt")["step"]}'))
+    print(rows[-1])
     # synthesis: no checkpoint (atomic output); a killed run leaves a .partial folder that the next run removes
     srun = work / 'train-sdm-ref'
     aug = work / 'kaug'

@@ -19,10 +19,10 @@ import pandas as pd
 import torch
 
 from echo_from_noise.dataset import load_frame, read_manifest
-from echo_from_noise.diffusion import Diffusion, sample
+from echo_from_noise.diffusion import sample
 from echo_from_noise.labels import one_hot
 from echo_from_noise.phantom import make_phantom
-from echo_from_noise.sdm import load_sdm, make_config, train_sdm
+from echo_from_noise.sdm import diffusion_for, load_sdm, make_config, train_sdm
 
 
 def main():
@@ -45,7 +45,7 @@ def main():
         net, cfg, _ = load_sdm(tmp / 'run0/checkpoints/sdm_4CH.pt')
         df = read_manifest(ph).head(16)
         seg = one_hot(torch.stack([torch.from_numpy(load_frame(ph, r)[1]).long() for _, r in df.iterrows()]))
-        d = Diffusion.cosine(cfg.timesteps)
+        d = diffusion_for(cfg)
         srows = []
         for sampler, steps in (('dpm++', 20), ('ddim', 20), ('ddpm', 100)):
             sample(net, seg[:2], d, sampler, 2, bf16=True)

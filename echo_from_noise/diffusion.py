@@ -13,7 +13,8 @@ import torch
 from .dataset import tqdm
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion', 'guided', 'sample']
+__all__ = ['PREDICTIONS', 'SAMPLERS', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion', 'guided',
+           'sample']
 
 # %% ../nbs/05_diffusion.ipynb #dd034efc
 def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -46,9 +47,15 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
 def _mean_flat(x): return x.mean(dim=tuple(range(1, x.ndim)))
 
 # %% ../nbs/05_diffusion.ipynb #6e154090
+PREDICTIONS = ('eps', 'v')
+
+
 class Diffusion:
-    "A Gaussian diffusion process over `len(betas)` steps; `timestep_map[i]` is the model's time input at step `i`."
-    def __init__(self, betas, timestep_map=None):
+    """A Gaussian diffusion process over `len(betas)` steps; `timestep_map[i]` is the model's time input at step `i`;
+    the model's first output channel is the noise (`prediction='eps'`) or v = sqrt(ab) eps - sqrt(1 - ab) x0 ('v')."""
+    def __init__(self, betas, timestep_map=None, prediction: str = 'eps'):
+        if prediction not in PREDICTIONS: raise ValueError(f'prediction must be one of {PREDICTIONS}, got {prediction!r}')
+        self.prediction = prediction
         b = np.asarray(betas, dtype=np.float64)
         if b.ndim != 1 or not ((b > 0) & (b <= 1)).all(): raise ValueError('betas must be a 1-D array in (0, 1]')
         self.num_timesteps = len(b)
@@ -66,9 +73,9 @@ class Diffusion:
         self._t = {}
 
     @classmethod
-    def cosine(cls, T: int = 1000) -> 'Diffusion':
-        "The paper's process: T steps of the cosine schedule."
-        return cls(cosine_betas(T))
+    def cosine(cls, T: int = 1000, prediction: str = 'eps') -> 'Diffusion':
+        "The paper's process: T steps of the cosine schedule (the model predicting `prediction`)."
+        return cls(cosine_betas(T), prediction=prediction)
 
     def respaced(self, steps: int) -> 'Diffusion':
         "The process restricted to `steps` evenly spaced timesteps, betas recomputed from alpha_bar (improved DDPM)."
@@ -79,7 +86,7 @@ class Diffusion:
         for i in use:
             betas.append(1 - ac[i] / last)
             last = ac[i]
-        return Diffusion(np.array(betas), self.timestep_map[use])
+        return Diffusion(np.array(betas), self.timestep_map[use], self.prediction)
 
     def _get(self, name, t, x):
         "Coefficient `name` at integer steps `t`, broadcast to `x`'s shape, on its device, float32."
@@ -99,12 +106,26 @@ class Diffusion:
         "Mean and log variance of q(x_{t-1} | x_t, x_0)."
         return (self._get('post_c1', t, xt) * x0 + self._get('post_c2', t, xt) * xt, self._get('post_log_var', t, xt))
 
+    def target(self, x0, noise, t):
+        "What the model's first channel is trained to output: the noise, or v = sqrt(ab) noise - sqrt(1 - ab) x0."
+        if self.prediction == 'eps': return noise
+        return self._get('sqrt_ac', t, x0) * noise - self._get('sqrt_one_minus_ac', t, x0) * x0
+
+    def x0_eps(self, pred, xt, t):
+        """(x_0, noise) implied by the model's first channel at x_t. From eps, x_0 = (x_t - sqrt(1-ab) eps) / sqrt(ab)
+        multiplies the error by sqrt(1/ab - 1), up to 2e4 near t = T; from v, x_0 = sqrt(ab) x_t - sqrt(1-ab) v does
+        not (both coefficients are at most 1)."""
+        if self.prediction == 'eps':
+            return self._get('sqrt_recip_ac', t, xt) * xt - self._get('sqrt_recipm1_ac', t, xt) * pred, pred
+        a, s = self._get('sqrt_ac', t, xt), self._get('sqrt_one_minus_ac', t, xt)
+        return a * xt - s * pred, s * xt + a * pred
+
     def p_mean_variance(self, out, xt, t, clip: bool = True):
-        "Mean, log variance and predicted x_0 of p(x_{t-1} | x_t) from the model output (eps, v) (B, 2C, ...)."
-        eps, v = out.float().chunk(2, dim=1)
+        "Mean, log variance, predicted x_0 and noise of p(x_{t-1} | x_t) from the model output (B, 2C, ...)."
+        pred, v = out.float().chunk(2, dim=1)
         frac = (v.clamp(-1, 1) + 1) / 2
         log_var = frac * self._get('log_betas', t, xt) + (1 - frac) * self._get('post_log_var', t, xt)
-        x0 = self._get('sqrt_recip_ac', t, xt) * xt - self._get('sqrt_recipm1_ac', t, xt) * eps
+        x0, eps = self.x0_eps(pred, xt, t)
         if clip: x0 = x0.clamp(-1, 1)
         mean, _ = self.q_posterior(x0, xt, t)
         return mean, log_var, x0, eps
@@ -118,10 +139,10 @@ class Diffusion:
         return torch.where(t == 0, nll, kl)
 
     def training_losses(self, out, x0, xt, t, noise, vb_weight: float = 0.001) -> dict:
-        "Hybrid loss per sample: noise MSE + vb_weight * T * bound term (the bound trains the variance only)."
-        eps, v = out.float().chunk(2, dim=1)
-        mse = _mean_flat((noise - eps) ** 2)
-        vb = self.vb_term(torch.cat([eps.detach(), v], dim=1), x0, xt, t)
+        "Hybrid loss per sample: MSE of the first channel to its target + vb_weight * T * bound term (variance only)."
+        pred, v = out.float().chunk(2, dim=1)
+        mse = _mean_flat((self.target(x0, noise, t) - pred) ** 2)
+        vb = self.vb_term(torch.cat([pred.detach(), v], dim=1), x0, xt, t)
         return dict(loss=mse + vb_weight * self.num_timesteps * vb, mse=mse, vb=vb)
 
 # %% ../nbs/05_diffusion.ipynb #d1529eff
@@ -160,14 +181,15 @@ def sample(model, seg, diffusion: Diffusion, sampler: str = 'dpm++', steps: int 
         sch = DPMSolverMultistepScheduler(num_train_timesteps=diffusion.num_timesteps,
                                           trained_betas=diffusion.np['betas'].astype(np.float32).tolist(),
                                           algorithm_type='sde-dpmsolver++' if sde else 'dpmsolver++', solver_order=2,
-                                          prediction_type='epsilon', timestep_spacing='linspace', lower_order_final=True,
+                                          prediction_type='v_prediction' if diffusion.prediction == 'v' else 'epsilon',
+                                          timestep_spacing='linspace', lower_order_final=True,
                                           thresholding=True, sample_max_value=1.0, lambda_min_clipped=-5.1)
         sch.set_timesteps(steps, device=dev)
         for k, t in enumerate(tqdm(sch.timesteps, desc=sampler, disable=not progress, leave=False)):
             tm = torch.full((B,), int(t), device=dev, dtype=torch.long)
-            eps = net(x, tm)[:, :channels]
+            pred = net(x, tm)[:, :channels]
             z = torch.randn(x.shape, generator=generator, device='cpu').to(dev) if sde else None   # seeded on any device
-            x = sch.step(eps, t, x, variance_noise=z).prev_sample
+            x = sch.step(pred, t, x, variance_noise=z).prev_sample
             if callback: callback(k + 1, len(sch.timesteps))
         return x.clamp(-1, 1)
     r = diffusion.respaced(steps)

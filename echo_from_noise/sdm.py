@@ -31,11 +31,12 @@ from .labels import N_COND_CLASSES, one_hot
 log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
-__all__ = ['log', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'apply_overrides', 'pick_device', 'check_settings',
-           'make_config', 'SemanticSPADE', 'build_model', 'SDMNet', 'FrameSet', 'TrainingDiverged', 'Terminated',
-           'dist_info', 'close_distributed', 'init_distributed', 'stop_on_sigterm', 'stop_requested', 'save_checkpoint',
-           'load_checkpoint', 'check_resume', 'check_training', 'run_steps', 'train_sdm', 'write_loss_curve',
-           'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset', 'synthesize']
+__all__ = ['log', 'OBJECTIVES', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'apply_overrides', 'pick_device',
+           'check_settings', 'diffusion_for', 'make_config', 'SemanticSPADE', 'build_model', 'SDMNet', 'FrameSet',
+           'TrainingDiverged', 'Terminated', 'dist_info', 'close_distributed', 'init_distributed', 'stop_on_sigterm',
+           'stop_requested', 'save_checkpoint', 'load_checkpoint', 'check_resume', 'check_training', 'run_steps',
+           'train_sdm', 'write_loss_curve', 'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset',
+           'synthesize']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -51,6 +52,7 @@ class SDMConfig:
     spade_hidden: int = 32
     spade_kernel: int = 1            # gamma/beta kernel of SemanticSPADE: 3 as the SDM, 1 for speed
     timesteps: int = 1000
+    objective: str = 'paper'         # 'paper': predict the noise (the paper); 'v': predict v (see OBJECTIVES)
     vb_weight: float = 0.001
     p_uncond: float = 0.0
     batch_size: int = 8              # global batch (split across processes under torchrun)
@@ -70,11 +72,16 @@ class SDMConfig:
     device: str = 'auto'
 
     def model_keys(self): return ('size', 'channels', 'attention_levels', 'num_res_blocks', 'num_head_channels',
-                                  'spade', 'spade_hidden', 'spade_kernel', 'timesteps')
+                                  'spade', 'spade_hidden', 'spade_kernel', 'timesteps', 'objective')
 
 
 # Fields added after checkpoints were first written, with the value those older checkpoints were trained with.
-_LEGACY = dict(spade='monai', spade_kernel=3)
+_LEGACY = dict(spade='monai', spade_kernel=3, objective='paper')
+
+# Training objectives: what the network's first output channel predicts. Both keep the learned-range variance and the
+# hybrid loss (nbs/05_diffusion); every sampler works with both.
+OBJECTIVES = {'paper': 'eps',   # the paper: the noise, as improved DDPM
+              'v': 'v'}         # v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho): x0 well conditioned near t = T
 
 
 def saved_config(d: dict) -> SDMConfig:
@@ -154,6 +161,11 @@ def check_settings(cfg, positive=(), at_least_zero=(), fractions=()):
     return cfg
 
 
+def diffusion_for(cfg: SDMConfig) -> Diffusion:
+    "The diffusion process a model of `cfg` was trained with: the cosine schedule, and what its objective predicts."
+    return Diffusion.cosine(cfg.timesteps, prediction=OBJECTIVES[cfg.objective])
+
+
 def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
     if profile not in PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
@@ -166,6 +178,8 @@ def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
         raise DataError(f'channels {cfg.channels} and attention_levels {cfg.attention_levels} must have the same length')
     if cfg.size % (2 ** (len(cfg.channels) - 1)): raise DataError(f'size {cfg.size} must be divisible by 2^(levels-1)')
     if cfg.spade not in ('sdm', 'monai'): raise DataError(f"spade must be 'sdm' or 'monai', got {cfg.spade!r}")
+    if cfg.objective not in OBJECTIVES:
+        raise DataError(f'unknown objective {cfg.objective!r}; choose one of {list(OBJECTIVES)} (--set objective=...)')
     if cfg.spade_kernel not in (1, 3, 5): raise DataError(f'spade_kernel must be 1, 3 or 5, got {cfg.spade_kernel}')
     return cfg
 
@@ -425,7 +439,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
         start, history = int(ck['step']), list(ck.get('history', []))
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local] if dev.type == 'cuda' else None) \
         if world > 1 else net
-    diffusion = Diffusion.cosine(cfg.timesteps)
+    diffusion = diffusion_for(cfg)
     per = cfg.batch_size // world
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
 
@@ -535,7 +549,7 @@ def sdm_generate(net, cfg: SDMConfig, labels, sampler: str = 'ddpm', steps: int 
     dev = next(net.parameters()).device
     seg = one_hot(torch.from_numpy(labels).long().to(dev))
     g = torch.Generator().manual_seed(int(seed))
-    x = sample(net, seg, Diffusion.cosine(cfg.timesteps), sampler, steps, guidance, generator=g,
+    x = sample(net, seg, diffusion_for(cfg), sampler, steps, guidance, generator=g,
                bf16=cfg.bf16 if bf16 is None else bf16, callback=callback)
     return to_uint8_images(x, labels)
 
