@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import os
 import re
@@ -152,8 +153,11 @@ def bad_inputs(work: Path, smoke_run: Path | None) -> list:
 # ---------------------------------------------------------------------------------------------- kill / resume
 
 def _start(cmd, cwd=None):
+    # SIGINT back to its default in the child: a shell's background job (nohup ... &) ignores it, and Python keeps an
+    # ignored SIGINT ignored instead of turning it into KeyboardInterrupt
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
-                         env=dict(os.environ, EFN_TEXT_PROGRESS='', PYTHONUNBUFFERED='1'))
+                         env=dict(os.environ, EFN_TEXT_PROGRESS='', PYTHONUNBUFFERED='1'),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     out = []
     t = threading.Thread(target=lambda: out.extend(iter(lambda: p.stdout.read(1), '')), daemon=True)
     t.start()
@@ -177,9 +181,26 @@ def _same_params(a: Path, b: Path, kind: str) -> str:
     return f'{eq}/{len(ta)} tensors equal'
 
 
+def _cached(work: Path, part: str, fn) -> list:
+    "Rows of one part of the benchmark, kept in WORK/PART.json so that a rerun with --resume skips finished parts."
+    f = work / f'{part}.json'
+    if f.exists(): return [tuple(r) for r in json.loads(f.read_text())]
+    rows = fn()
+    f.write_text(json.dumps(rows))
+    return rows
+
+
 def kill_checks(work: Path) -> list:
     "[(command, signal, exit code, what was kept, after resuming)]"
-    ph = make_phantom(work / 'kph', patients=6, size=32, seed=1, workers=1, progress=False)
+    ph = work / 'kph'
+    if not (ph / 'manifest.csv').exists(): make_phantom(ph, patients=6, size=32, seed=1, workers=1, progress=False)
+    rows = _cached(work, 'trainers', lambda: _trainer_kills(work, ph))
+    rows += _cached(work, 'synthesis', lambda: _synthesis_kills(work, ph))
+    paper_rows = _cached(work, 'paper', lambda: _paper_kills(work))
+    return rows + paper_rows, work / 'paper-ref'
+
+
+def _trainer_kills(work: Path, ph: Path) -> list:
     rows = []
     trainers = [('train-sdm', 'echo_from_noise.sdm', 'sdm_4CH', ['--set', 'steps=60', 'save_every=20', 'log_every=1']),
                 ('train-cyclegan', 'echo_from_noise.cyclegan', 'cyclegan_4CH',
@@ -216,10 +237,16 @@ def kill_checks(work: Path) -> list:
                  f'checkpoint at step {kept}; ranks that said "stopped by SIGTERM": {ranks} of 2',
                  f'exit {r.returncode}; resumed to step {load_checkpoint(run / "checkpoints/sdm_4CH.pt")["step"]}'))
     print(rows[-1])
-    # synthesis: no checkpoint (atomic output); a killed run leaves a .partial folder that the next run removes
-    srun = work / 'train-sdm-ref'
+    return rows
+
+
+def _synthesis_kills(work: Path, ph: Path) -> list:
+    "Synthesis has no checkpoint (its output is written atomically); a killed run leaves a .partial folder."
+    rows = []
+    srun = work / 'train-sdm-ref'                           # a 4CH model: the maps are those of a 4CH-only phantom
+    ph4 = make_phantom(work / 'kph4', patients=6, size=32, seed=1, views=['4CH'], workers=1, progress=False)
     aug = work / 'kaug'
-    assert subprocess.run(EFN + ['augment', str(ph), str(aug), '--copies', '3'], capture_output=True).returncode == 0
+    assert subprocess.run(EFN + ['augment', str(ph4), str(aug), '--copies', '3'], capture_output=True).returncode == 0
     ref = work / 'syn-ref'
     syn = EFN + ['synthesize', str(srun), str(aug), '{out}', '--steps', '40', '--batch-size', '4']
     r = subprocess.run([a.replace('{out}', str(ref)) for a in syn], capture_output=True, text=True)
@@ -238,7 +265,12 @@ def kill_checks(work: Path) -> list:
                      f'exit {r.returncode}; leftovers after the rerun: {len(left_after)}; images identical to an '
                      f'uninterrupted run: {same}'))
         print(rows[-1])
-    # the study: a smoke run killed in its SDM/CycleGAN stages, resumed, against an uninterrupted one
+    return rows
+
+
+def _paper_kills(work: Path) -> list:
+    "The study: a smoke run killed in its CycleGAN stage, resumed, against an uninterrupted one."
+    rows = []
     ref = work / 'paper-ref'
     r = subprocess.run(EFN + ['paper', '--profile', 'smoke', '--out', str(ref)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -254,7 +286,7 @@ def kill_checks(work: Path) -> list:
         rows.append(('efn paper (smoke)', sig.name, code, f'stages done: {", ".join(stages) or "none"}',
                      f'exit {r.returncode}; Table 1 identical to an uninterrupted run: {same}'))
         print(rows[-1])
-    return rows, ref
+    return rows
 
 
 def cv2_read(p):
@@ -266,9 +298,12 @@ def main_(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--work', default=str(ROOT / 'runs' / 'bench_robustness'))
     ap.add_argument('--skip-kills', action='store_true')
+    ap.add_argument('--resume', action='store_true', help='keep WORK and the parts of the kill checks it has finished')
     a = ap.parse_args(argv)
     work = Path(a.work)
-    shutil.rmtree(work, ignore_errors=True); work.mkdir(parents=True)
+    if not a.resume: shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work / 'bad', ignore_errors=True)
     t0 = time.time()
     kills, smoke = ([], None) if a.skip_kills else kill_checks(work / 'kills')
     bad = bad_inputs(work / 'bad', smoke)
