@@ -190,12 +190,13 @@ def _cached(work: Path, part: str, fn) -> list:
     return rows
 
 
-def kill_checks(work: Path) -> list:
+def kill_checks(work: Path, paper: bool = True) -> list:
     "[(command, signal, exit code, what was kept, after resuming)]"
     ph = work / 'kph'
     if not (ph / 'manifest.csv').exists(): make_phantom(ph, patients=6, size=32, seed=1, workers=1, progress=False)
     rows = _cached(work, 'trainers', lambda: _trainer_kills(work, ph))
     rows += _cached(work, 'synthesis', lambda: _synthesis_kills(work, ph))
+    if not paper: return rows, None
     paper_rows = _cached(work, 'paper', lambda: _paper_kills(work))
     return rows + paper_rows, work / 'paper-ref'
 
@@ -298,6 +299,7 @@ def main_(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--work', default=str(ROOT / 'runs' / 'bench_robustness'))
     ap.add_argument('--skip-kills', action='store_true')
+    ap.add_argument('--no-paper', action='store_true', help='leave out the efn paper kill checks (about 20 min)')
     ap.add_argument('--resume', action='store_true', help='keep WORK and the parts of the kill checks it has finished')
     a = ap.parse_args(argv)
     work = Path(a.work)
@@ -305,7 +307,7 @@ def main_(argv=None):
     work.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(work / 'bad', ignore_errors=True)
     t0 = time.time()
-    kills, smoke = ([], None) if a.skip_kills else kill_checks(work / 'kills')
+    kills, smoke = ([], None) if a.skip_kills else kill_checks(work / 'kills', not a.no_paper)
     bad = bad_inputs(work / 'bad', smoke)
     md = ['# Robustness: bad input, kills and resumes', '',
           f'`python benchmarks/bench_robustness.py` ({time.time() - t0:.0f} s on this machine, {os.cpu_count()} cores, '
