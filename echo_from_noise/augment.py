@@ -232,7 +232,7 @@ def augment_dataset(dataset, out, copies: int = 5, seed: int = 0, strength: floa
             _, lab = load_frame(dataset, row)
             if size is None:
                 size = lab.shape[0]
-                writer = DatasetWriter(out, size, overwrite=overwrite, sources=[dataset])
+                writer = DatasetWriter(out, size, overwrite=overwrite)   # OUT was checked against the source above
             elif lab.shape[0] != size:
                 raise DataError(f'{Path(dataset) / row["label"]}: size {lab.shape} differs from the first map ({size})')
             for k in range(copies):

@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import (tqdm, DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError, DatasetWriter, assign_splits,
-                                     canonical_frame, check_not_overlapping, check_views_phases, read_png,
-                                     read_split_file)
+                                     canonical_frame, check_views_phases, read_png, read_split_file)
 from .labels import LabelError
 
 log = logging.getLogger('echo_from_noise')
@@ -84,7 +83,6 @@ def write_frames(frames: list, out, size: int = 256, split_file=None, val_share:
                  overwrite: bool = False, progress: bool = True, sources=()) -> PrepareReport:
     "Split `frames` by patient, convert each to canonical form and write them atomically to `out` (never into `sources`)."
     skips = skips or Skips(False)
-    check_not_overlapping(out, sources)
     if not frames: raise DataError(f'no frames to write to {out}: the source held none of the requested views/phases')
     one = {}                 # ids that differ only in case or white space are one patient, named as first seen
     frames = [replace(f, patient=one.setdefault(patient_key(f.patient), str(f.patient).strip())) for f in frames]
@@ -202,7 +200,8 @@ def parse_name(stem: str, patient_regex: str | None = None) -> dict:
         if first_token is None and (t in _VIEW_TOKENS or t in _PHASE_TOKENS): first_token = 2 * i
     if patient_regex:
         m = re.search(patient_regex, stem)
-        if m and (m.group(1) if m.groups() else m.group(0)): out['patient'] = m.group(1) if m.groups() else m.group(0)
+        found = m and (m.group(1) if m.groups() else m.group(0))
+        if found: out['patient'] = found
     elif (m := re.search(r'patient\d+', stem, re.IGNORECASE)):
         out['patient'] = m.group(0).lower()
     elif first_token:
@@ -345,7 +344,7 @@ def find_echonet(src, phases=PHASES, skips: Skips | None = None) -> list:
         if not (src / need).exists(): raise DataError(f'{src / need}: not found; is {src} an EchoNet-Dynamic folder?')
     try:
         fl = pd.read_csv(src / 'FileList.csv')
-        vt = pd.read_csv(src / 'VolumeTracings.csv')
+        vt = pd.read_csv(src / 'VolumeTracings.csv', dtype=str, keep_default_na=False)   # as text: bad cells named below
     except Exception as e:
         raise DataError(f'{src}: cannot read FileList.csv/VolumeTracings.csv ({e})') from None
     for name, df, cols in (('FileList.csv', fl, ['FileName', 'Split']),
@@ -354,12 +353,12 @@ def find_echonet(src, phases=PHASES, skips: Skips | None = None) -> list:
         if miss: raise DataError(f'{src / name}: missing columns {miss}')
     stem = lambda s: str(s)[:-4] if str(s).lower().endswith('.avi') else str(s)
     coords = ['X1', 'Y1', 'X2', 'Y2', 'Frame']
-    num = vt[coords].apply(pd.to_numeric, errors='coerce')
+    cells = vt[coords]
+    num = cells.apply(pd.to_numeric, errors='coerce')
     invalid = num.isna().any(axis=1)       # an empty cell or text where a number belongs: the video cannot be traced
-    vt = vt.assign(**{c: num[c] for c in coords}, stem=vt['FileName'].map(stem), _row=np.arange(len(vt)) + 2)
+    vt = vt.assign(**{c: num[c] for c in coords}, stem=vt['FileName'].map(stem))
     groups = {k: g for k, g in vt.groupby('stem', sort=False)}
-    bad_rows = {k: g for k, g in vt[invalid.to_numpy()].groupby('stem', sort=False)}
-    raw = pd.read_csv(src / 'VolumeTracings.csv', dtype=str, keep_default_na=False)
+    bad_rows = {k: g for k, g in vt[invalid].groupby('stem', sort=False)}
     frames, untraced = [], 0
     for _, row in fl.iterrows():
         s = stem(row['FileName'])
@@ -370,8 +369,8 @@ def find_echonet(src, phases=PHASES, skips: Skips | None = None) -> list:
         if s in bad_rows:
             r = bad_rows[s].iloc[0]
             col = next(c for c in coords if pd.isna(r[c]))
-            cell = raw.iloc[int(r['_row']) - 2][col]
-            skips(f'{src / "VolumeTracings.csv"}: line {int(r["_row"])} (video {s}): {col} is '
+            cell = cells.at[r.name, col]
+            skips(f'{src / "VolumeTracings.csv"}: line {r.name + 2} (video {s}): {col} is '
                   f'{"empty" if not cell.strip() else f"not a number ({cell!r})"}; the video cannot be traced')
             continue
         traced = list(dict.fromkeys(g['Frame'].astype(int)))

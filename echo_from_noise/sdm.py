@@ -332,7 +332,7 @@ def check_resume(path, ck: dict, trained, cfg, view: str | None = None, total: i
         keys = set(cfg.model_keys()) if hasattr(cfg, 'model_keys') else set()
         what = 'a different model' if keys & set(diff) else 'different settings'
         raise DataError(f'{path}: was trained with {what} (' + ', '.join(f'{k}={old.get(k)!r}, now {new[k]!r}' for k in diff)
-                        + '); resume with its settings (only steps may grow) or use a new run directory')
+                        + '); resume with its settings (only the run length may grow) or use a new run directory')
     done = int(ck.get('step', 0))
     if total is not None and total < done:
         raise DataError(f'{path}: has trained {done} steps already, more than the {total} asked for; a run can only '
