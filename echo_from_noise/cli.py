@@ -53,7 +53,7 @@ def _run_prepare(args):
 def _run_phantom(args):
     from echo_from_noise.phantom import make_phantom
     out = make_phantom(args.out, args.patients, args.size, args.views, args.phases, args.seed, args.val_share,
-                       args.test_share, args.workers, args.overwrite)
+                       args.test_share, args.workers, args.overwrite, test_patients=args.test_patients)
     n = args.patients * len(args.views) * len(args.phases)
     print(f'{n} phantom frames of {args.patients} patients written to {out}')
 
@@ -133,6 +133,20 @@ def _run_paper(args):
     if table.exists(): print(table.read_text())
 
 
+def _run_realism(args):
+    from echo_from_noise.realism import realism, realism_figure, realism_markdown
+    from echo_from_noise.sdm import pick_device
+    table, hists = realism(args.real, args.synthetic, args.seed, args.steps, pick_device(args.device))
+    print(realism_markdown(table.assign(generator=Path(args.synthetic).name),
+                           f'Realism of {args.synthetic} against {args.real}'))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / 'realism.csv', index=False)
+        realism_figure(dict(real=hists['real'], synthetic=hists['synthetic']), out / 'realism_histograms')
+        print(f'written: {out / "realism.csv"}, {out / "realism_histograms.png"}')
+
+
 def _training_args(p: argparse.ArgumentParser, example: str):
     p.add_argument('dataset', help='a canonical dataset with images')
     p.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
@@ -186,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument('--val-share', type=float, default=DEFAULT_VAL_SHARE,
                     help='share of non-test patients for validation (default: 50/450, as the paper)')
     ph.add_argument('--test-share', type=float, default=0.1, help='share of patients for test (default: %(default)s)')
+    ph.add_argument('--test-patients', type=int, default=None,
+                    help='exactly this many of the patients in test (instead of --test-share)')
     ph.add_argument('--workers', type=int, default=None, help='processes (default: one per CPU core)')
     ph.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     ph.set_defaults(func=_run_phantom)
@@ -237,6 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
     sy.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     sy.set_defaults(func=_run_synthesize)
+
+    re = sub.add_parser('realism', help='how close a synthetic dataset is to a real one (grey levels, contrast, '
+                                        'histogram distances, classifier AUC)',
+                        description='Per structure (LV cavity, myocardium, LA, rest of sector): mean grey level and its '
+                                    'ratio to real, the myocardium-cavity contrast ratio, the Wasserstein-1 distance of '
+                                    'the grey-level histograms; and the held-out AUC of a small CNN trained to tell real '
+                                    'from synthetic frames (0.5 = indistinguishable). Real frames of the synthetic '
+                                    "set's views and phases, all splits.")
+    re.add_argument('real', help='a canonical dataset of real frames')
+    re.add_argument('synthetic', help='a canonical dataset of synthetic frames (efn synthesize output), the same size')
+    re.add_argument('--out', help='folder for realism.csv and realism_histograms.png (default: print only)')
+    re.add_argument('--steps', type=int, default=300, help='classifier training steps (default: %(default)s)')
+    re.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
+    re.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
+    re.set_defaults(func=_run_realism)
 
     pa = sub.add_parser('paper', help='run the whole study (data, SDM, CycleGAN, synthesis, segmentation, Table 1, '
                                       'adherence, figures)',

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .dataset import DataError, config_from_dict
+from .diffusion import bf16_autocast
 from .labels import LABEL_VALUES, check_labels
 from .sdm import (FrameSet, TrainingDiverged, _batch_plan, apply_overrides, check_resume,
                                  check_settings, dist_info, generate_dataset, load_checkpoint, pick_device, run_steps,
@@ -226,7 +227,7 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
         sched_g.load_state_dict(ck['sched_g']); sched_d.load_state_dict(ck['sched_d'])
         pool_img.load(ck['pool_image'], dev); pool_lab.load(ck['pool_label'], dev)
         start, history = int(ck['step']), list(ck.get('history', []))
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    autocast = bf16_autocast(dev, cfg.bf16)
     lc, li = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
     l1 = lambda a, b: torch.mean(torch.abs(a.float() - b))
 

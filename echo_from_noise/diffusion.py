@@ -13,8 +13,8 @@ import torch
 from .dataset import tqdm
 
 # %% auto #0
-__all__ = ['PREDICTIONS', 'SAMPLERS', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion', 'guided',
-           'sample']
+__all__ = ['PREDICTIONS', 'SAMPLERS', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion',
+           'bf16_native', 'bf16_autocast', 'guided', 'sample']
 
 # %% ../nbs/05_diffusion.ipynb #dd034efc
 def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -149,6 +149,21 @@ class Diffusion:
 SAMPLERS = ('ddpm', 'ddim', 'dpm++', 'dpm++sde')
 
 
+def bf16_native(device) -> bool:
+    "True where bfloat16 matmuls and convolutions run in hardware: a CUDA GPU that supports them, or a CPU with AVX512-BF16/AMX."
+    dev = torch.device(device)
+    if dev.type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
+
+
+def bf16_autocast(device, wanted: bool = True):
+    """bf16 autocast on `device` when `wanted` and the hardware does bf16 natively; a disabled context (float32)
+    otherwise: on a CPU without it (AVX2 only) bf16 is emulated and a training step is about 13x slower than in fp32."""
+    dev = torch.device(device)
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(wanted) and bf16_native(dev))
+
+
 def guided(model, x, t_model, seg, guidance: float = 0.0):
     "Model output with classifier-free guidance, paper eq. (1): eps + s (eps - eps_null); s = 0 is one plain call."
     if guidance == 0:
@@ -170,7 +185,7 @@ def sample(model, seg, diffusion: Diffusion, sampler: str = 'dpm++', steps: int 
     dev = seg.device
     B, _, H, W = seg.shape
     x = torch.randn((B, channels, H, W), generator=generator, device='cpu').to(dev)
-    ac = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+    ac = bf16_autocast(dev, bf16)
 
     def net(x, t_model):
         with ac: return guided(model, x, t_model, seg, guidance)

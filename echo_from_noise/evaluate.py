@@ -15,8 +15,8 @@ from scipy import ndimage as ndi
 from .labels import STRUCTURES
 
 # %% auto #0
-__all__ = ['PAPER_TABLE1', 'ROW_ORDER', 'MEASURED_CYCLEGAN', 'dice', 'hd95', 'frame_metrics', 'summarize', 'table1', 'figure3',
-           'save_figure']
+__all__ = ['PAPER_TABLE1', 'ROW_ORDER', 'MEASURED_CYCLEGAN', 'EXTRA_ROWS', 'dice', 'hd95', 'frame_metrics', 'summarize', 'table1',
+           'figure3', 'save_figure']
 
 # %% ../nbs/08_evaluate.ipynb #11e3242b
 def dice(pred, gt) -> float:
@@ -77,6 +77,7 @@ def summarize(per_image: pd.DataFrame) -> dict:
 
 
 MEASURED_CYCLEGAN = 'All CycleGAN frames'
+EXTRA_ROWS = ('Real + SDM frames',)    # measured rows the paper has no counterpart for, shown after its rows
 
 
 def _measured_row(name, m, fmt):
@@ -104,6 +105,8 @@ def table1(per_image: pd.DataFrame, caption: str) -> tuple[str, pd.DataFrame]:
             rows.append(dict(row=f'{name} (measured)', source='measured', LV_endo='not run', LV_epi='not run',
                              LA='not run', Mean='not run', n=0))
         rows.append(dict(row=f'{name}: paper, CAMUS 256 px', source='paper', **{k: fmt(*v) for k, v in paper.items()}, n=''))
+    for name in EXTRA_ROWS:
+        if name in s: rows.append(_measured_row(name, s[name], fmt) | dict(row=f'{name} (measured; not in the paper)'))
     df = pd.DataFrame(rows)[['row', 'LV_endo', 'LV_epi', 'LA', 'Mean', 'n', 'source']]
     lines = [f'**Table 1.** {caption}', '', '| Train/validation data | LV_endo | LV_epi | LA | Mean | n test images |',
              '|---|---|---|---|---|---|']

@@ -311,12 +311,18 @@ def _patient_job(args): return patient_frames(*args)
 
 def make_phantom(out, patients: int = 50, size: int = 128, views=VIEWS, phases=PHASES, seed: int = 0,
                  val_share: float = DEFAULT_VAL_SHARE, test_share: float = 0.1, workers: int | None = None,
-                 overwrite: bool = False, progress: bool = True) -> Path:
-    "Write a phantom dataset of `patients` patients in the canonical layout, with patient-level splits."
+                 overwrite: bool = False, progress: bool = True, test_patients: int | None = None) -> Path:
+    """Write a phantom dataset of `patients` patients in the canonical layout, with patient-level splits: `test_share`
+    of them in test, or exactly `test_patients` (the last ones; the others split by `val_share` among themselves)."""
     if patients < 1: raise DataError(f'patients must be at least 1, got {patients}')
+    if test_patients is not None and not 0 <= test_patients < patients:
+        raise DataError(f'test_patients must lie in [0, patients - 1] = [0, {patients - 1}], got {test_patients}')
     check_views_phases(views, phases)
     names = [f'phantom{i:04d}' for i in range(patients)]
-    splits = assign_splits(names, val_share=val_share, test_share=test_share, seed=seed)
+    if test_patients is None: splits = assign_splits(names, val_share=val_share, test_share=test_share, seed=seed)
+    else:    # patients are independent draws, so the last ones are as random a test set as any
+        n_fit = patients - test_patients
+        splits = assign_splits(names[:n_fit], val_share=val_share, seed=seed) | {n: 'test' for n in names[n_fit:]}
     workers = min(workers or os.cpu_count() or 1, patients)
     jobs = [(seed, i, size, tuple(views), tuple(phases)) for i in range(patients)]
     with DatasetWriter(out, size, overwrite=overwrite) as w:   # a bad OUT is refused before a progress bar is drawn

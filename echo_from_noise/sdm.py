@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from .dataset import (tqdm, PHASES, DataError, DatasetWriter, config_from_dict, extra_columns,
                                      load_frame, load_split, read_manifest)
-from .diffusion import SAMPLERS, Diffusion, sample
+from .diffusion import SAMPLERS, Diffusion, bf16_autocast, sample
 from .labels import N_COND_CLASSES, one_hot
 
 log = logging.getLogger('echo_from_noise')
@@ -441,7 +441,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
         if world > 1 else net
     diffusion = diffusion_for(cfg)
     per = cfg.batch_size // world
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    autocast = bf16_autocast(dev, cfg.bf16)
 
     def checkpoint(step):
         if rank == 0:

@@ -22,8 +22,8 @@ from .sdm import (Terminated, check_resume, load_checkpoint, pick_device, save_c
                                  stop_on_sigterm, stop_requested)
 
 # %% auto #0
-__all__ = ['SEG_KIND', 'SegConfig', 'build_segmenter', 'load_frames', 'augment_batch', 'dice_per_class', 'train_segmenter',
-           'load_segmenter', 'segment']
+__all__ = ['SEG_KIND', 'NO_INTENSITY', 'SegConfig', 'saved_seg_config', 'build_segmenter', 'load_frames', 'augment_intensity',
+           'augment_batch', 'dice_per_class', 'train_segmenter', 'load_segmenter', 'segment']
 
 # %% ../nbs/07_segment.ipynb #82abae88
 SEG_KIND = 'echo_from_noise.segmenter'
@@ -40,12 +40,24 @@ class SegConfig:
     lr: float = 1e-3
     min_lr: float = 1e-4
     gamma: tuple = (0.5, 3.0)
+    contrast: tuple = (0.7, 1.3)     # intensity augmentation (see augment_intensity); (1, 1), (1, 1), 0, 0 = off
+    gain: tuple = (0.7, 1.3)
+    speckle: float = 0.3
+    blur: float = 1.0
     flip: bool = True
     rotate_deg: float = 10.0
     translate: float = 0.2
     scale: tuple = (0.8, 1.2)
     seed: int = 0
     device: str = 'auto'
+
+
+NO_INTENSITY = dict(contrast=(1.0, 1.0), gain=(1.0, 1.0), speckle=0.0, blur=0.0)   # the paper's augmentation (gamma only)
+
+
+def saved_seg_config(d: dict) -> SegConfig:
+    "The SegConfig of a checkpoint's dict; checkpoints from before the intensity augmentation were trained without it."
+    return config_from_dict(SegConfig, {**NO_INTENSITY, **d})
 
 
 def build_segmenter(size: int, width: int = 1) -> torch.nn.Module:
@@ -64,11 +76,35 @@ def load_frames(dataset, split, views=None, phases=None):
     return imgs, seg_target(labs), rows
 
 
+def _blur(x, sigma):
+    "Gaussian blur of each image of (B, 1, H, W) with its own standard deviation `sigma` (B,) in pixels."
+    B, r = x.shape[0], 3
+    k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma.clamp(min=1e-3).view(B, 1) ** 2))
+    k = k / k.sum(1, keepdim=True)
+    y = F.conv2d(F.pad(x.transpose(0, 1), (r, r, 0, 0), mode='replicate'), k.view(B, 1, 1, -1), groups=B)
+    return F.conv2d(F.pad(y, (0, 0, r, r), mode='replicate'), k.view(B, 1, -1, 1), groups=B).transpose(0, 1)
+
+
+def augment_intensity(img, cfg: SegConfig, g: torch.Generator):
+    """Scanner-like intensity changes, one draw per image of a batch in [0, 1] (B, 1, H, W): gamma, contrast about the
+    sector's mean (dynamic range), gain, multiplicative speckle-like noise and Gaussian blur; black outside the sector
+    stays black."""
+    B = img.shape[0]
+    u = lambda lo, hi: (lo + (hi - lo) * torch.rand(B, generator=g)).view(B, 1, 1, 1)
+    sector = (img > 0).float()
+    x = img.clamp(0, 1) ** u(*cfg.gamma)
+    m = (x * sector).sum((1, 2, 3), keepdim=True) / sector.sum((1, 2, 3), keepdim=True).clamp(min=1)
+    x = (m + u(*cfg.contrast) * (x - m)) * u(*cfg.gain)
+    if cfg.speckle > 0: x = x * (1 + u(0, cfg.speckle) * torch.randn(x.shape, generator=g)).clamp(min=0)
+    if cfg.blur > 0: x = _blur(x, u(0, cfg.blur).view(B))
+    return (x * sector).clamp(0, 1)
+
+
 def augment_batch(img, lab, cfg: SegConfig, g: torch.Generator):
-    "Jointly augment a batch: gamma (image only), flip, rotation, translation and scale (image bilinear, label nearest)."
+    "Jointly augment a batch: intensity (image only, `augment_intensity`), flip, rotation, translation and scale (image bilinear, label nearest)."
     B = img.shape[0]
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(B, generator=g)
-    img = img.clamp(0, 1) ** u(*cfg.gamma).view(B, 1, 1, 1)
+    img = augment_intensity(img, cfg, g)
     ang = torch.deg2rad(u(-cfg.rotate_deg, cfg.rotate_deg))
     s = u(*cfg.scale)
     flip = torch.where(torch.rand(B, generator=g) < (0.5 if cfg.flip else 0.0), -1.0, 1.0)
@@ -114,7 +150,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
     log, best, best_state, start = [], -1.0, None, 0
     if path.exists():
         ck = load_checkpoint(path, SEG_KIND)
-        check_resume(path, ck, config_from_dict(SegConfig, ck['config']), cfg,
+        check_resume(path, ck, saved_seg_config(ck['config']), cfg,
                      may_change=('device',) if ck.get('finished') else ('device', 'epochs', 'min_steps'))
         if ck.get('finished'): return ck['summary']
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
@@ -163,7 +199,7 @@ def load_segmenter(path, device='cpu'):
     "(model with the best weights, its SegConfig, (mean, std)) from a finished segmenter checkpoint."
     ck = load_checkpoint(path, SEG_KIND)
     if not ck.get('finished'): raise DataError(f'{path}: training did not finish; run the segmentation stage again to resume')
-    cfg = config_from_dict(SegConfig, ck['config'])
+    cfg = saved_seg_config(ck['config'])
     model = build_segmenter(cfg.size, cfg.width)
     model.load_state_dict(ck['model'])
     return model.to(device).eval(), cfg, tuple(ck['norm'])

@@ -31,7 +31,7 @@ STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adher
 STUDY_PROFILES = {
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
                   seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None),
-    'cpu': dict(size=64, patients=40, copies=5, sdm=dict(steps=1200), sampler='ddpm', synth_steps=30,
+    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(steps=1200), sampler='ddpm', synth_steps=30,
                 seg=dict(epochs=30, batch_size=16, min_steps=1000), cyclegan=False, cyclegan_train=dict(),
                 adherence_maps=None),
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='ddpm', synth_steps=50,
@@ -45,6 +45,7 @@ SEG_ROWS = [  # Table 1 row -> which training data
     ('SDM 4CH ED', 'synthetic', ['4CH'], ['ED']), ('SDM 4CH ES', 'synthetic', ['4CH'], ['ES']),
     ('SDM 2CH ED', 'synthetic', ['2CH'], ['ED']), ('SDM 2CH ES', 'synthetic', ['2CH'], ['ES']),
     ('All SDM frames', 'synthetic', None, None), ('All real frames', 'real', None, None),
+    ('Real + SDM frames', 'real+synthetic', None, None),     # not in the paper: how most users will use synthetic data
 ]
 CYCLEGAN_ROW = ('All CycleGAN frames', 'cyclegan', None, None)
 REAL_ROW = 'All real frames'       # its segmenter scores the adherence study
@@ -83,7 +84,8 @@ def _stage_data(run: Path, cfg: dict, progress: bool) -> dict:
     real = real_dataset(run, cfg)
     if cfg['data'] == 'phantom':
         if not (real / 'manifest.csv').exists():
-            make_phantom(real, cfg['patients'], cfg['size'], seed=cfg['seed'], progress=progress)
+            make_phantom(real, cfg['patients'], cfg['size'], seed=cfg['seed'], progress=progress,
+                         test_patients=cfg.get('test_patients'))
     df = read_manifest(real)
     _, lab = load_frame(real, df.iloc[0])
     if lab.shape[0] != cfg['size']:
@@ -173,17 +175,18 @@ def _stage_segment(run: Path, cfg: dict, progress: bool) -> dict:
     seg_cfg = SegConfig(**dict(dict(size=cfg['size'], seed=cfg['seed'], device=cfg['device']), **cfg['seg']))
     out = {}
     for row, source, views, phases in seg_rows(cfg):
-        try:
-            train = load_frames(sets[source], 'train', views, phases)
-            val = load_frames(sets[source], 'val', views, phases)
+        try:     # a source like 'real+synthetic' is the union of its datasets' frames
+            parts = [(load_frames(sets[s], 'train', views, phases), load_frames(sets[s], 'val', views, phases))
+                     for s in source.split('+')]
         except DataError as e:
             out[row] = dict(skipped=str(e))
             print(f'{row}: skipped ({e})')
             continue
-        if source != 'real':
-            check_no_leak(sets['real'], sets[source])
-        else:
-            assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
+        train, val = ([np.concatenate([p[k][i] for p in parts]) for i in range(2)] + [pd.concat([p[k][2] for p in parts])]
+                      for k in range(2))
+        for s in source.split('+'):
+            if s != 'real': check_no_leak(sets['real'], sets[s])
+        assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
         out[row] = train_segmenter(train[:2], val[:2], run / 'checkpoints' / f'seg_{_slug(row)}.pt', seg_cfg, row,
                                    progress=progress)
     return out
@@ -217,9 +220,35 @@ def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
                f'({len(per["id"].unique())} test images). Rows marked "paper" are the published numbers on CAMUS at '
                '256 px, shown for reference only; they were not measured here.')
     md, df = table1(per, caption)
-    (run / 'table1.md').write_text(md)
     df.to_csv(run / 'table1.csv', index=False)
-    return dict(rows=list(summary), test_images=int(per['id'].nunique()))
+    result = dict(rows=list(summary), test_images=int(per['id'].nunique()))
+    realism_md, result['realism'] = _realism(run, cfg, dev, progress)
+    (run / 'table1.md').write_text(md + ('\n' + realism_md if realism_md else ''))
+    return result
+
+
+def _realism(run: Path, cfg: dict, dev, progress: bool) -> tuple:
+    """`efn realism` for each of the run's synthetic sets against the real data: metrics/realism.csv, the histogram
+    figure, and (markdown table, {generator: summary})."""
+    from echo_from_noise.realism import realism, realism_figure, realism_markdown
+    sets = {'SDM': run / 'synthetic', 'CycleGAN': run / 'synthetic_cyclegan'}
+    tables, hists, out = [], {}, {}
+    for gen, path in sets.items():
+        if not (path / 'manifest.csv').exists(): continue
+        t, h = realism(real_dataset(run, cfg), path, seed=cfg['seed'], device=dev, progress=progress)
+        tables.append(t.assign(generator=gen))
+        hists.setdefault('real', h['real']); hists[gen] = h['synthetic']
+        idx = t.set_index(['metric', 'structure'])
+        out[gen] = dict(auc=float(idx.loc[('classifier_auc', 'all'), 'synthetic']),
+                        contrast_ratio=float(idx.loc[('contrast', 'myocardium-cavity'), 'ratio']),
+                        grey_ratio={s: float(r) for s, r in idx.loc['grey_mean', 'ratio'].items()})
+    if not tables: return '', out
+    table = pd.concat(tables, ignore_index=True)
+    table.to_csv(run / 'metrics' / 'realism.csv', index=False)
+    realism_figure(hists, run / 'figures' / 'realism_histograms', 'Grey levels per structure: real (black) and synthetic')
+    caption = ('Table 1b. Realism of the synthetic training images against the real frames of the same views and phases '
+               '(`efn realism`; figures/realism_histograms.png).')
+    return realism_markdown(table, caption), out
 
 
 def _stage_adherence(run: Path, cfg: dict, progress: bool) -> dict:

@@ -57,6 +57,16 @@ def test_bad_arguments(tmp_path):
     assert not (tmp_path / 'x').exists()
 
 
+def test_exact_test_patients(tmp_path):
+    out = make_phantom(tmp_path / 'ph', patients=10, size=32, seed=1, workers=1, progress=False, test_patients=4)
+    df = read_manifest(out)
+    per = df.groupby('patient')['split'].first()
+    assert (per == 'test').sum() == 4 and set(per[per == 'test'].index) == {f'phantom{i:04d}' for i in range(6, 10)}
+    assert (per == 'val').sum() == 1 and (per == 'train').sum() == 5     # val share 50/450 of the 6 others, at least 1
+    with pytest.raises(DataError, match=r'test_patients must lie in \[0, patients - 1\]'):
+        make_phantom(tmp_path / 'x', patients=3, test_patients=3, progress=False)
+
+
 def test_cli_phantom(tmp_path):
     r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'phantom', str(tmp_path / 'p'), '--patients', '2',
                         '--size', '32', '--views', '2CH', '--seed', '3'], capture_output=True, text=True)

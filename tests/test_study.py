@@ -28,7 +28,8 @@ def test_all_outputs(study):
     figs = [f'figures/{n}.{e}' for n in ('fig3', 'fig4', 'fig5', 'fig5_adherence') for e in ('png', 'pdf')]
     for f in ['config.yaml', 'table1.md', 'table1.csv', 'metrics/per_image.csv', 'metrics/summary.json',
               'metrics/adherence.csv', 'metrics/adherence_summary.csv', 'checkpoints/sdm_2CH.pt', 'checkpoints/sdm_4CH.pt',
-              'checkpoints/cyclegan_2CH.pt', 'checkpoints/cyclegan_4CH.pt', 'synthetic_cyclegan/manifest.csv'] + figs:
+              'checkpoints/cyclegan_2CH.pt', 'checkpoints/cyclegan_4CH.pt', 'synthetic_cyclegan/manifest.csv',
+              'metrics/realism.csv', 'figures/realism_histograms.png'] + figs:
         assert (out / f).is_file(), f
     assert sorted(p.name for p in (out / 'notebooks').iterdir()) == [f'0{i}_{s}.ipynb' for i, s in enumerate(STAGES, 1)]
     assert all((out / 'stages' / f'{s}.json').exists() for s in STAGES)
@@ -39,7 +40,7 @@ def test_table1_is_recomputed_from_the_per_image_csv(study):
     out, _ = study
     per = pd.read_csv(out / 'metrics/per_image.csv')
     assert set(per['row']) == {'SDM 4CH ED', 'SDM 4CH ES', 'SDM 2CH ED', 'SDM 2CH ES', 'All SDM frames', 'All real frames',
-                               'All CycleGAN frames'}
+                               'All CycleGAN frames', 'Real + SDM frames'}
     md, df = table1(per, 'x')
     saved = pd.read_csv(out / 'table1.csv', keep_default_na=False)
     assert list(saved['Mean']) == list(df['Mean'].astype(str))
@@ -66,6 +67,24 @@ def test_no_test_patient_reaches_training(study):
     summary = json.loads((out / 'stages/segment.json').read_text())['result']
     n_train_real = int((real['split'] == 'train').sum())
     assert summary['All real frames']['train_frames'] == n_train_real
+    n_train_syn = int((read_manifest(out / 'synthetic')['split'] == 'train').sum())
+    assert summary['Real + SDM frames']['train_frames'] == n_train_real + n_train_syn
+
+
+def test_realism_table_for_each_generator(study):
+    out, _ = study
+    t = pd.read_csv(out / 'metrics/realism.csv')
+    assert set(t['generator']) == {'SDM', 'CycleGAN'}
+    for gen, g in t.groupby('generator'):
+        auc = g.query('metric == "classifier_auc"')['synthetic'].item()
+        assert 0 <= auc <= 1
+        grey = g.query('metric == "grey_mean"').set_index('structure')
+        assert set(grey.index) == {'cavity', 'myocardium', 'LA', 'sector'}
+        assert np.allclose(grey['ratio'], grey['synthetic'] / grey['real'])
+    md = (out / 'table1.md').read_text()
+    assert 'Table 1b. Realism' in md and md.count('classifier AUC') == 2
+    result = json.loads((out / 'stages/evaluate.json').read_text())['result']['realism']
+    assert set(result) == {'SDM', 'CycleGAN'} and set(result['SDM']['grey_ratio']) == {'cavity', 'myocardium', 'LA', 'sector'}
 
 
 def test_resume_skips_finished_stages(study):

@@ -1,0 +1,63 @@
+"""`efn realism` and the realism measures on datasets the tests write: a phantom and a washed-out copy of it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from echo_from_noise.dataset import DataError, DatasetWriter, load_frame, read_manifest
+from echo_from_noise.phantom import make_phantom
+from echo_from_noise.realism import classifier_auc, realism
+
+
+def _copy(src, out, fn, size=None):
+    df = read_manifest(src)
+    with DatasetWriter(out, size or load_frame(src, df.iloc[0])[1].shape[0]) as w:
+        for _, r in df.iterrows():
+            img, lab = load_frame(src, r)
+            img, lab = fn(img, lab)
+            w.add(r['id'], r['patient'], r['view'], r['phase'], r['split'], lab, img, source='test')
+    return out
+
+
+@pytest.fixture(scope='module')
+def pair(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('realism')
+    real = make_phantom(tmp / 'real', 8, 32, seed=3, workers=1, progress=False)
+    washed = _copy(real, tmp / 'washed', lambda i, l: (np.where(l > 0, 0.5 * i + 100, 0).astype(np.uint8), l))
+    return real, washed, tmp
+
+
+def test_cli_writes_the_table_and_separates_a_washed_out_copy(pair):
+    real, washed, tmp = pair
+    r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'realism', str(real), str(washed), '--out',
+                        str(tmp / 'out'), '--steps', '80', '--device', 'cpu'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'myocardium - cavity contrast' in r.stdout and 'classifier AUC' in r.stdout
+    t = pd.read_csv(tmp / 'out' / 'realism.csv').set_index(['metric', 'structure'])
+    assert (tmp / 'out' / 'realism_histograms.png').stat().st_size > 1000
+    assert t.loc[('classifier_auc', 'all'), 'synthetic'] > 0.9
+    assert abs(t.loc[('contrast', 'myocardium-cavity'), 'ratio'] - 0.5) < 0.05     # 0.5 x + 100 halves every contrast
+    for s in ('cavity', 'myocardium', 'LA', 'sector'):
+        g = t.loc[('grey_mean', s)]
+        assert abs(g['synthetic'] - (0.5 * g['real'] + 100)) < 0.6 and t.loc[('w1', s), 'synthetic'] > 20
+
+
+def test_identical_sets_measure_as_identical(pair):
+    real, _, _ = pair
+    t, _ = realism(real, real, steps=5, progress=False)
+    t = t.set_index(['metric', 'structure'])
+    assert (t.loc['w1', 'synthetic'] == 0).all() and np.allclose(t.loc['grey_mean', 'ratio'], 1)
+
+
+def test_other_size_and_too_few_frames_are_refused(pair):
+    real, _, tmp = pair
+    small = _copy(real, tmp / 'small', lambda i, l: (i[::2, ::2], l[::2, ::2]), size=16)
+    with pytest.raises(DataError, match='32 px frames but .* 16 px'):
+        realism(real, small, steps=1, progress=False)
+    x = np.zeros((3, 8, 8), np.uint8)
+    with pytest.raises(DataError, match='at least 4 frames'):
+        classifier_auc(x, x, [0, 1, 2], [0, 1, 2], steps=1)
