@@ -31,7 +31,9 @@ from echo_from_noise.realism import REGIONS, classifier_auc, grey_table, region_
 from echo_from_noise.sdm import load_sdm, make_config, sdm_generate, train_sdm
 from echo_from_noise.study import STUDY_PROFILES
 
-MODELS = [('paper-1200', 'paper', 1200), ('v-1200', 'v', 1200), ('v-2400', 'v', 2400), ('paper-2400', 'paper', 2400)]
+# (name, objective, training steps, min-SNR gamma (0 = off))
+MODELS = [('paper-1200', 'paper', 1200, 0.0), ('v-1200', 'v', 1200, 0.0), ('v-2400', 'v', 2400, 0.0),
+          ('v-minsnr5-1200', 'v', 1200, 5.0), ('paper-2400', 'paper', 2400, 0.0)]
 SAMPLERS = [('ddpm', 30), ('ddpm', 100), ('dpm++', 15)]
 STUDY_SAMPLER = (STUDY_PROFILES['cpu']['sampler'], STUDY_PROFILES['cpu']['synth_steps'])
 
@@ -54,7 +56,7 @@ def correlation(a, b, labels):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--work', default='runs/bench_objective')
-    ap.add_argument('--models', nargs='+', default=[m[0] for m in MODELS[:3]], choices=[m[0] for m in MODELS],
+    ap.add_argument('--models', nargs='+', default=[m[0] for m in MODELS[:4]], choices=[m[0] for m in MODELS],
                     help='models to train and compare (default: all but paper-2400)')
     a = ap.parse_args()
     work = Path(a.work)
@@ -64,9 +66,11 @@ def main():
         make_phantom(real, prof['patients'], prof['size'], seed=0, test_patients=prof.get('test_patients'))
     imgs, labs, rows = load_split(real, ['train', 'val', 'test'], ['4CH'])
     real_h = region_histograms(imgs, labs)
-    results, shown = [], {}
-    for name, objective, steps in [m for m in MODELS if m[0] in a.models]:
-        cfg = make_config('cpu', dict(objective=objective, steps=steps, seed=0, device='cpu'))
+    done = pd.read_csv(work / 'results.csv') if (work / 'results.csv').exists() else pd.DataFrame(columns=['model'])
+    results = done[~done['model'].isin(a.models)].to_dict('records')     # rows of models not rerun now are kept
+    shown = {}
+    for name, objective, steps, min_snr in [m for m in MODELS if m[0] in a.models]:
+        cfg = make_config('cpu', dict(objective=objective, steps=steps, min_snr=min_snr, seed=0, device='cpu'))
         t0 = time.perf_counter()
         train_sdm(real, work / name, 'sdm_4CH', '4CH', cfg)
         net, cfg, ck = load_sdm(work / name / 'checkpoints' / 'sdm_4CH.pt')
@@ -76,7 +80,8 @@ def main():
             syn = samples(net, cfg, labs, sampler, n, work / name / f'samples_{sampler}-{n}.npz')
             t = grey_table(real_h, region_histograms(syn, labs)).set_index(['metric', 'structure'])
             auc = classifier_auc(imgs, syn, rows['patient'], rows['patient'])['auc']
-            row = dict(model=name, objective=objective, train_steps=steps, sampler=f'{sampler}-{n}',
+            row = dict(model=name, objective=objective + (f' + min-SNR-{min_snr:g}' if min_snr else ''),
+                       train_steps=steps, sampler=f'{sampler}-{n}',
                        **{f'grey_{r}': t.loc[('grey_mean', r), 'synthetic'] for r in REGIONS},
                        **{f'ratio_{r}': t.loc[('grey_mean', r), 'ratio'] for r in REGIONS},
                        contrast=t.loc[('contrast', 'myocardium-cavity'), 'synthetic'],
@@ -84,11 +89,13 @@ def main():
                        w1_mean=float(np.mean([t.loc[('w1', r), 'synthetic'] for r in REGIONS])),
                        auc=auc, corr_real=correlation(syn, imgs, labs))
             results.append(row)
-            if (sampler, n) == STUDY_SAMPLER: shown[name] = syn
             print(f"  {sampler}-{n}: ratios {[round(row[f'ratio_{r}'], 2) for r in REGIONS]}, contrast "
                   f"{row['contrast_ratio']:.2f}, AUC {auc:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
         df = pd.DataFrame(results)      # the report after every model, so that a partial benchmark is readable
+        df = df.sort_values('model', key=lambda c: c.map([m[0] for m in MODELS].index), kind='stable')
         df.to_csv(work / 'results.csv', index=False)
+        sampler = f'samples_{STUDY_SAMPLER[0]}-{STUDY_SAMPLER[1]}.npz'
+        shown = {m: np.load(work / m / sampler)['images'] for m in df['model'].unique() if (work / m / sampler).exists()}
         write_report(df, real_h, work, imgs, labs, shown)
 
 

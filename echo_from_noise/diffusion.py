@@ -138,10 +138,20 @@ class Diffusion:
         nll = -_mean_flat(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var)) / math.log(2.0)
         return torch.where(t == 0, nll, kl)
 
-    def training_losses(self, out, x0, xt, t, noise, vb_weight: float = 0.001) -> dict:
-        "Hybrid loss per sample: MSE of the first channel to its target + vb_weight * T * bound term (variance only)."
+    def snr(self, t) -> torch.Tensor:
+        "Signal-to-noise ratio ab / (1 - ab) at steps `t`."
+        ab = torch.as_tensor(self.np['alphas_cumprod'], dtype=torch.float64)[t.cpu()]
+        return (ab / (1 - ab)).float().to(t.device)
+
+    def training_losses(self, out, x0, xt, t, noise, vb_weight: float = 0.001, min_snr: float = 0.0) -> dict:
+        """Hybrid loss per sample: MSE of the first channel to its target + vb_weight * T * bound term (variance only).
+        `min_snr` = gamma > 0 weights the MSE by min-SNR-gamma (Hang et al. 2023): min(SNR, gamma) / SNR for eps,
+        min(SNR, gamma) / (SNR + 1) for v, so that the nearly noise-free steps stop dominating the gradient."""
         pred, v = out.float().chunk(2, dim=1)
         mse = _mean_flat((self.target(x0, noise, t) - pred) ** 2)
+        if min_snr > 0:
+            snr = self.snr(t)
+            mse = mse * snr.clamp(max=min_snr) / (snr if self.prediction == 'eps' else snr + 1)
         vb = self.vb_term(torch.cat([pred.detach(), v], dim=1), x0, xt, t)
         return dict(loss=mse + vb_weight * self.num_timesteps * vb, mse=mse, vb=vb)
 

@@ -54,6 +54,7 @@ class SDMConfig:
     timesteps: int = 1000
     objective: str = 'paper'         # 'paper': predict the noise (the paper); 'v': predict v (see OBJECTIVES)
     vb_weight: float = 0.001
+    min_snr: float = 0.0             # min-SNR-gamma loss weighting (Hang et al. 2023); 0 = off (the paper)
     p_uncond: float = 0.0
     batch_size: int = 8              # global batch (split across processes under torchrun)
     steps: int = 1500
@@ -76,7 +77,7 @@ class SDMConfig:
 
 
 # Fields added after checkpoints were first written, with the value those older checkpoints were trained with.
-_LEGACY = dict(spade='monai', spade_kernel=3, objective='paper')
+_LEGACY = dict(spade='monai', spade_kernel=3, objective='paper', min_snr=0.0)
 
 # Training objectives: what the network's first output channel predicts. Both keep the learned-range variance and the
 # hybrid loss (nbs/05_diffusion); every sampler works with both.
@@ -172,7 +173,7 @@ def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
     cfg = apply_overrides(SDMConfig(profile=profile, **PROFILES[profile]), overrides)
     check_settings(cfg, positive=('size', 'timesteps', 'batch_size', 'steps', 'lr', 'grad_clip', 'save_every',
                                   'log_every', 'num_res_blocks', 'num_head_channels', 'spade_hidden'),
-                   at_least_zero=('vb_weight', 'weight_decay', 'warmup'), fractions=('ema_decay', 'p_uncond'))
+                   at_least_zero=('vb_weight', 'weight_decay', 'warmup', 'min_snr'), fractions=('ema_decay', 'p_uncond'))
     if not 0 <= cfg.min_lr_ratio <= 1: raise DataError(f'setting min_lr_ratio={cfg.min_lr_ratio} must lie in [0, 1]')
     if len(cfg.channels) != len(cfg.attention_levels):
         raise DataError(f'channels {cfg.channels} and attention_levels {cfg.attention_levels} must have the same length')
@@ -464,7 +465,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
         xt = diffusion.q_sample(x0, t, noise)
         with autocast:
             out = model(xt, t, seg)
-        terms = diffusion.training_losses(out, x0, xt, t, noise, cfg.vb_weight)
+        terms = diffusion.training_losses(out, x0, xt, t, noise, cfg.vb_weight, cfg.min_snr)
         loss = terms['loss'].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
