@@ -52,7 +52,7 @@ class SDMConfig:
     spade_hidden: int = 32
     spade_kernel: int = 1            # gamma/beta kernel of SemanticSPADE: 3 as the SDM, 1 for speed
     timesteps: int = 1000
-    objective: str = 'paper'         # 'paper': predict the noise (the paper); 'v': predict v (see OBJECTIVES)
+    objective: str = 'v'             # 'v': predict v (default, measured); 'paper': predict the noise (see OBJECTIVES)
     vb_weight: float = 0.001
     min_snr: float = 0.0             # min-SNR-gamma loss weighting (Hang et al. 2023); 0 = off (the paper)
     p_uncond: float = 0.0
@@ -103,7 +103,7 @@ PROFILES = {
     'paper': dict(size=256, channels=(256, 256, 512, 512, 1024, 1024),
                   attention_levels=(False, False, False, True, True, True), num_res_blocks=2, num_head_channels=64,
                   spade_hidden=128, spade_kernel=3, batch_size=96, steps=50000, lr=1e-4, warmup=500, ema_decay=0.9999,
-                  save_every=2500, log_every=100),
+                  save_every=2500, log_every=100, objective='paper'),   # the paper's setup, objective included
 }
 
 

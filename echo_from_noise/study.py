@@ -31,7 +31,7 @@ STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adher
 STUDY_PROFILES = {
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
                   seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None),
-    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(steps=1200), sampler='ddpm', synth_steps=30,
+    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(steps=1200), sampler='dpm++', synth_steps=15,
                 seg=dict(epochs=30, batch_size=16, min_steps=1000), cyclegan=False, cyclegan_train=dict(),
                 adherence_maps=None),
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='ddpm', synth_steps=50,
