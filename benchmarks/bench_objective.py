@@ -110,14 +110,19 @@ def write_report(df, real_h, work, imgs, labs, shown):
              'Real grey levels: ' + ', '.join(f'{r} {real_t.loc[("grey_mean", r), "real"]:.1f}' for r in REGIONS) +
              f'; myocardium - cavity contrast {real_t.loc[("contrast", "myocardium-cavity"), "real"]:.1f}.', '',
              '| objective | training steps | sampler | cavity | myocardium | LA | sector | contrast | mean W1 | '
-             'classifier AUC | correlation with the real frame |', '|---|---|---|---|---|---|---|---|---|---|---|']
+             'classifier AUC | correlation with the real frame | targets met |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for _, r in df.iterrows():
+        met = [(max(abs(r[f'ratio_{s}'] - 1) for s in REGIONS) <= 0.10, 'grey'),
+               (abs(r['contrast_ratio'] - 1) <= 0.15, 'contrast'), (r['auc'] <= 0.75, 'AUC')]
         lines.append(f"| {r['objective']} | {r['train_steps']} | {r['sampler']} | " +
                      ' | '.join(f"{r[f'grey_{s}']:.1f} ({r[f'ratio_{s}']:.2f})" for s in REGIONS) +
                      f" | {r['contrast']:.1f} ({r['contrast_ratio']:.2f}) | {r['w1_mean']:.1f} | {r['auc']:.3f} | "
-                     f"{r['corr_real']:.2f} |")
+                     f"{r['corr_real']:.2f} | {', '.join(n for ok, n in met if ok) or 'none'} |")
     lines += ['', 'Grey levels are means over all pixels of the structure (0-255), with the ratio synthetic / real in '
-              'brackets; contrast is myocardium minus cavity. AUC 0.5: the classifier cannot tell the images from real.']
+              'brackets; contrast is myocardium minus cavity. AUC 0.5: the classifier cannot tell the images from real. Targets '
+              '(issue 14): every structure within 10 % of its real grey level, contrast within 15 %, AUC at most 0.75. '
+              f'Samples of each model ({STUDY_SAMPLER[0]}-{STUDY_SAMPLER[1]}, the study sampler) against the real '
+              'frames: `benchmarks/realism_samples.png`.']
     (Path('benchmarks') / 'realism.md').write_text('\n'.join(lines) + '\n')
     if shown:
         from matplotlib.figure import Figure
