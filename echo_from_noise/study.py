@@ -182,8 +182,9 @@ def _stage_segment(run: Path, cfg: dict, progress: bool) -> dict:
             out[row] = dict(skipped=str(e))
             print(f'{row}: skipped ({e})')
             continue
-        train, val = ([np.concatenate([p[k][i] for p in parts]) for i in range(2)] + [pd.concat([p[k][2] for p in parts])]
-                      for k in range(2))
+        union = lambda k: (np.concatenate([p[k][0] for p in parts]), np.concatenate([p[k][1] for p in parts]),
+                           pd.concat([p[k][2] for p in parts]))
+        train, val = union(0), union(1)
         for s in source.split('+'):
             if s != 'real': check_no_leak(sets['real'], sets[s])
         assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
