@@ -143,7 +143,7 @@ def _run_realism(args):
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / 'realism.csv', index=False)
-        realism_figure(dict(real=hists['real'], synthetic=hists['synthetic']), out / 'realism_histograms')
+        realism_figure(hists, out / 'realism_histograms')     # {'real': ..., 'synthetic': ...}
         print(f'written: {out / "realism.csv"}, {out / "realism_histograms.png"}')
 
 
