@@ -53,7 +53,7 @@ class CycleGANConfig:
     seed: int = 0
     save_every: int = 200
     log_every: int = 10
-    phases: tuple = ('ED',)          # the SDM's training frames
+    phases: tuple = ('ED', 'ES')     # the SDM's training frames (ED only in the paper profile)
     device: str = 'auto'
 
     def model_keys(self): return ('size', 'ngf', 'ndf', 'n_blocks', 'n_layers_d')
@@ -68,7 +68,7 @@ CYCLEGAN_PROFILES = {
     'cpu': dict(),
     'gpu': dict(size=128, ngf=64, ndf=64, n_blocks=6, batch_size=4, steps=0, epochs=200, save_every=1000, log_every=50),
     'paper': dict(size=256, ngf=64, ndf=64, n_blocks=9, batch_size=1, steps=0, epochs=200, save_every=5000,
-                  log_every=100),
+                  log_every=100, phases=('ED',)),
 }
 
 

@@ -69,7 +69,7 @@ class SDMConfig:
     seed: int = 0
     save_every: int = 250
     log_every: int = 10
-    phases: tuple = ('ED',)          # the paper trains on ED frames only
+    phases: tuple = ('ED', 'ES')     # training frames: ED and ES (measured); the paper (profile 'paper') ED only
     device: str = 'auto'
 
     def model_keys(self): return ('size', 'channels', 'attention_levels', 'num_res_blocks', 'num_head_channels',
@@ -103,7 +103,7 @@ PROFILES = {
     'paper': dict(size=256, channels=(256, 256, 512, 512, 1024, 1024),
                   attention_levels=(False, False, False, True, True, True), num_res_blocks=2, num_head_channels=64,
                   spade_hidden=128, spade_kernel=3, batch_size=96, steps=50000, lr=1e-4, warmup=500, ema_decay=0.9999,
-                  save_every=2500, log_every=100, objective='paper'),   # the paper's setup, objective included
+                  save_every=2500, log_every=100, objective='paper', phases=('ED',)),   # the paper's setup, as published
 }
 
 
@@ -219,9 +219,13 @@ def build_model(cfg: SDMConfig) -> torch.nn.Module:
 
 
 class SDMNet(torch.nn.Module):
-    "Calls the U-Net as `net(x, t, seg)`, the signature the samplers use."
-    def __init__(self, unet): super().__init__(); self.unet = unet
-    def forward(self, x, t, seg): return self.unet(x, t, seg=seg)
+    """Calls the U-Net as `net(x, t, seg)`, the signature the samplers use. Weights and activations are kept channels-last
+    (NHWC): oneDNN's and cuDNN's convolutions run faster in that layout (measured on 2 CPU cores: a cpu-profile training
+    step 0.52 -> 0.41 s, sampling 25 % faster, identical outputs; benchmarks/sdm.md)."""
+    def __init__(self, unet): super().__init__(); self.unet = unet.to(memory_format=torch.channels_last)
+    def forward(self, x, t, seg):
+        cl = torch.channels_last
+        return self.unet(x.contiguous(memory_format=cl), t, seg=seg.contiguous(memory_format=cl))
 
 # %% ../nbs/06_sdm.ipynb #d3a011e0
 class FrameSet:

@@ -117,7 +117,7 @@ def _stage_sdm(run: Path, cfg: dict, progress: bool) -> dict:
     df = read_manifest(real)
     sdm_cfg = make_config(cfg['profile'], dict(cfg['sdm'], size=cfg['size'], device=cfg['device'], seed=cfg['seed']))
     views = sorted(df.loc[(df['split'] == 'train') & df['phase'].isin(sdm_cfg.phases), 'view'].unique())
-    if not views: raise DataError(f'{real}: no ED training frames for the SDM')
+    if not views: raise DataError(f'{real}: no training frames of phases {", ".join(sdm_cfg.phases)} for the SDM')
     return {v: train_sdm(real, run, f'sdm_{v}', v, sdm_cfg, progress=progress) for v in views}
 
 
@@ -141,7 +141,7 @@ def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
     df = read_manifest(aug)
     keep = df[df['view'].isin(views)]
     labels = aug
-    if len(keep) < len(df):      # views without an SDM (no ED training frames) cannot be synthesised
+    if len(keep) < len(df):      # views without an SDM (no training frames of the SDM's phases) cannot be synthesised
         labels = run / 'data' / 'augmented_with_sdm'
         subset_dataset(aug, keep, labels)
     if not (out / 'manifest.csv').exists():
