@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     au.set_defaults(func=_run_augment)
 
     tr = sub.add_parser('train-sdm', help='train the semantic diffusion model(s), one per view, on the training frames',
-                        description='Train one SDM per view on the train split (ED and ES frames; the paper profile: ED only, as published). '
+                        description='Train one SDM per view on the train split (ED and ES frames; the paper profile: ED only, '
+                                    'as published). '
                                     'Resumes from RUN/checkpoints/sdm_VIEW.pt when it exists. Under torchrun '
                                     '(--nproc_per_node N) the global batch is split across processes.')
     _training_args(tr, 'lr=1e-4 steps=500')
