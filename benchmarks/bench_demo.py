@@ -45,19 +45,15 @@ def main():
     met = lambda ok: 'met' if ok else 'NOT met'
     realism = []
     if (run / 'metrics' / 'realism.csv').exists():
-        t = pd.read_csv(run / 'metrics' / 'realism.csv').query('generator == "SDM"').set_index(['metric', 'structure'])
-        worst = (t.loc['grey_mean', 'ratio'] - 1).abs().max()
-        con = abs(t.loc[('contrast', 'myocardium-cavity'), 'ratio'] - 1)
-        auc = t.loc[('classifier_auc', 'all'), 'synthetic']
+        worst, con, auc = realism_errors(run)
         realism = [f'SDM images (seed {yaml_study(run)["seed"]}): largest grey-level error of a structure {100 * worst:.0f} % (target 10 %; {met(worst <= 0.1)}), '
                    f'myocardium-cavity contrast off by {100 * con:.0f} % (target 15 %; {met(con <= 0.15)}), classifier AUC '
-                   f'{auc:.3f} (target at most 0.75; {met(auc <= 0.75)}).', '']
+                   f'{auc:.3f} (target at most 0.75; {met(auc <= 0.75)}).']
         for r in runs[1:]:
-            o = pd.read_csv(r / 'metrics' / 'realism.csv').query('generator == "SDM"').set_index(['metric', 'structure'])
-            realism[-1:-1] = [f'Seed {yaml_study(r)["seed"]}: largest grey-level error '
-                              f'{100 * (o.loc["grey_mean", "ratio"] - 1).abs().max():.0f} %, contrast off by '
-                              f'{100 * abs(o.loc[("contrast", "myocardium-cavity"), "ratio"] - 1):.0f} %, classifier AUC '
-                              f'{o.loc[("classifier_auc", "all"), "synthetic"]:.3f}.', '']
+            worst, con, auc = realism_errors(r)
+            realism.append(f'Seed {yaml_study(r)["seed"]}: largest grey-level error {100 * worst:.0f} %, contrast off by '
+                           f'{100 * con:.0f} %, classifier AUC {auc:.3f}.')
+        realism.append('')
     from echo_from_noise.diffusion import bf16_native
     from echo_from_noise.sdm import load_checkpoint, saved_config
     ck = sorted((run / 'checkpoints').glob('sdm_*.pt'))
@@ -78,6 +74,13 @@ def main():
     out = Path(__file__).with_name('demo.md')
     out.write_text('\n'.join(lines) + '\n')
     print(out.read_text())
+
+
+def realism_errors(run):
+    "(largest grey-level error of a structure, myocardium-cavity contrast error, classifier AUC) of a run's SDM images."
+    t = pd.read_csv(run / 'metrics' / 'realism.csv').query('generator == "SDM"').set_index(['metric', 'structure'])
+    return ((t.loc['grey_mean', 'ratio'] - 1).abs().max(), abs(t.loc[('contrast', 'myocardium-cavity'), 'ratio'] - 1),
+            t.loc[('classifier_auc', 'all'), 'synthetic'])
 
 
 def dice_gaps(run):

@@ -37,11 +37,12 @@ def arm(work: Path, real: Path, labels: Path, phases: tuple, study: dict) -> dic
     if (run / 'result.json').exists(): return json.loads((run / 'result.json').read_text())
     cfg = make_config('cpu', dict(study['sdm'], size=study['size'], seed=0, phases=phases))
     train_sdm(real, run, f'sdm_{VIEW}', VIEW, cfg, progress=False)
-    synthesize(run, labels, run / 'synthetic', study['sampler'], study['synth_steps'], seed=0, device='cpu',
-               progress=False) if not (run / 'synthetic' / 'manifest.csv').exists() else None
+    if not (run / 'synthetic' / 'manifest.csv').exists():
+        synthesize(run, labels, run / 'synthetic', study['sampler'], study['synth_steps'], seed=0, device='cpu',
+                   progress=False)
+    sc = SegConfig(**dict(dict(size=study['size'], seed=0, device='cpu'), **study['seg']))
     out = {}
     for ph in ('ED', 'ES'):
-        sc = SegConfig(**dict(dict(size=study['size'], seed=0, device='cpu'), **study['seg']))
         tr, va = (load_frames(run / 'synthetic', s, [VIEW], [ph]) for s in ('train', 'val'))
         path = run / f'seg_{ph}.pt'
         train_segmenter(tr[:2], va[:2], path, sc, f'{"+".join(phases)} -> {ph}', progress=False)

@@ -18,9 +18,10 @@ from torch import nn
 from .dataset import DataError, config_from_dict
 from .diffusion import bf16_autocast
 from .labels import LABEL_VALUES, check_labels
-from .sdm import (FrameSet, TrainingDiverged, _batch_plan, apply_overrides, check_resume,
-                                 check_settings, dist_info, generate_dataset, load_checkpoint, pick_device, run_steps,
-                                 save_checkpoint, to_uint8_images, write_loss_curve)
+from .sdm import (PROFILES as SDM_PROFILES, FrameSet, SDMConfig, TrainingDiverged, _batch_plan,
+                                 apply_overrides, check_resume, check_settings, dist_info, generate_dataset,
+                                 load_checkpoint, pick_device, run_steps, save_checkpoint, to_uint8_images,
+                                 write_loss_curve)
 
 # %% auto #0
 __all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'RESUMABLE', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels',
@@ -53,7 +54,7 @@ class CycleGANConfig:
     seed: int = 0
     save_every: int = 200
     log_every: int = 10
-    phases: tuple = ('ED', 'ES')     # the SDM's training frames (ED only in the paper profile)
+    phases: tuple = SDMConfig.phases  # the SDM's training frames, by construction (the paper profile: its SDM's)
     device: str = 'auto'
 
     def model_keys(self): return ('size', 'ngf', 'ndf', 'n_blocks', 'n_layers_d')
@@ -68,7 +69,7 @@ CYCLEGAN_PROFILES = {
     'cpu': dict(),
     'gpu': dict(size=128, ngf=64, ndf=64, n_blocks=6, batch_size=4, steps=0, epochs=200, save_every=1000, log_every=50),
     'paper': dict(size=256, ngf=64, ndf=64, n_blocks=9, batch_size=1, steps=0, epochs=200, save_every=5000,
-                  log_every=100, phases=('ED',)),
+                  log_every=100, phases=SDM_PROFILES['paper']['phases']),
 }
 
 
