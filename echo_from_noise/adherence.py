@@ -125,15 +125,13 @@ def summarize_adherence(per_image: pd.DataFrame) -> pd.DataFrame:
 def plot_adherence(per_image: pd.DataFrame, out_base, reference: dict | None = None) -> dict:
     """The adherence curve: Dice (mean ± sd over maps) per structure against deformation strength, one line per
     generator; `reference` ({structure: Dice in %}) is drawn dashed (the segmenter on real test images)."""
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     import seaborn as sns
     names = list(STRUCTURES) + ['mean']
     long = per_image.melt(id_vars=['generator', 'strength'], value_vars=[f'dice_{n}' for n in names],
                           var_name='structure', value_name='dice')
     long['dice'] *= 100
-    fig, axs = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.2), sharey=True)
+    fig = Figure(figsize=(3.1 * len(names), 3.2)); axs = fig.subplots(1, len(names), sharey=True)
     palette = dict(SDM='#0072B2', CycleGAN='#D55E00')
     titles = []
     for ax, n in zip(axs, names):
@@ -155,11 +153,9 @@ def plot_adherence(per_image: pd.DataFrame, out_base, reference: dict | None = N
 
 def figure4(columns: list, out_base, title: str = '') -> dict:
     "Figure 4 from [(name, uint8 image, label map)]: top row the images, bottom row the same with label contours."
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     n = len(columns)
-    fig, axs = plt.subplots(2, n, figsize=(2.5 * n, 5.8), squeeze=False)
+    fig = Figure(figsize=(2.5 * n, 5.8)); axs = fig.subplots(2, n, squeeze=False)
     titles = []
     for j, (name, img, lab) in enumerate(columns):
         show_frame(img, lab, axs[0, j], 'image', name)
@@ -172,12 +168,10 @@ def figure4(columns: list, out_base, title: str = '') -> dict:
 def figure5(samples: list, out_base, scores: pd.DataFrame | None = None, title: str = '') -> dict:
     """Figure 5 from `adherence_study` samples of one map: one column per strength; per generator a row of images and
     a row with the label map overlaid. `scores` (per-image adherence) puts each image's mean Dice in its title."""
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     gens = [g for g in GENERATORS if any(s['generator'] == g for s in samples)]
     ks = sorted({s['strength'] for s in samples})
-    fig, axs = plt.subplots(2 * len(gens), len(ks), figsize=(2.4 * len(ks), 2.5 * 2 * len(gens)), squeeze=False)
+    fig = Figure(figsize=(2.4 * len(ks), 2.5 * 2 * len(gens))); axs = fig.subplots(2 * len(gens), len(ks), squeeze=False)
     titles = []
     for i, g in enumerate(gens):
         for j, k in enumerate(ks):

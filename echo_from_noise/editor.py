@@ -131,8 +131,6 @@ def label_rgb(label) -> np.ndarray:
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=100)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -277,11 +275,9 @@ class EditorWidget:
 
 def render_result(image, label) -> bytes:
     "PNG of a generated image beside the same image with the label map's contours."
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from echo_from_noise.labels import show_frame
-    fig, axs = plt.subplots(1, 2, figsize=(5.2, 2.7))
+    fig = Figure(figsize=(5.2, 2.7)); axs = fig.subplots(1, 2)
     show_frame(image, label, axs[0], 'image', 'generated')
     show_frame(image, label, axs[1], 'contour', 'with the map\'s contours')
     fig.tight_layout()

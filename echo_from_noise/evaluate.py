@@ -118,12 +118,10 @@ def table1(per_image: pd.DataFrame, caption: str) -> tuple[str, pd.DataFrame]:
 # %% ../nbs/08_evaluate.ipynb #a0599e78
 def figure3(frames: list, out_base, title: str = ''):
     "Save Figure 3 (PNG and PDF) from [(label 'VIEW PHASE', uint8 image, label map)], one column per frame."
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from echo_from_noise.labels import show_frame
     n = len(frames)
-    fig, axs = plt.subplots(3, n, figsize=(2.4 * n, 7.4), squeeze=False)
+    fig = Figure(figsize=(2.4 * n, 7.4)); axs = fig.subplots(3, n, squeeze=False)
     for j, (name, img, lab) in enumerate(frames):
         for i, (mode, tag) in enumerate((('image', 'A'), ('overlay', 'B'), ('contour', 'C'))):
             show_frame(img, lab, axs[i, j], mode, f'{tag}) {name}' if i == 0 else None)
@@ -133,12 +131,11 @@ def figure3(frames: list, out_base, title: str = ''):
 
 
 def save_figure(fig, out_base) -> list:
-    "Save a matplotlib figure as `out_base`.png and .pdf (folders made as needed), close it, return the paths."
-    import matplotlib.pyplot as plt
+    """Save a matplotlib figure as `out_base`.png and .pdf (folders made as needed), return the paths. Figures here are
+    `matplotlib.figure.Figure`s, not pyplot's: drawing them never changes the notebook's backend, and nothing to close."""
     fig.tight_layout()
     out_base = Path(out_base)
     out_base.parent.mkdir(parents=True, exist_ok=True)
     paths = [out_base.with_suffix('.png'), out_base.with_suffix('.pdf')]
     for p in paths: fig.savefig(p, dpi=150)
-    plt.close(fig)
     return paths

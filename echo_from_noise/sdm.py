@@ -513,18 +513,16 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
 def write_loss_curve(run: Path, name: str, history: list, series: dict | None = None):
     "Loss curves of a training run: `run/metrics/{name}_loss.csv` and `.png`, one line per `series` {column: label}."
     if not history: return
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     import pandas as pd
     series = series or {'loss': 'hybrid loss', 'mse': 'noise MSE'}
     (run / 'metrics').mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(history)
     df.to_csv(run / 'metrics' / f'{name}_loss.csv', index=False)
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig = Figure(figsize=(5, 3)); ax = fig.subplots()
     for col, label in series.items(): ax.plot(df['step'], df[col], label=label)
     ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(name, fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(run / 'metrics' / f'{name}_loss.png', dpi=100); plt.close(fig)
+    fig.tight_layout(); fig.savefig(run / 'metrics' / f'{name}_loss.png', dpi=100)
 
 # %% ../nbs/06_sdm.ipynb #7878a673
 def load_sdm(path, use_ema: bool = True, device: str | torch.device = 'cpu'):
