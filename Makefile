@@ -31,8 +31,10 @@ check-export: setup
 	else echo "export check FAILED: the package or README was out of step with nbs/ (now re-exported; commit it)"; \
 	rm -rf $$snap; exit 1; fi
 
+# The pipeline notebooks share one smoke study (study.scratch_run) in a scratch folder that is removed afterwards.
 test-nbs: setup
-	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2
+	@scratch=$$(mktemp -d) && \
+	EFN_SCRATCH_DIR=$$scratch OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2; rc=$$?; rm -rf $$scratch; exit $$rc
 
 # Two workers, one test file each at a time (module fixtures such as the smoke study run once), one BLAS thread per
 # worker so that the two never fight over the two cores.

@@ -128,15 +128,25 @@ def _run_synthesize(args):
 
 def _run_paper(args):
     from echo_from_noise.study import run_paper
-    out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan)
-    table = out / 'table1.md'
-    if table.exists(): print(table.read_text())
+    out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan,
+                    external=args.external, overrides=args.set)
+    for name in ('table1.md', 'table_external.md'):
+        if (out / name).exists(): print((out / name).read_text())
+
+
+def _run_evaluate(args):
+    from echo_from_noise.study import evaluate_run
+    md, _ = evaluate_run(args.run, args.dataset, args.out, args.split, args.device)
+    print(md)
+    print(f'written: {Path(args.out) if args.out else Path(args.run) / "external" / Path(args.dataset).name}/'
+          '{table.md,table.csv,per_image.csv}')
 
 
 def _run_realism(args):
     from echo_from_noise.realism import realism, realism_figure, realism_markdown
     from echo_from_noise.sdm import pick_device
-    table, hists = realism(args.real, args.synthetic, args.seed, args.steps, pick_device(args.device))
+    table, hists = realism(args.real, args.synthetic, args.seed, args.steps, pick_device(args.device),
+                           repeats=args.repeats)
     print(realism_markdown(table.assign(generator=Path(args.synthetic).name),
                            f'Realism of {args.synthetic} against {args.real}'))
     if args.out:
@@ -255,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     sy.set_defaults(func=_run_synthesize)
 
+    ev = sub.add_parser('evaluate', help="score a study run's segmenters on another dataset (EchoNet-Dynamic, say)",
+                        description='Every finished segmenter of RUN on DATASET, Dice per structure; structures the '
+                                    'dataset does not label are reported as "not labelled", and frames of another size '
+                                    'are resized to the run\'s.')
+    ev.add_argument('run', help='a study run directory (efn paper output) with trained segmenters')
+    ev.add_argument('dataset', help='a canonical dataset (efn prepare output, e.g. efn prepare echonet)')
+    ev.add_argument('--out', help='folder for table.md, table.csv, per_image.csv (default: RUN/external/DATASET_NAME)')
+    ev.add_argument('--split', default='test', choices=['train', 'val', 'test', 'all'],
+                    help='frames to score (default: %(default)s)')
+    ev.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
+    ev.set_defaults(func=_run_evaluate)
+
     re = sub.add_parser('realism', help='how close a synthetic dataset is to a real one (grey levels, contrast, '
                                         'histogram distances, classifier AUC)',
                         description='Per structure (LV cavity, myocardium, LA, rest of sector): mean grey level and its '
@@ -266,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     re.add_argument('synthetic', help='a canonical dataset of synthetic frames (efn synthesize output), the same size')
     re.add_argument('--out', help='folder for realism.csv and realism_histograms.png (default: print only)')
     re.add_argument('--steps', type=int, default=300, help='classifier training steps (default: %(default)s)')
+    re.add_argument('--repeats', type=int, default=5,
+                    help='classifier tests with other seeds; the AUC is their mean, with its sd (default: %(default)s)')
     re.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
     re.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
     re.set_defaults(func=_run_realism)
@@ -285,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
                           'adherence figure, and Figure 5 (default in the gpu and paper profiles)')
     cyc.add_argument('--no-cyclegan', dest='with_cyclegan', action='store_false',
                      help='no CycleGAN baseline (default in the cpu profile)')
+    pa.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE',
+                    help='change any setting of the profile, e.g. --set sdm.steps=3000 sampler=ddim synth_steps=50 '
+                         'seg.epochs=50 (keys: copies, sampler, synth_steps, ..., sdm.*, cyclegan_train.*, seg.*, '
+                         'realism.*; an unknown key lists them all)')
+    pa.add_argument('--external', metavar='DATASET',
+                    help='also score every segmenter on this canonical dataset (table_external.md), as the paper does '
+                         'on EchoNet-Dynamic')
     pa.set_defaults(func=_run_paper)
     return parser
 

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from .labels import STRUCTURES
+from .labels import STRUCTURES, DataError
 
 # %% auto #0
 __all__ = ['PAPER_TABLE1', 'ROW_ORDER', 'MEASURED_CYCLEGAN', 'EXTRA_ROWS', 'dice', 'hd95', 'frame_metrics', 'summarize', 'table1',
-           'figure3', 'save_figure']
+           'labelled_structures', 'score_segmenters', 'dice_table', 'figure3', 'save_figure']
 
 # %% ../nbs/08_evaluate.ipynb #11e3242b
 def dice(pred, gt) -> float:
@@ -113,6 +113,66 @@ def table1(per_image: pd.DataFrame, caption: str) -> tuple[str, pd.DataFrame]:
     for _, r in df.iterrows():
         bold = '**' if r['source'] == 'measured' else ''
         lines.append(f"| {bold}{r['row']}{bold} | {r['LV_endo']} | {r['LV_epi']} | {r['LA']} | {r['Mean']} | {r['n']} |")
+    return '\n'.join(lines) + '\n', df
+
+# %% ../nbs/08_evaluate.ipynb #9d8cf71a
+def labelled_structures(row) -> list:
+    "The structures a manifest row labels: its `labelled` column (space-separated names), all of them when absent or empty."
+    names = str(row.get('labelled', '') or '').split()
+    unknown = [n for n in names if n not in STRUCTURES]
+    if unknown: raise DataError(f'frame {row.get("id")}: labelled names {unknown}; known structures are {list(STRUCTURES)}')
+    return names or list(STRUCTURES)
+
+
+def _resized(a: np.ndarray, size: int, labels: bool) -> np.ndarray:
+    import cv2
+    if a.shape[-1] == size: return a
+    interp = cv2.INTER_NEAREST if labels else (cv2.INTER_AREA if a.shape[-1] > size else cv2.INTER_LINEAR)
+    return np.stack([cv2.resize(x, (size, size), interpolation=interp) for x in a])
+
+
+def score_segmenters(models: list, dataset, split='test', device='cpu') -> pd.DataFrame:
+    """Per-image metrics of each (row name, segmenter checkpoint, views, phases) of `models` on the `split` frames (a
+    name or a list) of the row's views and phases in a canonical dataset (`size`: the frames' own size before any
+    resizing); structures a frame does not label are NaN.
+    Rows without frames of their views/phases are left out; none at all is an error naming the dataset."""
+    from echo_from_noise.dataset import load_split, read_manifest
+    from echo_from_noise.labels import seg_target
+    from echo_from_noise.segment import load_segmenter, segment
+    rows = []
+    for name, ckpt, views, phases in models:
+        try: imgs, labs, meta = load_split(dataset, split, views, phases)
+        except DataError: continue
+        model, cfg, norm = load_segmenter(ckpt, device)
+        preds = segment(model, norm, _resized(imgs, cfg.size, False), device)
+        targets = seg_target(_resized(labs, cfg.size, True))
+        for (_, m), p, t in zip(meta.iterrows(), preds, targets):
+            scores, keep = frame_metrics(p, t), labelled_structures(m)
+            for s in STRUCTURES:
+                if s not in keep: scores[f'dice_{s}'] = scores[f'hd95_{s}'] = float('nan')
+            scores['dice_mean'] = float(np.mean([scores[f'dice_{s}'] for s in keep]))
+            rows.append(dict(row=name, id=m['id'], patient=m['patient'], view=m['view'], phase=m['phase'],
+                             size=imgs.shape[-1], **scores))
+    if not rows:
+        raise DataError(f'{dataset}: no {split} frames of the views and phases these segmenters were trained on '
+                        f'({sorted({v for _, _, vs, _ in models for v in (vs or ["any"])})})')
+    return pd.DataFrame(rows)
+
+
+def dice_table(per_image: pd.DataFrame, caption: str) -> tuple[str, pd.DataFrame]:
+    "Dice (%) mean ± sd per row and structure as markdown and a DataFrame; a structure no frame labels is 'not labelled'."
+    out = []
+    for name, g in per_image.groupby('row', sort=False):
+        r = dict(row=name)
+        for s in list(STRUCTURES) + ['mean']:
+            v = g[f'dice_{s}'].dropna() * 100
+            r['Mean' if s == 'mean' else s] = ('not labelled' if v.empty else f'{v.mean():.1f}' if len(v) == 1
+                                               else f'{v.mean():.1f} ± {v.std(ddof=0):.1f}')
+        out.append(r | dict(n=len(g)))
+    df = pd.DataFrame(out)
+    lines = [f'**{caption}**', '', '| Train/validation data | LV_endo | LV_epi | LA | Mean of labelled | n images |',
+             '|---|---|---|---|---|---|']
+    lines += [f"| {r['row']} | {r['LV_endo']} | {r['LV_epi']} | {r['LA']} | {r['Mean']} | {r['n']} |" for _, r in df.iterrows()]
     return '\n'.join(lines) + '\n', df
 
 # %% ../nbs/08_evaluate.ipynb #a0599e78

@@ -123,9 +123,13 @@ def classifier_auc(real, synthetic, real_groups, synthetic_groups, steps: int = 
                 steps=steps, batch_size=batch_size, seed=seed)
 
 # %% ../nbs/08b_realism.ipynb #6823d8be
-def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', progress: bool = True) -> tuple:
+def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', progress: bool = True,
+            repeats: int = 5) -> tuple:
     """(table, histograms): `grey_table` plus the classifier's AUC and the frame counts for every frame of `synthetic`
-    against the frames of `real` of the same views and phases (all splits); histograms = {'real': ..., 'synthetic': ...}."""
+    against the frames of `real` of the same views and phases (all splits); histograms = {'real': ..., 'synthetic': ...}.
+    The classifier test runs `repeats` times (seeds `seed`, `seed + 10`, ...: other patient halves, other weights): the
+    table holds the mean AUC (`classifier_auc`) and its standard deviation over the repeats (`classifier_auc_sd`)."""
+    if repeats < 1: raise DataError(f'repeats must be at least 1, got {repeats}')
     syn_i, syn_l, syn_rows = load_split(synthetic, list(SPLITS))
     views, phases = sorted(syn_rows['view'].unique()), sorted(syn_rows['phase'].unique())
     real_i, real_l, real_rows = load_split(real, list(SPLITS), views, phases)
@@ -134,9 +138,11 @@ def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', prog
                         'of one size (efn prepare --size)')
     hists = dict(real=region_histograms(real_i, real_l), synthetic=region_histograms(syn_i, syn_l))
     table = grey_table(hists['real'], hists['synthetic'])
-    c = classifier_auc(real_i, syn_i, real_rows['patient'], syn_rows['patient'], steps=steps, seed=seed, device=device,
-                       progress=progress)
-    extra = [dict(metric='classifier_auc', structure='all', real=0.5, synthetic=c['auc'], ratio=float('nan')),
+    aucs = [classifier_auc(real_i, syn_i, real_rows['patient'], syn_rows['patient'], steps=steps, seed=seed + 10 * k,
+                           device=device, progress=progress)['auc'] for k in range(repeats)]
+    sd = float(np.std(aucs, ddof=1)) if repeats > 1 else 0.0
+    extra = [dict(metric='classifier_auc', structure='all', real=0.5, synthetic=float(np.mean(aucs)), ratio=float('nan')),
+             dict(metric='classifier_auc_sd', structure=f'{repeats} seeds', real=0.0, synthetic=sd, ratio=float('nan')),
              dict(metric='frames', structure='all', real=len(real_i), synthetic=len(syn_i), ratio=float('nan'))]
     return pd.concat([table, pd.DataFrame(extra)], ignore_index=True), hists
 
@@ -157,8 +163,11 @@ def realism_markdown(table: pd.DataFrame, caption: str = '') -> str:
         c = t.loc[('contrast', 'myocardium-cavity')]
         lines.append(f"| {gen} | myocardium - cavity contrast | {c['real']:.1f} | {c['synthetic']:.1f} | {c['ratio']:.2f} | |")
         n = t.loc[('frames', 'all')]
+        auc = f"{t.loc[('classifier_auc', 'all'), 'synthetic']:.3f}"
+        sd = t[t.index.get_level_values('metric') == 'classifier_auc_sd']      # absent in tables from before repeats
+        if len(sd): auc += f" ± {sd['synthetic'].iloc[0]:.3f} (sd over {sd.index[0][1]})"
         lines.append(f"| {gen} | classifier AUC (0.5 = indistinguishable; {int(n['real'])} real, "
-                     f"{int(n['synthetic'])} synthetic frames) | | {t.loc[('classifier_auc', 'all'), 'synthetic']:.3f} | | |")
+                     f"{int(n['synthetic'])} synthetic frames) | | {auc} | | |")
     return '\n'.join(lines) + '\n'
 
 

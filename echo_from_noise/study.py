@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +21,27 @@ from .dataset import DataError, extra_columns, load_frame, read_manifest
 from .sdm import Terminated
 
 # %% auto #0
-__all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'seg_rows', 'study_config', 'real_dataset',
-           'sdm_views', 'check_no_leak', 'subset_dataset', 'resume_config', 'run_stage', 'StageFailed', 'pipeline_dir',
-           'run_paper']
+__all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF', 'seg_rows', 'study_config',
+           'real_dataset', 'setting_keys', 'apply_settings', 'sdm_views', 'check_no_leak', 'subset_dataset',
+           'run_segmenters', 'evaluate_run', 'resume_config', 'flat_settings', 'scratch_run', 'run_stage',
+           'StageFailed', 'pipeline_dir', 'run_paper']
 
 # %% ../nbs/09_study.ipynb #16b9e824
 STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')
 
 STUDY_PROFILES = {
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
-                  seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None),
-    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(steps=1200), sampler='dpm++', synth_steps=15,
-                seg=dict(epochs=30, batch_size=16, min_steps=1000), cyclegan=False, cyclegan_train=dict(),
-                adherence_maps=None),
+                  seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
+                  realism=dict(steps=20, repeats=2)),
+    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sampler='dpm++', synth_steps=15,
+                seg=dict(min_steps=1000), cyclegan=False, cyclegan_train=dict(),
+                adherence_maps=None, realism=dict(steps=300, repeats=5)),
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='ddpm', synth_steps=50,
-                seg=dict(epochs=100, batch_size=16, min_steps=3000), cyclegan=True, cyclegan_train=dict(),
-                adherence_maps=32),
+                seg=dict(epochs=100, min_steps=3000), cyclegan=True, cyclegan_train=dict(),
+                adherence_maps=32, realism=dict(steps=300, repeats=5)),
     'paper': dict(size=256, patients=500, copies=5, sdm=dict(), sampler='ddpm', synth_steps=1000,
-                  seg=dict(epochs=300, batch_size=1, width=1), cyclegan=True, cyclegan_train=dict(), adherence_maps=50),
+                  seg=dict(epochs=300, batch_size=1, width=1), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
+                  realism=dict(steps=300, repeats=5)),
 }
 
 SEG_ROWS = [  # Table 1 row -> which training data
@@ -57,12 +60,13 @@ def seg_rows(cfg: dict) -> list:
 
 
 def study_config(profile: str = 'cpu', data: str = 'phantom', device: str = 'auto', seed: int = 0,
-                 with_cyclegan: bool | None = None) -> dict:
-    "The full configuration of a study run (written to config.yaml); `with_cyclegan` None = the profile's default."
+                 with_cyclegan: bool | None = None, overrides=None) -> dict:
+    """The full configuration of a study run (written to config.yaml); `with_cyclegan` None = the profile's default;
+    `overrides`: `--set` values (see `apply_settings`)."""
     if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(STUDY_PROFILES)}')
     cfg = dict(profile=profile, data=str(data), device=device, seed=int(seed), **STUDY_PROFILES[profile])
     if with_cyclegan is not None: cfg['cyclegan'] = bool(with_cyclegan)
-    return cfg
+    return apply_settings(cfg, overrides)
 
 
 def _slug(row: str) -> str: return row.lower().replace(' ', '_')
@@ -71,6 +75,76 @@ def _slug(row: str) -> str: return row.lower().replace(' ', '_')
 def real_dataset(run: Path, cfg: dict) -> Path:
     "Where the run's real dataset is: the phantom inside the run, or the user's dataset."
     return run / 'data' / 'real' if cfg['data'] == 'phantom' else Path(cfg['data'])
+
+# %% ../nbs/09_study.ipynb #9f9260fe
+STAGE_OF = {   # the first stage each setting changes
+    'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'sdm': 'sdm', 'cyclegan': 'cyclegan',
+    'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize', 'guidance': 'synthesize',
+    'seg': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
+_SCALARS = dict(size=int, patients=int, test_patients=int, copies=int, sampler=str, synth_steps=int, guidance=float,
+                adherence_maps=int)
+_NULLABLE = ('test_patients', 'adherence_maps')      # None: the profile's natural default (all, or an automatic split)
+_STUDY_OWNED = ('size', 'seed', 'device', 'profile')  # one value for the whole study, never per stage
+
+
+def _section(cfg: dict, name: str):
+    "The typed configuration of a stage section, built from the study's profile, shared values and the section's dict."
+    from echo_from_noise.sdm import apply_overrides, make_config
+    shared = dict(size=cfg['size'], seed=cfg['seed'], device=cfg['device'])
+    if name == 'sdm': return make_config(cfg['profile'], dict(cfg['sdm'], **shared))
+    if name == 'cyclegan_train':
+        from echo_from_noise.cyclegan import make_cyclegan_config
+        return make_cyclegan_config(cfg['profile'], dict(cfg['cyclegan_train'], **shared))
+    if name == 'seg':
+        from echo_from_noise.segment import SegConfig
+        return apply_overrides(SegConfig(**shared), cfg['seg'])
+    raise KeyError(name)
+
+
+def setting_keys(profile: str = 'cpu') -> list:
+    "Every key `--set` accepts."
+    from dataclasses import fields
+    cfg = study_config(profile)
+    keys = list(_SCALARS) + [f'realism.{k}' for k in cfg['realism']]
+    for s in ('sdm', 'cyclegan_train', 'seg'):
+        keys += [f'{s}.{f.name}' for f in fields(_section(cfg, s)) if f.name not in _STUDY_OWNED]
+    return keys
+
+
+def _parse(key: str, value, like):
+    if not isinstance(value, str): return value
+    if value.lower() == 'none' and key in _NULLABLE: return None
+    if like is str: return value
+    try: return like(value) if like in (int, float) else value
+    except ValueError: raise DataError(f'--set {key}={value}: expected {like.__name__}') from None
+
+
+def apply_settings(cfg: dict, overrides=None) -> dict:
+    """`cfg` (a `study_config`) with `overrides` ({key: value} or ['key=value', ...]) applied and checked; the result
+    records them under `set`. Errors name the key and list the valid keys."""
+    import copy
+    from dataclasses import fields
+    from echo_from_noise.diffusion import SAMPLERS
+    from echo_from_noise.sdm import apply_overrides
+    items = list(overrides.items()) if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
+    if not items: return cfg
+    cfg, valid = copy.deepcopy(cfg), setting_keys(cfg['profile'])
+    for item in items:
+        if len(item) != 2: raise DataError(f'--set expects KEY=VALUE, got {item[0]!r}')
+        key, value = item
+        if key not in valid:
+            raise DataError(f'unknown setting {key!r} for efn paper --set; valid keys: {", ".join(valid)}')
+        section, _, name = key.partition('.')
+        if not name: cfg[key] = _parse(key, value, _SCALARS[key])
+        elif section == 'realism': cfg['realism'] = dict(cfg['realism'], **{name: _parse(key, value, int)})
+        else:
+            obj = apply_overrides(_section(cfg, section), {name: value})
+            v = getattr(obj, name)
+            cfg[section] = dict(cfg[section], **{name: list(v) if isinstance(v, tuple) else v})
+    if cfg['sampler'] not in SAMPLERS: raise DataError(f'--set sampler={cfg["sampler"]}: use one of {list(SAMPLERS)}')
+    for s in ('sdm', 'cyclegan_train', 'seg'): _section(cfg, s)     # each stage's own checks, now rather than later
+    cfg['set'] = {k: v for k, v in items}
+    return cfg
 
 # %% ../nbs/09_study.ipynb #001076b2
 def sdm_views(run: Path) -> set:
@@ -112,22 +186,21 @@ def check_no_leak(real, derived) -> None:
 
 
 def _stage_sdm(run: Path, cfg: dict, progress: bool) -> dict:
-    from echo_from_noise.sdm import make_config, train_sdm
+    from echo_from_noise.sdm import train_sdm
     real = real_dataset(run, cfg)
     df = read_manifest(real)
-    sdm_cfg = make_config(cfg['profile'], dict(cfg['sdm'], size=cfg['size'], device=cfg['device'], seed=cfg['seed']))
+    sdm_cfg = _section(cfg, 'sdm')
     views = sorted(df.loc[(df['split'] == 'train') & df['phase'].isin(sdm_cfg.phases), 'view'].unique())
     if not views: raise DataError(f'{real}: no training frames of phases {", ".join(sdm_cfg.phases)} for the SDM')
     return {v: train_sdm(real, run, f'sdm_{v}', v, sdm_cfg, progress=progress) for v in views}
 
 
 def _stage_cyclegan(run: Path, cfg: dict, progress: bool) -> dict:
-    from echo_from_noise.cyclegan import make_cyclegan_config, train_cyclegan
+    from echo_from_noise.cyclegan import train_cyclegan
     if not cfg['cyclegan']:
         print('no CycleGAN in this run (efn paper --with-cyclegan adds one)')
         return dict(skipped='with_cyclegan is off')
-    cg_cfg = make_cyclegan_config(cfg['profile'], dict(cfg['cyclegan_train'], size=cfg['size'], device=cfg['device'],
-                                                       seed=cfg['seed']))
+    cg_cfg = _section(cfg, 'cyclegan_train')
     return {v: train_cyclegan(real_dataset(run, cfg), run, f'cyclegan_{v}', v, cg_cfg, progress=progress)
             for v in sorted(sdm_views(run))}     # the SDM's views and training frames
 
@@ -170,9 +243,9 @@ def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
 
 
 def _stage_segment(run: Path, cfg: dict, progress: bool) -> dict:
-    from echo_from_noise.segment import SegConfig, load_frames, train_segmenter
+    from echo_from_noise.segment import load_frames, train_segmenter
     sets = dict(synthetic=run / 'synthetic', real=real_dataset(run, cfg), cyclegan=run / 'synthetic_cyclegan')
-    seg_cfg = SegConfig(**dict(dict(size=cfg['size'], seed=cfg['seed'], device=cfg['device']), **cfg['seg']))
+    seg_cfg = _section(cfg, 'seg')
     out = {}
     for row, source, views, phases in seg_rows(cfg):
         try:     # a source like 'real+synthetic' is the union of its datasets' frames
@@ -194,24 +267,12 @@ def _stage_segment(run: Path, cfg: dict, progress: bool) -> dict:
 
 
 def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
-    from echo_from_noise.evaluate import frame_metrics, summarize, table1
-    from echo_from_noise.segment import load_frames, load_segmenter, segment
+    from echo_from_noise.evaluate import score_segmenters, summarize, table1
     from echo_from_noise.sdm import pick_device
-    real = real_dataset(run, cfg)
     dev = pick_device(cfg['device'])
-    rows = []
-    for row, source, views, phases in seg_rows(cfg):
-        ck = run / 'checkpoints' / f'seg_{_slug(row)}.pt'
-        if not ck.exists(): continue
-        try: imgs, targets, meta = load_frames(real, 'test', views, phases)
-        except DataError: continue
-        model, _, norm = load_segmenter(ck, dev)
-        preds = segment(model, norm, imgs, dev)
-        for (_, m), p, t in zip(meta.iterrows(), preds, targets):
-            rows.append(dict(row=row, id=m['id'], patient=m['patient'], view=m['view'], phase=m['phase'],
-                             **frame_metrics(p, t)))
-    if not rows: raise DataError(f'{run}: no trained segmenter to evaluate; run the segment stage first')
-    per = pd.DataFrame(rows)
+    models = run_segmenters(run, cfg)
+    if not models: raise DataError(f'{run}: no trained segmenter to evaluate; run the segment stage first')
+    per = score_segmenters(models, real_dataset(run, cfg), 'test', dev)
     (run / 'metrics').mkdir(parents=True, exist_ok=True)
     per.to_csv(run / 'metrics' / 'per_image.csv', index=False)
     summary = summarize(per)
@@ -228,6 +289,42 @@ def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
     return result
 
 
+def run_segmenters(run: Path, cfg: dict, finished_only: bool = False) -> list:
+    """(Table 1 row, checkpoint, views, phases) of every segmenter checkpoint the run holds, in Table 1's order;
+    `finished_only` leaves out those whose training has not finished."""
+    import torch
+    out = []
+    for row, _, views, phases in seg_rows(cfg):
+        ck = run / 'checkpoints' / f'seg_{_slug(row)}.pt'
+        if ck.exists() and (not finished_only or torch.load(ck, map_location='cpu', weights_only=True).get('finished')):
+            out.append((row, ck, views, phases))
+    return out
+
+
+def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'auto') -> tuple:
+    """Every finished segmenter of a study run on another canonical dataset (`efn evaluate`): writes `out/table.md`,
+    `table.csv` and `per_image.csv` (default `out`: RUN/external/DATASET_NAME) and returns (markdown, per-image frame).
+    Structures the dataset does not label are "not labelled"; frames of another size are resized to the run's."""
+    from echo_from_noise.evaluate import dice_table, score_segmenters
+    from echo_from_noise.sdm import pick_device
+    run, dataset = Path(run), Path(dataset)
+    conf = run / 'config.yaml'
+    if not conf.exists(): raise DataError(f'{conf}: not found; {run} is not a study run directory (make one with efn paper)')
+    cfg = yaml.safe_load(conf.read_text())['study']
+    models = run_segmenters(run, cfg, finished_only=True)
+    if not models: raise DataError(f'{run}: no finished segmenter; run `efn paper` on it until the segment stage is done')
+    per = score_segmenters(models, dataset, ['train', 'val', 'test'] if split == 'all' else split, pick_device(device))
+    sizes = sorted(set(per['size']) - {cfg['size']})
+    md, df = dice_table(per, f'Dice (%) of the segmenters of {run} (trained at {cfg["size"]} px) on the {split} frames of '
+                             f'{dataset}' + (f', resized from {sizes[0]} px' if sizes else '') +
+                             f' ({per["id"].nunique()} images)')
+    out = Path(out) if out else run / 'external' / dataset.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'table.md').write_text(md); df.to_csv(out / 'table.csv', index=False)
+    per.to_csv(out / 'per_image.csv', index=False)
+    return md, per
+
+
 def _realism(run: Path, cfg: dict, dev, progress: bool) -> tuple:
     """`efn realism` for each of the run's synthetic sets against the real data: metrics/realism.csv, the histogram
     figure, and (markdown table, {generator: summary})."""
@@ -236,11 +333,13 @@ def _realism(run: Path, cfg: dict, dev, progress: bool) -> tuple:
     tables, hists, out = [], {}, {}
     for gen, path in sets.items():
         if not (path / 'manifest.csv').exists(): continue
-        t, h = realism(real_dataset(run, cfg), path, seed=cfg['seed'], device=dev, progress=progress)
+        t, h = realism(real_dataset(run, cfg), path, seed=cfg['seed'], device=dev, progress=progress,
+                       **cfg.get('realism', {}))
         tables.append(t.assign(generator=gen))
         hists.setdefault('real', h['real']); hists[gen] = h['synthetic']
         idx = t.set_index(['metric', 'structure'])
         out[gen] = dict(auc=float(idx.loc[('classifier_auc', 'all'), 'synthetic']),
+                        auc_sd=float(t.loc[t['metric'] == 'classifier_auc_sd', 'synthetic'].iloc[0]),
                         contrast_ratio=float(idx.loc[('contrast', 'myocardium-cavity'), 'ratio']),
                         grey_ratio={s: float(r) for s, r in idx.loc['grey_mean', 'ratio'].items()})
     if not tables: return '', out
@@ -334,33 +433,86 @@ def resume_config(conf_path: Path, cfg: dict, with_cyclegan: bool | None = None)
     if not old: return cfg
     cfg = dict(cfg)
     if with_cyclegan is None and 'cyclegan' in old: cfg['cyclegan'] = old['cyclegan']   # resume as it was made
-    diff = [k for k in ('profile', 'data', 'size', 'seed', 'cyclegan') if old.get(k, cfg[k]) != cfg[k]]
+    was, now = flat_settings(old), flat_settings(cfg)
+    diff = [k for k in now if k in was and was[k] != now[k]]      # a key the old run predates is not a difference
     if diff:
-        raise DataError(f'{conf_path}: this run was made with ' + ', '.join(f'{k}={old.get(k)}' for k in diff) +
-                        ' but now ' + ', '.join(f'{k}={cfg[k]}' for k in diff) +
-                        '; resume it with its own settings or use a new run directory (--out)')
+        first = min((STAGE_OF.get(k.split('.')[0], 'data') for k in diff), key=STAGES.index)
+        raise DataError(f'{conf_path}: this run was made with ' + ', '.join(f'{k}={was[k]}' for k in diff) +
+                        ' but now ' + ', '.join(f'{k}={now[k]}' for k in diff) + f' (that changes stage {first} '
+                        'and every later one); resume it with its own settings (the same --set) or use a new run '
+                        'directory (--out)')
     return cfg
 
 
+def flat_settings(cfg: dict) -> dict:
+    "Every setting of a study config as {dotted key: value}, each stage section resolved to its full configuration."
+    from dataclasses import asdict
+    out = {k: v for k, v in cfg.items() if not isinstance(v, dict) and k not in ('device', 'set')}
+    for s in ('sdm', 'cyclegan_train', 'seg'):
+        if s in cfg:            # resolved on the CPU: an old run's device is not this machine's business here
+            out.update({f'{s}.{k}': v for k, v in asdict(_section(dict(cfg, device='cpu'), s)).items()
+                        if k not in _STUDY_OWNED})
+    out.update({f'realism.{k}': v for k, v in (cfg.get('realism') or {}).items()})
+    return out
+
+
+def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclegan: bool | None = None,
+                overrides=None) -> Path:
+    """The run that `run_stage(..., run_dir=None)` works in: one per profile, dataset, seed and version of the package's
+    code, shared by the pipeline notebooks, so each reuses the stages the others made. It lives under `$EFN_SCRATCH_DIR`
+    when set (`make test` points it at a folder it removes afterwards), else under `~/.cache/echo_from_noise/scratch`;
+    the hash of the package's code in its name keeps a changed package from reusing stale stages."""
+    import hashlib
+    import echo_from_noise
+    code = hashlib.sha1()
+    for f in sorted(Path(echo_from_noise.__file__).parent.glob('*.py')): code.update(f.read_bytes())
+    tag = 'phantom' if data == 'phantom' else f'{Path(data).name}-{hashlib.sha1(str(data).encode()).hexdigest()[:6]}'
+    cyc = '' if with_cyclegan is None else ('-cyclegan' if with_cyclegan else '-no-cyclegan')
+    if overrides: cyc += '-set' + hashlib.sha1(repr(sorted(dict(overrides).items())).encode()).hexdigest()[:6]
+    root = Path(os.environ.get('EFN_SCRATCH_DIR') or Path.home() / '.cache' / 'echo_from_noise' / 'scratch')
+    return root / f'{profile}-{tag}-seed{seed}{cyc}-{code.hexdigest()[:10]}'
+
+
+@contextmanager
+def _exclusive(run: Path):
+    "Hold `run/.lock` (POSIX advisory lock): two notebooks sharing a scratch run take turns instead of racing."
+    run.mkdir(parents=True, exist_ok=True)
+    with open(run / '.lock', 'w') as f:
+        try:
+            import fcntl
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except ImportError: pass           # no fcntl (Windows): run without the lock
+        yield
+
+
 def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'phantom', device: str = 'auto',
-              seed: int = 0, progress: bool = True, with_cyclegan: bool | None = None) -> dict:
-    "Run one stage into `run_dir` (a new temporary run if None, with the stages before it run first)."
+              seed: int = 0, progress: bool = True, with_cyclegan: bool | None = None, overrides=None) -> dict:
+    """Run one stage into `run_dir`. With `run_dir=None` (a pipeline notebook run by hand or by `nbdev-test`) it works
+    in the `scratch_run`, running the stages before this one first; stages the scratch run already holds, this one
+    included, are not run again (their recorded result is returned). `overrides`: settings as `efn paper --set`."""
     if stage not in STAGES: raise DataError(f'unknown stage {stage!r}; stages are {list(STAGES)}')
-    fresh = run_dir is None
     if data != 'phantom': data = str(Path(data).resolve())
-    cfg = study_config(profile, data, device, seed, with_cyclegan)
-    run = Path(tempfile.mkdtemp(prefix='efn-run-')) if fresh else Path(run_dir)
+    if isinstance(overrides, str): overrides = yaml.safe_load(overrides) or {}     # papermill -p overrides '{...}'
+    overrides = dict(o.split('=', 1) for o in overrides) if isinstance(overrides, (list, tuple)) else overrides
+    cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
+    if run_dir is not None: return _run_stages(stage, Path(run_dir), cfg, with_cyclegan, progress, scratch=False)
+    run = scratch_run(profile, data, seed, with_cyclegan, overrides)
+    with _exclusive(run): return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
+
+
+def _run_stages(stage: str, run: Path, cfg: dict, with_cyclegan, progress: bool, scratch: bool) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     conf_path = run / 'config.yaml'
     conf = yaml.safe_load(conf_path.read_text()) if conf_path.exists() else {}
     cfg = resume_config(conf_path, cfg, with_cyclegan)
     conf['study'] = cfg
     conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
-    todo = STAGES[:STAGES.index(stage) + 1] if fresh else (stage,)
+    todo = STAGES[:STAGES.index(stage) + 1] if scratch else (stage,)
     result = None
     for st in todo:
         marker = run / 'stages' / f'{st}.json'
-        if marker.exists() and st != stage:
+        if marker.exists() and (scratch or st != stage):
+            if st == stage: result = json.loads(marker.read_text())['result']
             continue
         t0 = time.perf_counter()
         result = _STAGE_FUNCS[st](run, cfg, progress)
@@ -405,15 +557,20 @@ def pipeline_dir() -> Path:
 
 
 def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str = 'auto', seed: int = 0,
-              log=print, with_cyclegan: bool | None = None) -> Path:
-    "Run every stage of the study with papermill into `out`; finished stages are skipped (resume)."
+              log=print, with_cyclegan: bool | None = None, external=None, overrides=None) -> Path:
+    """Run every stage of the study with papermill into `out`; finished stages are skipped (resume). `external`: a
+    canonical dataset (EchoNet-Dynamic, say) that every segmenter is also scored on (`evaluate_run`), written to
+    `out/table_external.md` as the paper's cross-dataset result. `overrides`: `--set` values (`apply_settings`),
+    checked before any stage runs and passed to every stage notebook."""
     import papermill as pm
     from echo_from_noise.sdm import pick_device
     if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
         data = str(Path(data).resolve())
         read_manifest(data)
     pick_device(device)                  # a device this machine lacks fails now, not after the data stage
-    cfg = study_config(profile, data, device, seed, with_cyclegan)
+    if external is not None: read_manifest(external)     # a wrong path fails now, not after hours of training
+    overrides = dict(o.split('=', 1) for o in overrides) if isinstance(overrides, (list, tuple)) else overrides
+    cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
     name = 'phantom' if data == 'phantom' else Path(data).name
     out = Path(out or f'runs/{profile}-{name}').resolve()
     resume_config(out / 'config.yaml', cfg, with_cyclegan)   # a run of other settings is refused, not reported done
@@ -440,7 +597,8 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
                 pm.execute_notebook(str(nbs[stage]), str(nb_out), kernel_name='python3', language='python', log_output=True,
                                     progress_bar=False, cwd=str(out),
                                     parameters=dict(run_dir=str(out), profile=profile, data=str(data), device=device,
-                                                    seed=seed, with_cyclegan=with_cyclegan))
+                                                    seed=seed, with_cyclegan=with_cyclegan,
+                                                    overrides=cfg.get('set', {})))
             except Exception as e:
                 if stopping.is_set():
                     raise Terminated(f'stage {stage} stopped by SIGTERM (its trainer saved the finished steps; '
@@ -452,5 +610,9 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
         if main_thread: signal.signal(signal.SIGTERM, previous)
         if env_before is None: os.environ.pop('EFN_TEXT_PROGRESS', None)
         else: os.environ['EFN_TEXT_PROGRESS'] = env_before
+    if external is not None:
+        md, _ = evaluate_run(out, external, out / 'external' / Path(external).name, device=device)
+        (out / 'table_external.md').write_text(md)
+        log(f'external evaluation on {external}: {out / "table_external.md"}')
     log(f'study finished in {time.perf_counter() - t_all:.0f} s: {out / "table1.md"}, {out / "figures"}')
     return out

@@ -34,12 +34,13 @@ def pair(tmp_path_factory):
 def test_cli_writes_the_table_and_separates_a_washed_out_copy(pair):
     real, washed, tmp = pair
     r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'realism', str(real), str(washed), '--out',
-                        str(tmp / 'out'), '--steps', '80', '--device', 'cpu'], capture_output=True, text=True, timeout=300)
+                        str(tmp / 'out'), '--steps', '80', '--repeats', '3', '--device', 'cpu'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert 'myocardium - cavity contrast' in r.stdout and 'classifier AUC' in r.stdout
+    assert 'myocardium - cavity contrast' in r.stdout and 'classifier AUC' in r.stdout and '(sd over 3 seeds)' in r.stdout
     t = pd.read_csv(tmp / 'out' / 'realism.csv').set_index(['metric', 'structure'])
     assert (tmp / 'out' / 'realism_histograms.png').stat().st_size > 1000
     assert t.loc[('classifier_auc', 'all'), 'synthetic'] > 0.9
+    assert 0 <= t.loc[('classifier_auc_sd', '3 seeds'), 'synthetic'] < 0.1      # a washed-out copy: every seed sees it
     assert abs(t.loc[('contrast', 'myocardium-cavity'), 'ratio'] - 0.5) < 0.05     # 0.5 x + 100 halves every contrast
     for s in ('cavity', 'myocardium', 'LA', 'sector'):
         g = t.loc[('grey_mean', s)]
@@ -61,3 +62,17 @@ def test_other_size_and_too_few_frames_are_refused(pair):
     x = np.zeros((3, 8, 8), np.uint8)
     with pytest.raises(DataError, match='at least 4 frames'):
         classifier_auc(x, x, [0, 1, 2], [0, 1, 2], steps=1)
+
+
+def test_repeated_classifier_tests_average_the_single_runs(pair):
+    real, washed, _ = pair
+    from echo_from_noise.dataset import load_split
+    ri, _, rr = load_split(real, ['train', 'val', 'test'])
+    si, _, sr = load_split(washed, ['train', 'val', 'test'])
+    single = [classifier_auc(ri, si, rr['patient'], sr['patient'], steps=3, seed=s)['auc'] for s in (4, 14)]
+    t, _ = realism(real, washed, seed=4, steps=3, repeats=2, progress=False)
+    t = t.set_index(['metric', 'structure'])['synthetic']
+    assert t[('classifier_auc', 'all')] == pytest.approx(np.mean(single))
+    assert t[('classifier_auc_sd', '2 seeds')] == pytest.approx(np.std(single, ddof=1))
+    with pytest.raises(DataError, match='repeats must be at least 1'):
+        realism(real, washed, repeats=0, progress=False)

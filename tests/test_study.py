@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,13 +15,52 @@ from echo_from_noise.evaluate import table1
 from echo_from_noise.study import STAGES, check_no_leak, run_stage
 
 
+def lv_only_dataset(out, size=48):
+    "A dataset of another size that labels only the LV cavity, as EchoNet-Dynamic does (myocardium and LA -> sector)."
+    from echo_from_noise.dataset import DatasetWriter, load_frame
+    from echo_from_noise.phantom import make_phantom
+    ph = make_phantom(out.parent / 'ph_lv', patients=4, size=size, seed=5, workers=1, progress=False, test_patients=2)
+    with DatasetWriter(out, size) as w:
+        for _, row in read_manifest(ph).query('view == "4CH"').iterrows():
+            img, lab = load_frame(ph, row)
+            w.add(row['id'], row['patient'], '4CH', row['phase'], row['split'], np.where(np.isin(lab, (2, 3)), 4, lab),
+                  img, source='lv-only', labelled='LV_endo')
+    return out
+
+
+# one changed setting per stage, through efn paper --set (the smoke defaults: copies 1, synth_steps 3, seg.epochs 3)
+SET = ['copies=2', 'sdm.lr=0.002', 'cyclegan_train.lr=0.0003', 'synth_steps=2', 'seg.epochs=2', 'realism.steps=10']
+
+
 @pytest.fixture(scope='module')
 def study(tmp_path_factory):
-    out = tmp_path_factory.mktemp('study') / 'run'
-    r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(out)],
-                       capture_output=True, text=True, timeout=900)
+    tmp = tmp_path_factory.mktemp('study')
+    out, lv = tmp / 'run', lv_only_dataset(tmp / 'lv_only')
+    r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(out),
+                        '--external', str(lv), '--set'] + SET, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     return out, r
+
+
+def test_external_dataset_scores_only_what_it_labels(study):
+    "`--external` and `efn evaluate`: LV filled, the structures the dataset does not label said so, never 0."
+    out, r = study
+    md = (out / 'table_external.md').read_text()
+    assert 'resized from 48 px' in md and md in r.stdout
+    t = pd.read_csv(out / 'external' / 'lv_only' / 'table.csv').set_index('row')
+    assert 'All SDM frames' in t.index and 'All real frames' in t.index and 'SDM 2CH ED' not in t.index   # no 2CH frames
+    assert (t['LV_epi'] == 'not labelled').all() and (t['LA'] == 'not labelled').all()
+    assert t['LV_endo'].str.match(r'^\d+\.\d ± \d+\.\d$').all() and (t['LV_endo'] == t['Mean']).all()
+    ev = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'evaluate', str(out), str(out.parent / 'lv_only'),
+                         '--split', 'all', '--out', str(out.parent / 'ev')], capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    per = pd.read_csv(out.parent / 'ev' / 'per_image.csv')
+    n_4ch = int((read_manifest(out.parent / 'lv_only')['view'] == '4CH').sum())
+    assert per.query('row == "All real frames"')['id'].nunique() == n_4ch       # every split with --split all
+    assert per['dice_LA'].isna().all() and per['dice_LV_endo'].between(0, 1).all() and (per['size'] == 48).all()
+    bad = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'evaluate', str(out.parent), str(out.parent / 'lv_only')],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and 'is not a study run directory' in bad.stderr
 
 
 def test_all_outputs(study):
@@ -78,22 +118,46 @@ def test_realism_table_for_each_generator(study):
     for gen, g in t.groupby('generator'):
         auc = g.query('metric == "classifier_auc"')['synthetic'].item()
         assert 0 <= auc <= 1
+        assert g.query('metric == "classifier_auc_sd"')['structure'].item() == '2 seeds'     # the smoke profile's repeats
         grey = g.query('metric == "grey_mean"').set_index('structure')
         assert set(grey.index) == {'cavity', 'myocardium', 'LA', 'sector'}
         assert np.allclose(grey['ratio'], grey['synthetic'] / grey['real'])
     md = (out / 'table1.md').read_text()
-    assert 'Table 1b. Realism' in md and md.count('classifier AUC') == 2
+    assert 'Table 1b. Realism' in md and md.count('classifier AUC') == 2 and md.count('(sd over 2 seeds)') == 2
     result = json.loads((out / 'stages/evaluate.json').read_text())['result']['realism']
     assert set(result) == {'SDM', 'CycleGAN'} and set(result['SDM']['grey_ratio']) == {'cavity', 'myocardium', 'LA', 'sector'}
+    assert result['SDM']['auc_sd'] >= 0
 
 
 def test_resume_skips_finished_stages(study):
     out, _ = study
     before = (out / 'table1.md').stat().st_mtime
-    r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(out)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(out),
+                        '--set'] + SET, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.count('done before, skipped') == len(STAGES)
     assert (out / 'table1.md').stat().st_mtime == before
+    r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(out),
+                        '--set'] + SET[1:], capture_output=True, text=True, timeout=300)      # copies back to 1
+    assert r.returncode == 2 and 'copies=2 but now copies=1 (that changes stage data and every later one)' in r.stderr
+
+
+def test_set_reaches_every_stage(study):
+    "Each --set value is in config.yaml and in what its stage made (checkpoint configs, the synthesis record, data)."
+    import yaml
+    import torch
+    out, _ = study
+    conf = yaml.safe_load((out / 'config.yaml').read_text())['study']
+    assert conf['set'] == dict(s.split('=', 1) for s in SET)
+    assert (conf['copies'], conf['sdm']['lr'], conf['synth_steps'], conf['seg']['epochs']) == (2, 0.002, 2, 2)
+    ck = lambda name: torch.load(out / 'checkpoints' / name, map_location='cpu', weights_only=True)['config']
+    assert ck('sdm_4CH.pt')['lr'] == 0.002 and ck('cyclegan_4CH.pt')['lr'] == 0.0003
+    assert ck('seg_all_real_frames.pt')['epochs'] == 2
+    assert json.loads((out / 'stages/synthesize.json').read_text())['result']['steps'] == 2
+    real, aug = read_manifest(out / 'data/real'), read_manifest(out / 'data/augmented', check_files=False)
+    assert len(aug) == 2 * (real['split'] != 'test').sum()
+    from echo_from_noise.cli import main
+    assert main(['paper', '--profile', 'smoke', '--out', str(out.parent / 'x'), '--set', 'sdm.stepz=3']) == 2
+    assert not (out.parent / 'x').exists()          # refused before anything was written
 
 
 def test_adherence_covers_every_generator_strength_and_test_map(study):
@@ -167,3 +231,18 @@ def test_paper_without_cuda_fails_before_the_data_stage(tmp_path, capsys):
     if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
     assert main(['paper', '--profile', 'smoke', '--device', 'cuda', '--out', str(tmp_path / 'run')]) == 2
     assert 'no CUDA GPU' in capsys.readouterr().err and not (tmp_path / 'run').exists()
+
+
+def test_run_stage_without_run_dir_shares_one_scratch_run(tmp_path, monkeypatch):
+    "Pipeline notebooks run by hand (run_dir=None) share a scratch run under $EFN_SCRATCH_DIR and reuse its stages."
+    from echo_from_noise.study import scratch_run
+    monkeypatch.setenv('EFN_SCRATCH_DIR', str(tmp_path))
+    first = run_stage('data', None, 'smoke', progress=False)
+    run = Path(first['run_dir'])
+    assert run == scratch_run('smoke') and run.parent == tmp_path
+    marker = run / 'stages' / 'data.json'
+    stamp = marker.stat().st_mtime_ns
+    again = run_stage('data', None, 'smoke', progress=False)      # nothing rerun: the recorded result comes back
+    assert again['run_dir'] == first['run_dir'] and marker.stat().st_mtime_ns == stamp
+    assert again['result']['frames'] == json.loads(json.dumps(first['result']['frames']))
+    assert scratch_run('smoke', seed=1) != run and scratch_run('smoke', with_cyclegan=False) != run
