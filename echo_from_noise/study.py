@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -24,7 +27,7 @@ from .sdm import Terminated
 __all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF', 'seg_rows', 'study_config',
            'real_dataset', 'setting_keys', 'apply_settings', 'sdm_views', 'check_no_leak', 'subset_dataset',
            'run_segmenters', 'evaluate_run', 'resume_config', 'flat_settings', 'scratch_run', 'run_stage',
-           'StageFailed', 'pipeline_dir', 'run_paper']
+           'progress_bar', 'StageConsole', 'logged_kernel_manager', 'clock', 'StageFailed', 'pipeline_dir', 'run_paper']
 
 # %% ../nbs/09_study.ipynb #16b9e824
 STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')
@@ -521,6 +524,71 @@ def _run_stages(stage: str, run: Path, cfg: dict, with_cyclegan, progress: bool,
                                      indent=2, default=str))
     return dict(run_dir=str(run), result=result)
 
+# %% ../nbs/09_study.ipynb #6f288961
+_PROGRESS = re.compile(r'(?:(?P<desc>[^\r\n:|]+): *)?(?P<pct>\d+)%\|[^|\r\n]*\| *(?P<n>[\d.]+[kMG]?)/(?P<total>[\d.]+[kMG]?) '
+                       r'*\[[\d:]+<(?P<left>[\d:?]+)(?:, *[\d.?]+ *(?P<unit>[^/\]]*)/s)?')
+
+
+def progress_bar(pct: float, width: int = 10) -> str:
+    "A text bar of `width` characters in eighths of a block: 35 -> '███▌      '."
+    eighths = round(max(0.0, min(100.0, pct)) / 100 * width * 8)
+    full, part = divmod(eighths, 8)
+    return ('█' * full + (' ▏▎▍▌▋▊▉'[part] if part else '')).ljust(width)
+
+
+class StageConsole:
+    """A file-like sink for one stage's kernel output in `efn paper`: everything into `log_path`; on `stream` one line
+    for the stage, redrawn from the progress bars it sees (a terminal) or written at most every `every` seconds (a
+    file or pipe)."""
+    def __init__(self, index: int, total: int, stage: str, log_path, stream=None, every: float = 60.0):
+        self.head, self.stream = f'[{index}/{total}] {stage:<10}', stream or sys.stdout
+        self.live = hasattr(self.stream, 'isatty') and self.stream.isatty()
+        self.log = open(log_path, 'a')
+        self.every, self.last, self.t0 = every, time.monotonic(), time.monotonic()
+
+    def write(self, text: str):
+        self.log.write(text); self.log.flush()
+        found = list(_PROGRESS.finditer(text))
+        if not found: return
+        m = found[-1]
+        what = ' '.join(x for x in ((m['desc'] or '').strip(), f"{m['n']}/{m['total']}", (m['unit'] or '').strip()) if x)
+        status = f"{progress_bar(int(m['pct']))} {int(m['pct']):3d}%  {what}  {m['left']} left"
+        if self.live: self._draw(status)
+        elif time.monotonic() - self.last >= self.every:
+            print(f'{self.head} {status}', file=self.stream, flush=True)
+            self.last = time.monotonic()
+
+    def flush(self): self.log.flush()
+
+    def _draw(self, text: str):
+        self.stream.write(f'\r\x1b[2K{self.head} {text}'); self.stream.flush()
+
+    def start(self):
+        if self.live: self._draw('starting')
+
+    def finish(self, note: str):
+        "End the stage's line with `note` (e.g. 'finished in 1:23')."
+        self.stream.write(('\r\x1b[2K' if self.live else '') + f'{self.head} {note}\n'); self.stream.flush()
+        self.log.close()
+
+
+def logged_kernel_manager(stderr):
+    """A Jupyter kernel manager class whose kernels write their own stderr to the file `stderr`: the start-up warning
+    about unencrypted local TCP and anything a native library prints go to the stage's log, not the terminal."""
+    from jupyter_client import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.setdefault('stderr', stderr)
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+    return LoggedKernelManager
+
+
+def clock(seconds: float) -> str:
+    "Seconds as m:ss, or h:mm:ss from an hour on."
+    s = int(round(seconds))
+    return f'{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}' if s >= 3600 else f'{s // 60}:{s % 60:02d}'
+
 # %% ../nbs/09_study.ipynb #7d8d0bd8
 class StageFailed(RuntimeError):
     "A pipeline notebook failed; the message names the executed notebook and the error."
@@ -557,11 +625,13 @@ def pipeline_dir() -> Path:
 
 
 def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str = 'auto', seed: int = 0,
-              log=print, with_cyclegan: bool | None = None, external=None, overrides=None) -> Path:
+              log=print, with_cyclegan: bool | None = None, external=None, overrides=None,
+              verbose: bool = False) -> Path:
     """Run every stage of the study with papermill into `out`; finished stages are skipped (resume). `external`: a
     canonical dataset (EchoNet-Dynamic, say) that every segmenter is also scored on (`evaluate_run`), written to
     `out/table_external.md` as the paper's cross-dataset result. `overrides`: `--set` values (`apply_settings`),
-    checked before any stage runs and passed to every stage notebook."""
+    checked before any stage runs and passed to every stage notebook. The terminal gets one line per stage
+    (`StageConsole`), the kernels' output goes to `out/logs/`; `verbose` streams papermill's raw log instead."""
     import papermill as pm
     from echo_from_noise.sdm import pick_device
     if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
@@ -575,6 +645,7 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
     out = Path(out or f'runs/{profile}-{name}').resolve()
     resume_config(out / 'config.yaml', cfg, with_cyclegan)   # a run of other settings is refused, not reported done
     (out / 'notebooks').mkdir(parents=True, exist_ok=True)
+    (out / 'logs').mkdir(exist_ok=True)
     nbs = {p.stem.split('_', 1)[1]: p for p in sorted(pipeline_dir().glob('[0-9][0-9]_*.ipynb'))}
     missing = [s for s in STAGES if s not in nbs]
     if missing: raise DataError(f'{pipeline_dir()}: missing stage notebooks {missing}')
@@ -584,29 +655,40 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
     stopping = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _forward_sigterm(stopping)) if main_thread else None
+    pm_log = logging.getLogger('papermill')
+    pm_level = pm_log.level
+    if not verbose: pm_log.setLevel(logging.WARNING)      # its per-cell INFO lines belong to -v
     try:
         for i, stage in enumerate(STAGES, 1):
             marker = out / 'stages' / f'{stage}.json'
+            head = f'[{i}/{len(STAGES)}] {stage:<10}'
             if marker.exists():
-                log(f'[{i}/{len(STAGES)}] {stage}: done before, skipped ({marker})')
+                log(f'{head} done before, skipped')
                 continue
             nb_out = out / 'notebooks' / nbs[stage].name
-            log(f'[{i}/{len(STAGES)}] {stage}: running {nbs[stage].name} -> {nb_out}')
+            con = StageConsole(i, len(STAGES), stage, out / 'logs' / f'{nbs[stage].stem}.log')
+            if verbose: log(f'{head} running {nbs[stage].name} -> {nb_out}')
+            else: con.start()
             t0 = time.perf_counter()
             try:
-                pm.execute_notebook(str(nbs[stage]), str(nb_out), kernel_name='python3', language='python', log_output=True,
-                                    progress_bar=False, cwd=str(out),
+                pm.execute_notebook(str(nbs[stage]), str(nb_out), kernel_name='python3', language='python',
+                                    log_output=verbose, stdout_file=None if verbose else con,
+                                    stderr_file=None if verbose else con, progress_bar=False, cwd=str(out),
+                                    **({} if verbose else dict(kernel_manager_class=logged_kernel_manager(con.log))),
                                     parameters=dict(run_dir=str(out), profile=profile, data=str(data), device=device,
                                                     seed=seed, with_cyclegan=with_cyclegan,
                                                     overrides=cfg.get('set', {})))
             except Exception as e:
+                if not verbose: con.finish(f'failed after {clock(time.perf_counter() - t0)} (log: {con.log.name})')
                 if stopping.is_set():
                     raise Terminated(f'stage {stage} stopped by SIGTERM (its trainer saved the finished steps; '
                                      f'{nb_out}); run the same command again to resume') from None
                 if not isinstance(e, pm.PapermillExecutionError): raise
                 raise StageFailed(f'stage {stage} failed in {nb_out}:\n{e.ename}: {e.evalue}') from None
-            log(f'[{i}/{len(STAGES)}] {stage}: finished in {time.perf_counter() - t0:.0f} s')
+            if verbose: log(f'{head} finished in {clock(time.perf_counter() - t0)}')
+            else: con.finish(f'finished in {clock(time.perf_counter() - t0)}')
     finally:
+        pm_log.setLevel(pm_level)
         if main_thread: signal.signal(signal.SIGTERM, previous)
         if env_before is None: os.environ.pop('EFN_TEXT_PROGRESS', None)
         else: os.environ['EFN_TEXT_PROGRESS'] = env_before
@@ -614,5 +696,5 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
         md, _ = evaluate_run(out, external, out / 'external' / Path(external).name, device=device)
         (out / 'table_external.md').write_text(md)
         log(f'external evaluation on {external}: {out / "table_external.md"}')
-    log(f'study finished in {time.perf_counter() - t_all:.0f} s: {out / "table1.md"}, {out / "figures"}')
+    log(f'study finished in {clock(time.perf_counter() - t_all)}: {out}')
     return out

@@ -46,7 +46,7 @@ def test_external_dataset_scores_only_what_it_labels(study):
     "`--external` and `efn evaluate`: LV filled, the structures the dataset does not label said so, never 0."
     out, r = study
     md = (out / 'table_external.md').read_text()
-    assert 'resized from 48 px' in md and md in r.stdout
+    assert 'resized from 48 px' in md and 'Dice (%) on lv_only' in r.stdout
     t = pd.read_csv(out / 'external' / 'lv_only' / 'table.csv').set_index('row')
     assert 'All SDM frames' in t.index and 'All real frames' in t.index and 'SDM 2CH ED' not in t.index   # no 2CH frames
     assert (t['LV_epi'] == 'not labelled').all() and (t['LA'] == 'not labelled').all()
@@ -73,7 +73,20 @@ def test_all_outputs(study):
         assert (out / f).is_file(), f
     assert sorted(p.name for p in (out / 'notebooks').iterdir()) == [f'0{i}_{s}.ipynb' for i, s in enumerate(STAGES, 1)]
     assert all((out / 'stages' / f'{s}.json').exists() for s in STAGES)
-    assert f'[{len(STAGES)}/{len(STAGES)}] figures: finished' in r.stdout and 'Table 1' in r.stdout
+    assert f'[{len(STAGES)}/{len(STAGES)}] figures    finished in' in r.stdout
+    assert sorted(p.name for p in (out / 'logs').iterdir()) == [f'0{i}_{s}.log' for i, s in enumerate(STAGES, 1)]
+
+
+def test_console_is_one_line_per_stage_and_a_summary(study):
+    "No papermill cell log, no kernel warning on the terminal (they are in RUN/logs); the table and the paths at the end."
+    out, r = study
+    lines = (r.stdout + r.stderr).splitlines()
+    external = 1 + len(pd.read_csv(out / 'external' / 'lv_only' / 'table.csv'))     # this run's --external block
+    assert len(lines) - external <= 25, '\n'.join(lines)
+    assert not [l for l in lines if 'Executing' in l or 'WARNING' in l or l.startswith('INFO') or 'Kernel' in l]
+    assert [l.split()[0] for l in lines[:len(STAGES)]] == [f'[{i}/{len(STAGES)}]' for i in range(1, len(STAGES) + 1)]
+    assert any(l.startswith('All real frames ') for l in lines) and f'logs: {out / "logs"}' in r.stdout
+    assert 'without encryption' in (out / 'logs' / '02_sdm.log').read_text()       # the kernel's stderr, kept
 
 
 def test_table1_is_recomputed_from_the_per_image_csv(study):
