@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-nbs test-py test-browser export check-export readme demo bench clean
+.PHONY: setup test test-nbs test-py test-browser export check-export readme notebooks demo bench clean
 
 # The torch pin installs the CPU wheel on laptops and CI; pyproject asks only for torch>=2.2 so that
 # environment.yml's CUDA build satisfies it on GPU nodes.
@@ -49,6 +49,11 @@ test-browser: setup
 	command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium; \
 	else sudo apt-get install -y -q chromium; fi; }
 	$(BIN)/pytest -q -rs -m browser tests/test_editor_browser.py
+
+# Execute the module notebooks in place so that they carry their pictures (smoke/phantom scale, a few minutes);
+# commit them afterwards. tests/test_notebooks.py checks sizes and output kinds.
+notebooks: setup
+	$(BIN)/python tools/run_notebooks.py
 
 # The whole study on the built-in phantom, cpu profile (64 px): data, two SDMs, synthesis, six segmenters,
 # Table 1 and Figure 3 in runs/demo. Finished stages are skipped, so `make demo` again resumes.

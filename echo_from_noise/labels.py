@@ -13,7 +13,8 @@ from scipy import ndimage as ndi
 __all__ = ['OUTSIDE', 'LV_CAVITY', 'LV_MYOCARDIUM', 'LEFT_ATRIUM', 'SECTOR', 'CLASS_NAMES', 'LABEL_VALUES', 'CAMUS_VALUES',
            'N_COND_CLASSES', 'N_SEG_CLASSES', 'STRUCTURES', 'CLASS_COLORS', 'STRUCTURE_CLASSES', 'DataError',
            'LabelError', 'check_labels', 'one_hot', 'seg_target', 'structure_mask', 'sector_mask', 'apply_sector',
-           'fan_mask', 'label_cmap', 'overlay', 'label_contours', 'draw_contours', 'show_frame']
+           'fan_mask', 'label_cmap', 'overlay', 'label_contours', 'draw_contours', 'show_frame', 'show_figure',
+           'show_png', 'show_frames']
 
 # %% ../nbs/00_labels.ipynb #d5c4ddc7
 OUTSIDE, LV_CAVITY, LV_MYOCARDIUM, LEFT_ATRIUM, SECTOR = 0, 1, 2, 3, 4
@@ -186,3 +187,38 @@ def show_frame(image, label=None, ax=None, mode: str = 'overlay', title: str | N
     if title: ax.set_title(title, fontsize=9)
     ax.set_axis_off()
     return ax
+
+# %% ../nbs/00_labels.ipynb #fc3920a8
+def show_figure(fig, dpi: int = 80) -> bytes:
+    """Show a `matplotlib.figure.Figure` in a notebook as a PNG of `dpi` (whatever backend the notebook runs, and
+    without pyplot); returns the PNG bytes."""
+    import io
+    from IPython.display import Image, display
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=dpi)
+    display(Image(buf.getvalue()))
+    return buf.getvalue()
+
+
+def show_png(path, max_px: int = 640) -> bytes:
+    "Show a saved PNG (a study figure, say) in a notebook, scaled down to at most `max_px` on its longer side."
+    import io
+    import PIL.Image
+    from IPython.display import Image, display
+    im = PIL.Image.open(path)
+    im.thumbnail((max_px, max_px))
+    buf = io.BytesIO()
+    im.save(buf, 'PNG', optimize=True)
+    display(Image(buf.getvalue()))
+    return buf.getvalue()
+
+
+def show_frames(panels: list, size: float = 2.0, dpi: int = 80) -> bytes:
+    "Show a row of frames [(image, label map or None, mode, title)] in a notebook as one small PNG (`show_figure`)."
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(size * len(panels), size + 0.3))
+    axs = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (img, lab, mode, title) in zip(axs, panels):
+        show_frame(np.zeros(np.shape(lab), np.uint8) if img is None else img, lab, ax, mode, title)
+    fig.tight_layout()
+    return show_figure(fig, dpi)
