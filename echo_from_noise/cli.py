@@ -129,7 +129,7 @@ def _run_synthesize(args):
 def _run_paper(args):
     from echo_from_noise.study import run_paper
     out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan,
-                    external=args.external, overrides=args.set, verbose=args.verbose)
+                    external=args.external, overrides=args.set, verbose=args.verbose, redo_from=args.redo_from)
     print(study_summary(out))
 
 
@@ -178,6 +178,10 @@ def _run_realism(args):
         table.to_csv(out / 'realism.csv', index=False)
         realism_figure(hists, out / 'realism_histograms')     # {'real': ..., 'synthetic': ...}
         print(f'written: {out / "realism.csv"}, {out / "realism_histograms.png"}')
+
+
+def _device_arg(p: argparse.ArgumentParser):
+    p.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
 
 
 def _training_args(p: argparse.ArgumentParser, example: str):
@@ -284,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument('--batch-size', type=int, default=16, help='(default: %(default)s)')
     sy.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
     sy.add_argument('--no-ema', action='store_true', help='sample with the raw weights instead of the EMA')
-    sy.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
+    _device_arg(sy)
     sy.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     sy.set_defaults(func=_run_synthesize)
 
@@ -297,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--out', help='folder for table.md, table.csv, per_image.csv (default: RUN/external/DATASET_NAME)')
     ev.add_argument('--split', default='test', choices=['train', 'val', 'test', 'all'],
                     help='frames to score (default: %(default)s)')
-    ev.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
+    _device_arg(ev)
     ev.set_defaults(func=_run_evaluate)
 
     re = sub.add_parser('realism', help='how close a synthetic dataset is to a real one (grey levels, contrast, '
@@ -314,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     re.add_argument('--repeats', type=int, default=5,
                     help='classifier tests with other seeds; the AUC is their mean, with its sd (default: %(default)s)')
     re.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
-    re.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
+    _device_arg(re)
     re.set_defaults(func=_run_realism)
 
     pa = sub.add_parser('paper', help='run the whole study (data, SDM, CycleGAN, synthesis, segmentation, Table 1, '
@@ -324,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'], help='(default: %(default)s)')
     pa.add_argument('--data', default='phantom', help='a canonical dataset (efn prepare output) or "phantom" (default)')
     pa.add_argument('--out', help='run directory (default: runs/PROFILE-DATA)')
-    pa.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
+    _device_arg(pa)
     pa.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
     cyc = pa.add_mutually_exclusive_group()
     cyc.add_argument('--with-cyclegan', dest='with_cyclegan', action='store_true', default=None,
@@ -336,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help='change any setting of the profile, e.g. --set sdm.steps=3000 sampler=ddim synth_steps=50 '
                          'seg.epochs=50 (keys: copies, sampler, synth_steps, ..., sdm.*, cyclegan_train.*, seg.*, '
                          'realism.*; an unknown key lists them all)')
+    pa.add_argument('--redo-from', metavar='STAGE',
+                    help='run this stage and every later one again (data, sdm, cyclegan, synthesize, segment, evaluate, '
+                         'adherence, figures); their old outputs move to RUN/replaced/, nothing is deleted')
     pa.add_argument('--external', metavar='DATASET',
                     help='also score every segmenter on this canonical dataset (table_external.md), as the paper does '
                          'on EchoNet-Dynamic')

@@ -24,10 +24,11 @@ from .dataset import DataError, extra_columns, load_frame, read_manifest
 from .sdm import Terminated
 
 # %% auto #0
-__all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF', 'seg_rows', 'study_config',
-           'real_dataset', 'setting_keys', 'apply_settings', 'sdm_views', 'check_no_leak', 'subset_dataset',
-           'run_segmenters', 'evaluate_run', 'resume_config', 'flat_settings', 'scratch_run', 'run_stage',
-           'progress_bar', 'StageConsole', 'logged_kernel_manager', 'clock', 'StageFailed', 'pipeline_dir', 'run_paper']
+__all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF', 'STAGE_OUTPUTS', 'seg_rows',
+           'study_config', 'real_dataset', 'setting_keys', 'apply_settings', 'sdm_views', 'check_no_leak',
+           'subset_dataset', 'run_segmenters', 'evaluate_run', 'resume_config', 'changed_settings', 'first_stage',
+           'flat_settings', 'scratch_run', 'run_stage', 'progress_bar', 'StageConsole', 'logged_kernel_manager',
+           'clock', 'StageFailed', 'pipeline_dir', 'set_aside', 'run_paper']
 
 # %% ../nbs/09_study.ipynb #16b9e824
 STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')
@@ -436,15 +437,25 @@ def resume_config(conf_path: Path, cfg: dict, with_cyclegan: bool | None = None)
     if not old: return cfg
     cfg = dict(cfg)
     if with_cyclegan is None and 'cyclegan' in old: cfg['cyclegan'] = old['cyclegan']   # resume as it was made
-    was, now = flat_settings(old), flat_settings(cfg)
-    diff = [k for k in now if k in was and was[k] != now[k]]      # a key the old run predates is not a difference
+    diff = changed_settings(old, cfg)
     if diff:
-        first = min((STAGE_OF.get(k.split('.')[0], 'data') for k in diff), key=STAGES.index)
+        was, now = flat_settings(old), flat_settings(cfg)
         raise DataError(f'{conf_path}: this run was made with ' + ', '.join(f'{k}={was[k]}' for k in diff) +
-                        ' but now ' + ', '.join(f'{k}={now[k]}' for k in diff) + f' (that changes stage {first} '
-                        'and every later one); resume it with its own settings (the same --set) or use a new run '
-                        'directory (--out)')
+                        ' but now ' + ', '.join(f'{k}={now[k]}' for k in diff) + f' (that changes stage '
+                        f'{first_stage(diff)} and every later one); resume it with its own settings (the same --set), '
+                        f'rerun from that stage (--redo-from {first_stage(diff)}) or use a new run directory (--out)')
     return cfg
+
+
+def changed_settings(old: dict, cfg: dict) -> list:
+    "The dotted keys whose values differ between two study configs (a key the older one predates is no difference)."
+    was, now = flat_settings(old), flat_settings(cfg)
+    return [k for k in now if k in was and was[k] != now[k]]
+
+
+def first_stage(keys) -> str:
+    "The earliest stage that any of the settings `keys` changes."
+    return min((STAGE_OF.get(k.split('.')[0], 'data') for k in keys), key=STAGES.index)
 
 
 def flat_settings(cfg: dict) -> dict:
@@ -624,14 +635,61 @@ def pipeline_dir() -> Path:
     return d
 
 
+STAGE_OUTPUTS = {   # what each stage writes in a run directory (besides stages/, notebooks/ and logs/)
+    'data': ['data'], 'sdm': ['checkpoints/sdm_*.pt', 'metrics/sdm_*'],
+    'cyclegan': ['checkpoints/cyclegan_*.pt', 'metrics/cyclegan_*'],
+    'synthesize': ['synthetic', 'synthetic_cyclegan', 'data/augmented_with_sdm'], 'segment': ['checkpoints/seg_*.pt'],
+    'evaluate': ['metrics/per_image.csv', 'metrics/summary.json', 'metrics/realism.csv', 'figures/realism_histograms.*',
+                 'table1.md', 'table1.csv', 'table_external.md', 'external'],
+    'adherence': ['metrics/adherence*', 'figures/fig5_adherence.*'],
+    'figures': ['figures/fig3.*', 'figures/fig4.*', 'figures/fig5.*']}
+
+
+def set_aside(run: Path, stage: str) -> Path | None:
+    """Move what `stage` and every later stage made in `run` to `RUN/replaced/TIME/` (same relative paths; nothing is
+    deleted), so that `efn paper` runs them again; returns that folder, or None when there was nothing to move."""
+    dest, moved = run / 'replaced' / time.strftime('%Y%m%d-%H%M%S'), 0
+    for i, st in enumerate(STAGES, 1):
+        if STAGES.index(st) < STAGES.index(stage): continue
+        for pat in STAGE_OUTPUTS[st] + [f'stages/{st}.json', f'notebooks/{i:02d}_{st}.ipynb', f'logs/{i:02d}_{st}.log']:
+            for p in sorted(run.glob(pat)):
+                if not p.exists(): continue          # inside a folder moved a moment ago
+                target = dest / p.relative_to(run)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                p.rename(target)
+                moved += 1
+    return dest if moved else None
+
+
+def _redo(out: Path, cfg: dict, stage: str, with_cyclegan, log) -> dict:
+    "`--redo-from stage`: check that no changed setting reaches further back, set the old outputs aside, record `cfg`."
+    if stage not in STAGES: raise DataError(f'--redo-from {stage}: not a stage; stages are {", ".join(STAGES)}')
+    conf_path = out / 'config.yaml'
+    conf = (yaml.safe_load(conf_path.read_text()) or {}) if conf_path.exists() else {}
+    old = conf.get('study') or {}
+    if with_cyclegan is None and 'cyclegan' in old: cfg = dict(cfg, cyclegan=old['cyclegan'])
+    diff = changed_settings(old, cfg) if old else []
+    if diff and STAGES.index(first_stage(diff)) < STAGES.index(stage):
+        raise DataError(f'{conf_path}: {", ".join(diff)} changed, which changes stage {first_stage(diff)}; '
+                        f'--redo-from {stage} would keep that stage\'s old output: use --redo-from {first_stage(diff)}')
+    moved = set_aside(out, stage)
+    if moved: log(f'outputs of stage {stage} onward set aside in {moved}')
+    if conf_path.exists():
+        conf['study'] = cfg
+        conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
+    return cfg
+
+
 def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str = 'auto', seed: int = 0,
               log=print, with_cyclegan: bool | None = None, external=None, overrides=None,
-              verbose: bool = False) -> Path:
+              verbose: bool = False, redo_from: str | None = None) -> Path:
     """Run every stage of the study with papermill into `out`; finished stages are skipped (resume). `external`: a
     canonical dataset (EchoNet-Dynamic, say) that every segmenter is also scored on (`evaluate_run`), written to
     `out/table_external.md` as the paper's cross-dataset result. `overrides`: `--set` values (`apply_settings`),
     checked before any stage runs and passed to every stage notebook. The terminal gets one line per stage
-    (`StageConsole`), the kernels' output goes to `out/logs/`; `verbose` streams papermill's raw log instead."""
+    (`StageConsole`), the kernels' output goes to `out/logs/`; `verbose` streams papermill's raw log instead.
+    `redo_from`: a stage to run again with every later one (their old outputs are set aside, see `set_aside`), as
+    when a setting changed that the finished stages were made without."""
     import papermill as pm
     from echo_from_noise.sdm import pick_device
     if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
@@ -643,7 +701,8 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
     name = 'phantom' if data == 'phantom' else Path(data).name
     out = Path(out or f'runs/{profile}-{name}').resolve()
-    resume_config(out / 'config.yaml', cfg, with_cyclegan)   # a run of other settings is refused, not reported done
+    if redo_from is not None: cfg = _redo(out, cfg, redo_from, with_cyclegan, log)
+    else: resume_config(out / 'config.yaml', cfg, with_cyclegan)   # a run of other settings is refused, not reported done
     (out / 'notebooks').mkdir(parents=True, exist_ok=True)
     (out / 'logs').mkdir(exist_ok=True)
     nbs = {p.stem.split('_', 1)[1]: p for p in sorted(pipeline_dir().glob('[0-9][0-9]_*.ipynb'))}

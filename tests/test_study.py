@@ -259,3 +259,31 @@ def test_run_stage_without_run_dir_shares_one_scratch_run(tmp_path, monkeypatch)
     assert again['run_dir'] == first['run_dir'] and marker.stat().st_mtime_ns == stamp
     assert again['result']['frames'] == json.loads(json.dumps(first['result']['frames']))
     assert scratch_run('smoke', seed=1) != run and scratch_run('smoke', with_cyclegan=False) != run
+
+
+def test_redo_from_reruns_a_stage_with_new_settings(study, tmp_path):
+    "--redo-from: the changed stage and the later ones run again, their old outputs kept aside, earlier ones untouched."
+    import shutil
+    import torch
+    import yaml
+    out, _ = study
+    run = tmp_path / 'copy'
+    shutil.copytree(out, run)
+    sdm_before = (run / 'checkpoints/sdm_4CH.pt').stat().st_mtime_ns
+    new = [s for s in SET if not s.startswith('seg.')] + ['seg.epochs=1']
+    efn = [sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(run), '--set'] + new
+    bad = subprocess.run(efn + ['--redo-from', 'evaluate'], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and 'seg.epochs changed, which changes stage segment' in bad.stderr
+    assert 'use --redo-from segment' in bad.stderr
+    r = subprocess.run(efn + ['--redo-from', 'segment'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.count('done before, skipped') == STAGES.index('segment') and 'set aside in' in r.stdout
+    kept = next((run / 'replaced').iterdir())
+    assert (kept / 'checkpoints/seg_all_real_frames.pt').exists() and (kept / 'stages/segment.json').exists()
+    assert (kept / 'table1.md').exists() and not (kept / 'checkpoints/sdm_4CH.pt').exists()
+    load = lambda p: torch.load(p, map_location='cpu', weights_only=True)['config']
+    assert load(run / 'checkpoints/seg_all_real_frames.pt')['epochs'] == 1
+    assert load(kept / 'checkpoints/seg_all_real_frames.pt')['epochs'] == 2
+    assert (run / 'checkpoints/sdm_4CH.pt').stat().st_mtime_ns == sdm_before
+    assert yaml.safe_load((run / 'config.yaml').read_text())['study']['seg']['epochs'] == 1
+    assert all((run / 'stages' / f'{s}.json').exists() for s in STAGES)
