@@ -67,6 +67,7 @@ bench: setup demo
 	$(BIN)/python benchmarks/bench_sdm.py
 	$(BIN)/python benchmarks/bench_demo.py
 	$(BIN)/python benchmarks/bench_samplers.py --run runs/demo
+	$(BIN)/python benchmarks/bench_mix.py --run runs/demo
 	$(BIN)/python benchmarks/bench_robustness.py
 
 clean:

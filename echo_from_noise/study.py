@@ -24,14 +24,17 @@ from .dataset import DataError, extra_columns, load_frame, read_manifest
 from .sdm import Terminated
 
 # %% auto #0
-__all__ = ['STAGES', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF', 'STAGE_OUTPUTS', 'seg_rows',
-           'study_config', 'real_dataset', 'setting_keys', 'apply_settings', 'sdm_views', 'check_no_leak',
-           'subset_dataset', 'run_segmenters', 'evaluate_run', 'resume_config', 'changed_settings', 'first_stage',
-           'flat_settings', 'scratch_run', 'run_stage', 'progress_bar', 'StageConsole', 'logged_kernel_manager',
-           'clock', 'StageFailed', 'pipeline_dir', 'set_aside', 'run_paper']
+__all__ = ['STAGES', 'MIXES', 'STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF',
+           'STAGE_OUTPUTS', 'seg_rows', 'study_config', 'real_dataset', 'setting_keys', 'apply_settings', 'sdm_views',
+           'check_no_leak', 'subset_dataset', 'mixed_frames', 'run_segmenters', 'evaluate_run', 'resume_config',
+           'changed_settings', 'first_stage', 'flat_settings', 'scratch_run', 'run_stage', 'progress_bar',
+           'StageConsole', 'logged_kernel_manager', 'clock', 'StageFailed', 'pipeline_dir', 'set_aside', 'run_paper']
 
 # %% ../nbs/09_study.ipynb #16b9e824
 STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')
+
+MIXES = ('balanced', 'union')     # how a segmenter trained on real and synthetic frames mixes them (mixed_frames)
+STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced')     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
@@ -68,7 +71,7 @@ def study_config(profile: str = 'cpu', data: str = 'phantom', device: str = 'aut
     """The full configuration of a study run (written to config.yaml); `with_cyclegan` None = the profile's default;
     `overrides`: `--set` values (see `apply_settings`)."""
     if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(STUDY_PROFILES)}')
-    cfg = dict(profile=profile, data=str(data), device=device, seed=int(seed), **STUDY_PROFILES[profile])
+    cfg = dict(profile=profile, data=str(data), device=device, seed=int(seed), **{**STUDY_DEFAULTS, **STUDY_PROFILES[profile]})
     if with_cyclegan is not None: cfg['cyclegan'] = bool(with_cyclegan)
     return apply_settings(cfg, overrides)
 
@@ -84,9 +87,9 @@ def real_dataset(run: Path, cfg: dict) -> Path:
 STAGE_OF = {   # the first stage each setting changes
     'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'sdm': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize', 'guidance': 'synthesize',
-    'seg': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
+    'seg': 'segment', 'mix': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
 _SCALARS = dict(size=int, patients=int, test_patients=int, copies=int, sampler=str, synth_steps=int, guidance=float,
-                adherence_maps=int)
+                adherence_maps=int, mix=str)
 _NULLABLE = ('test_patients', 'adherence_maps')      # None: the profile's natural default (all, or an automatic split)
 _STUDY_OWNED = ('size', 'seed', 'device', 'profile')  # one value for the whole study, never per stage
 
@@ -98,7 +101,8 @@ def _section(cfg: dict, name: str):
     if name == 'sdm': return make_config(cfg['profile'], dict(cfg['sdm'], **shared))
     if name == 'cyclegan_train':
         from echo_from_noise.cyclegan import make_cyclegan_config
-        return make_cyclegan_config(cfg['profile'], dict(cfg['cyclegan_train'], **shared))
+        phases = list(_section(cfg, 'sdm').phases)     # the baseline sees the SDM's frames unless told otherwise
+        return make_cyclegan_config(cfg['profile'], {'phases': phases, **cfg['cyclegan_train'], **shared})
     if name == 'seg':
         from echo_from_noise.segment import SegConfig
         return apply_overrides(SegConfig(**shared), cfg['seg'])
@@ -146,6 +150,7 @@ def apply_settings(cfg: dict, overrides=None) -> dict:
             v = getattr(obj, name)
             cfg[section] = dict(cfg[section], **{name: list(v) if isinstance(v, tuple) else v})
     if cfg['sampler'] not in SAMPLERS: raise DataError(f'--set sampler={cfg["sampler"]}: use one of {list(SAMPLERS)}')
+    if cfg['mix'] not in MIXES: raise DataError(f'--set mix={cfg["mix"]}: use one of {list(MIXES)}')
     for s in ('sdm', 'cyclegan_train', 'seg'): _section(cfg, s)     # each stage's own checks, now rather than later
     cfg['set'] = {k: v for k, v in items}
     return cfg
@@ -222,7 +227,7 @@ def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
         labels = run / 'data' / 'augmented_with_sdm'
         subset_dataset(aug, keep, labels)
     if not (out / 'manifest.csv').exists():
-        synthesize(run, labels, out, cfg['sampler'], cfg['synth_steps'], cfg.get('guidance', 0.0), seed=cfg['seed'],
+        synthesize(run, labels, out, cfg['sampler'], cfg['synth_steps'], cfg['guidance'], seed=cfg['seed'],
                    device=cfg['device'], progress=progress)
     check_no_leak(real_dataset(run, cfg), out)
     result = dict(images=len(read_manifest(out)), sampler=cfg['sampler'], steps=cfg['synth_steps'])
@@ -259,15 +264,28 @@ def _stage_segment(run: Path, cfg: dict, progress: bool) -> dict:
             out[row] = dict(skipped=str(e))
             print(f'{row}: skipped ({e})')
             continue
-        union = lambda k: (np.concatenate([p[k][0] for p in parts]), np.concatenate([p[k][1] for p in parts]),
-                           pd.concat([p[k][2] for p in parts]))
-        train, val = union(0), union(1)
+        train, val = mixed_frames(dict(zip(source.split('+'), parts)), cfg['mix'])
         for s in source.split('+'):
             if s != 'real': check_no_leak(sets['real'], sets[s])
         assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
         out[row] = train_segmenter(train[:2], val[:2], run / 'checkpoints' / f'seg_{_slug(row)}.pt', seg_cfg, row,
                                    progress=progress)
     return out
+
+
+def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
+    """(train, val) frames of a segmenter from {source: (train, val)}, each (images, targets, manifest rows). One
+    source: as they are. Real with synthetic sources, `mix='balanced'`: the real train frames repeated until they are
+    as many as the synthetic ones, and validation (the choice of the epoch) on the real frames only; `'union'`: all
+    frames pooled, as the paper's rows pool theirs (benchmarks/mix.md compares the two)."""
+    if mix not in MIXES: raise DataError(f'mix={mix!r}: use one of {list(MIXES)}')
+    cat = lambda ps: (np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]), pd.concat([p[2] for p in ps]))
+    if mix == 'union' or 'real' not in parts or len(parts) == 1:
+        return cat([tv[0] for tv in parts.values()]), cat([tv[1] for tv in parts.values()])
+    real = parts['real']
+    synthetic = [tv[0] for s, tv in parts.items() if s != 'real']
+    k = max(1, round(sum(len(t[0]) for t in synthetic) / len(real[0][0])))
+    return cat([real[0]] * k + synthetic), real[1]
 
 
 def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:

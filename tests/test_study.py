@@ -121,7 +121,10 @@ def test_no_test_patient_reaches_training(study):
     n_train_real = int((real['split'] == 'train').sum())
     assert summary['All real frames']['train_frames'] == n_train_real
     n_train_syn = int((read_manifest(out / 'synthetic')['split'] == 'train').sum())
-    assert summary['Real + SDM frames']['train_frames'] == n_train_real + n_train_syn
+    k = max(1, round(n_train_syn / n_train_real))      # mix='balanced': the real frames repeated k times
+    assert summary['Real + SDM frames']['train_frames'] == k * n_train_real + n_train_syn
+    n_val_real = int((real['split'] == 'val').sum())
+    assert summary['Real + SDM frames']['val_frames'] == n_val_real          # the epoch is chosen on real frames
 
 
 def test_realism_table_for_each_generator(study):
