@@ -34,12 +34,15 @@ check-export: setup
 # The pipeline notebooks share one smoke study (study.scratch_run) in a scratch folder that is removed afterwards.
 test-nbs: setup
 	@scratch=$$(mktemp -d) && \
-	EFN_SCRATCH_DIR=$$scratch OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2; rc=$$?; rm -rf $$scratch; exit $$rc
+	TMPDIR=$$scratch EFN_SCRATCH_DIR=$$scratch OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2; rc=$$?; rm -rf $$scratch; exit $$rc
 
 # Two workers, one test file each at a time (module fixtures such as the smoke study run once), one BLAS thread per
 # worker so that the two never fight over the two cores.
+# TMPDIR: everything the tests make in the temp folder (pytest's tmp_path, torchrun's and Jupyter kernels' folders)
+# goes into one scratch folder that is removed afterwards.
 test-py: setup
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile
+	@scratch=$$(mktemp -d) && \
+	TMPDIR=$$scratch OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile; rc=$$?; rm -rf $$scratch; exit $$rc
 
 test: check-export test-nbs test-py
 
