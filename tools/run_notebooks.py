@@ -61,7 +61,7 @@ def run(path: Path) -> float:
         c.execution_count = None
         c.metadata.pop('execution', None)
         c.outputs = [o for o in (_clean_output(o) for o in c.outputs) if o is not None]
-    nb.metadata.pop('widgets', None)
+    for k in ('widgets', 'language_info'): nb.metadata.pop(k, None)     # as nbdev-clean leaves them
     nbformat.write(nb, path)
     return time.perf_counter() - t0
 
