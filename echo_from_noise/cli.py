@@ -159,10 +159,9 @@ def study_summary(run: Path) -> str:
 
 def _run_evaluate(args):
     from echo_from_noise.study import evaluate_run
-    md, _ = evaluate_run(args.run, args.dataset, args.out, args.split, args.device)
+    md, _, out = evaluate_run(args.run, args.dataset, args.out, args.split, args.device)
     print(md)
-    print(f'written: {Path(args.out) if args.out else Path(args.run) / "external" / Path(args.dataset).name}/'
-          '{table.md,table.csv,per_image.csv}')
+    print(f'written: {out}/{{table.md,table.csv,per_image.csv}}')
 
 
 def _run_realism(args):

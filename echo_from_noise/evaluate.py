@@ -136,7 +136,7 @@ def score_segmenters(models: list, dataset, split='test', device='cpu') -> pd.Da
     name or a list) of the row's views and phases in a canonical dataset (`size`: the frames' own size before any
     resizing); structures a frame does not label are NaN.
     Rows without frames of their views/phases are left out; none at all is an error naming the dataset."""
-    from echo_from_noise.dataset import load_split, read_manifest
+    from echo_from_noise.dataset import load_split
     from echo_from_noise.labels import seg_target
     from echo_from_noise.segment import load_segmenter, segment
     rows = []

@@ -131,7 +131,6 @@ def apply_settings(cfg: dict, overrides=None) -> dict:
     """`cfg` (a `study_config`) with `overrides` ({key: value} or ['key=value', ...]) applied and checked; the result
     records them under `set`. Errors name the key and list the valid keys."""
     import copy
-    from dataclasses import fields
     from echo_from_noise.diffusion import SAMPLERS
     from echo_from_noise.sdm import apply_overrides
     items = list(overrides.items()) if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
@@ -314,18 +313,20 @@ def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
 def run_segmenters(run: Path, cfg: dict, finished_only: bool = False) -> list:
     """(Table 1 row, checkpoint, views, phases) of every segmenter checkpoint the run holds, in Table 1's order;
     `finished_only` leaves out those whose training has not finished."""
-    import torch
+    from echo_from_noise.sdm import load_checkpoint
+    from echo_from_noise.segment import SEG_KIND
     out = []
     for row, _, views, phases in seg_rows(cfg):
         ck = run / 'checkpoints' / f'seg_{_slug(row)}.pt'
-        if ck.exists() and (not finished_only or torch.load(ck, map_location='cpu', weights_only=True).get('finished')):
+        if ck.exists() and (not finished_only or load_checkpoint(ck, SEG_KIND).get('finished')):
             out.append((row, ck, views, phases))
     return out
 
 
 def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'auto') -> tuple:
     """Every finished segmenter of a study run on another canonical dataset (`efn evaluate`): writes `out/table.md`,
-    `table.csv` and `per_image.csv` (default `out`: RUN/external/DATASET_NAME) and returns (markdown, per-image frame).
+    `table.csv` and `per_image.csv` (default `out`: RUN/external/DATASET_NAME) and returns (markdown, per-image frame,
+    `out`).
     Structures the dataset does not label are "not labelled"; frames of another size are resized to the run's."""
     from echo_from_noise.evaluate import dice_table, score_segmenters
     from echo_from_noise.sdm import pick_device
@@ -344,7 +345,7 @@ def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'aut
     out.mkdir(parents=True, exist_ok=True)
     (out / 'table.md').write_text(md); df.to_csv(out / 'table.csv', index=False)
     per.to_csv(out / 'per_image.csv', index=False)
-    return md, per
+    return md, per, out
 
 
 def _realism(run: Path, cfg: dict, dev, progress: bool) -> tuple:
@@ -489,7 +490,7 @@ def flat_settings(cfg: dict) -> dict:
 
 
 def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclegan: bool | None = None,
-                overrides=None) -> Path:
+                overrides: dict | None = None) -> Path:
     """The run that `run_stage(..., run_dir=None)` works in: one per profile, dataset, seed and version of the package's
     code, shared by the pipeline notebooks, so each reuses the stages the others made. It lives under `$EFN_SCRATCH_DIR`
     when set (`make test` points it at a folder it removes afterwards), else under `~/.cache/echo_from_noise/scratch`;
@@ -500,7 +501,7 @@ def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclega
     for f in sorted(Path(echo_from_noise.__file__).parent.glob('*.py')): code.update(f.read_bytes())
     tag = 'phantom' if data == 'phantom' else f'{Path(data).name}-{hashlib.sha1(str(data).encode()).hexdigest()[:6]}'
     cyc = '' if with_cyclegan is None else ('-cyclegan' if with_cyclegan else '-no-cyclegan')
-    if overrides: cyc += '-set' + hashlib.sha1(repr(sorted(dict(overrides).items())).encode()).hexdigest()[:6]
+    if overrides: cyc += '-set' + hashlib.sha1(repr(sorted(overrides.items())).encode()).hexdigest()[:6]
     root = Path(os.environ.get('EFN_SCRATCH_DIR') or Path.home() / '.cache' / 'echo_from_noise' / 'scratch')
     return root / f'{profile}-{tag}-seed{seed}{cyc}-{code.hexdigest()[:10]}'
 
@@ -525,10 +526,9 @@ def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'pha
     if stage not in STAGES: raise DataError(f'unknown stage {stage!r}; stages are {list(STAGES)}')
     if data != 'phantom': data = str(Path(data).resolve())
     if isinstance(overrides, str): overrides = yaml.safe_load(overrides) or {}     # papermill -p overrides '{...}'
-    overrides = dict(o.split('=', 1) for o in overrides) if isinstance(overrides, (list, tuple)) else overrides
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
     if run_dir is not None: return _run_stages(stage, Path(run_dir), cfg, with_cyclegan, progress, scratch=False)
-    run = scratch_run(profile, data, seed, with_cyclegan, overrides)
+    run = scratch_run(profile, data, seed, with_cyclegan, cfg.get('set'))
     with _exclusive(run): return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
 
 
@@ -573,7 +573,7 @@ class StageConsole:
         self.head, self.stream = f'[{index}/{total}] {stage:<10}', stream or sys.stdout
         self.live = hasattr(self.stream, 'isatty') and self.stream.isatty()
         self.log = open(log_path, 'a')
-        self.every, self.last, self.t0 = every, time.monotonic(), time.monotonic()
+        self.every, self.last = every, time.monotonic()
 
     def write(self, text: str):
         self.log.write(text); self.log.flush()
@@ -715,7 +715,6 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
         read_manifest(data)
     pick_device(device)                  # a device this machine lacks fails now, not after the data stage
     if external is not None: read_manifest(external)     # a wrong path fails now, not after hours of training
-    overrides = dict(o.split('=', 1) for o in overrides) if isinstance(overrides, (list, tuple)) else overrides
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
     name = 'phantom' if data == 'phantom' else Path(data).name
     out = Path(out or f'runs/{profile}-{name}').resolve()
@@ -770,7 +769,7 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
         if env_before is None: os.environ.pop('EFN_TEXT_PROGRESS', None)
         else: os.environ['EFN_TEXT_PROGRESS'] = env_before
     if external is not None:
-        md, _ = evaluate_run(out, external, out / 'external' / Path(external).name, device=device)
+        md, _, _ = evaluate_run(out, external, device=device)
         (out / 'table_external.md').write_text(md)
         log(f'external evaluation on {external}: {out / "table_external.md"}')
     log(f'study finished in {clock(time.perf_counter() - t_all)}: {out}')
