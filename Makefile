@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-nbs test-py test-browser export check-export readme notebooks demo bench clean
+.PHONY: setup test test-nbs test-py test-browser browser-deps docs export check-export readme notebooks demo bench clean
 
 # The torch pin installs the CPU wheel on laptops and CI; pyproject asks only for torch>=2.2 so that
 # environment.yml's CUDA build satisfies it on GPU nodes.
@@ -44,14 +44,26 @@ test-py: setup
 	@scratch=$$(mktemp -d) && \
 	TMPDIR=$$scratch OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile; rc=$$?; rm -rf $$scratch; exit $$rc
 
-test: check-export test-nbs test-py
+test: check-export browser-deps test-nbs test-py
 
-# The editor widget in headless Chromium (Debian's package; Playwright drives it, no browser download). `make test`
-# runs this test too when Chromium is installed and prints why it skipped it when not.
-test-browser: setup
-	command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium; \
-	else sudo apt-get install -y -q chromium; fi; }
-	$(BIN)/pytest -q -rs -m browser tests/test_editor_browser.py
+# Chromium for the browser tests (Debian's package; Playwright drives it, no browser download): installed when this user
+# may (root, or sudo without a password); otherwise the reason is printed and the browser tests skip, saying so.
+browser-deps: setup
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then run=; elif sudo -n true 2>/dev/null; then run="sudo -n"; \
+	else echo "browser tests: Chromium is not installed and this user cannot install it (not root, no passwordless sudo): they will skip"; exit 0; fi; \
+	echo "browser tests: installing Debian's chromium (apt-get; log in .venv/apt-chromium.log)"; \
+	{ $$run apt-get update -q && $$run apt-get install -y -q chromium; } > .venv/apt-chromium.log 2>&1 || \
+	echo "browser tests: apt-get could not install chromium (see .venv/apt-chromium.log): they will skip"
+
+# The editor widget and the documentation site in headless Chromium, on their own.
+test-browser: setup browser-deps
+	$(BIN)/pytest -q -rs -m browser tests/test_editor_browser.py tests/test_docs.py
+
+# The documentation site, one page per notebook with the pictures the notebooks carry, into _docs/ (tools/make_docs.py
+# says why nbconvert and not Quarto).
+docs: setup
+	$(BIN)/python tools/make_docs.py
 
 # Execute the module notebooks in place so that they carry their pictures (smoke/phantom scale, a few minutes);
 # commit them afterwards. tests/test_notebooks.py checks sizes and output kinds.
@@ -74,4 +86,4 @@ bench: setup demo
 	$(BIN)/python benchmarks/bench_robustness.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache _proc _docs
+	rm -rf $(VENV) .pytest_cache _proc _docs test-artifacts
