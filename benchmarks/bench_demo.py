@@ -55,9 +55,10 @@ def main():
                            f'{100 * con:.0f} %, classifier AUC {auc:.3f}.')
         realism.append('')
     from echo_from_noise.diffusion import bf16_native
-    from echo_from_noise.sdm import load_checkpoint, saved_config
+    from echo_from_noise.core import load_checkpoint
+    from echo_from_noise.sdm import CKPT_KIND, saved_config
     ck = sorted((run / 'checkpoints').glob('sdm_*.pt'))
-    sdm = saved_config(load_checkpoint(ck[0])['config']) if ck else None
+    sdm = saved_config(load_checkpoint(ck[0], CKPT_KIND)['config']) if ck else None
     cfg = json.dumps(yaml_study(run)) + (f'; SDM objective {sdm.objective!r}, min_snr {sdm.min_snr:g}' if sdm else '')
     lines = ['# Demo benchmark (`make demo` = `efn paper --profile cpu` on the phantom)', '',
              f'Measured {date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores '

@@ -72,7 +72,7 @@ def _training_views(args, cfg, section: str, check) -> list:
     import yaml
     from dataclasses import asdict
     from echo_from_noise.dataset import read_manifest
-    from echo_from_noise.sdm import dist_info
+    from echo_from_noise.core import dist_info
     df = read_manifest(args.dataset)
     train = df[(df['split'] == 'train') & df['phase'].isin(cfg.phases)]
     if train.empty: raise DataError(f'{args.dataset}: no training frames (split train, phases {"/".join(cfg.phases)}); '
@@ -92,10 +92,12 @@ def _training_views(args, cfg, section: str, check) -> list:
 
 
 def _run_train_sdm(args):
-    from echo_from_noise.sdm import check_training, dist_info, make_config, train_sdm
+    from echo_from_noise.core import check_training, dist_info
+    from echo_from_noise.sdm import CKPT_KIND, make_config, saved_config, train_sdm
     cfg = make_config(args.profile, args.set)
     run = Path(args.run)
-    for v in _training_views(args, cfg, 'sdm', lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg)):
+    check = lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg, CKPT_KIND, saved_config)
+    for v in _training_views(args, cfg, 'sdm', check):
         s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
         if dist_info()[0] == 0: print(f"sdm_{v}: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {run / 'checkpoints'}")
 
@@ -104,7 +106,7 @@ def _run_train_cyclegan(args):
     from echo_from_noise.cyclegan import (CYCLEGAN_KIND, RESUMABLE, CycleGANConfig, make_cyclegan_config,
                                           train_cyclegan)
     from echo_from_noise.dataset import config_from_dict
-    from echo_from_noise.sdm import check_training
+    from echo_from_noise.core import check_training
     cfg = make_cyclegan_config(args.profile, args.set)
     run = Path(args.run)
     check = lambda v: check_training(args.dataset, run, f'cyclegan_{v}', v, cfg, CYCLEGAN_KIND,
@@ -166,7 +168,7 @@ def _run_evaluate(args):
 
 def _run_realism(args):
     from echo_from_noise.realism import realism, realism_figure, realism_markdown
-    from echo_from_noise.sdm import pick_device
+    from echo_from_noise.core import pick_device
     table, hists = realism(args.real, args.synthetic, args.seed, args.steps, pick_device(args.device),
                            repeats=args.repeats)
     print(realism_markdown(table.assign(generator=Path(args.synthetic).name),
@@ -371,6 +373,6 @@ def main(argv=None) -> int:
         return 3
     finally:
         if 'torch.distributed' in sys.modules:      # under torchrun: leave the process group on every exit path
-            from echo_from_noise.sdm import close_distributed
+            from echo_from_noise.core import close_distributed
             close_distributed()
     return 0

@@ -18,10 +18,10 @@ from torch import nn
 from .dataset import DataError, config_from_dict
 from .diffusion import bf16_autocast
 from .labels import LABEL_VALUES, check_labels
-from .sdm import (PROFILES as SDM_PROFILES, FrameSet, SDMConfig, TrainingDiverged, _batch_plan,
-                                 apply_overrides, check_resume, check_settings, dist_info, generate_dataset,
-                                 load_checkpoint, pick_device, run_steps, save_checkpoint, to_uint8_images,
-                                 write_loss_curve)
+from .core import (FrameSet, TrainingDiverged, apply_overrides, batch_plan, check_resume,
+                                  check_settings, dist_info, load_checkpoint, pick_device, run_steps, save_checkpoint,
+                                  write_loss_curve)
+from .sdm import PROFILES as SDM_PROFILES, SDMConfig, generate_dataset, to_uint8_images
 
 # %% auto #0
 __all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'RESUMABLE', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels',
@@ -240,8 +240,8 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
                                         pool_label=pool_lab.state(), history=history))
 
     def train_step(step):
-        real_lab = encode_labels(data.labels[_batch_plan(len(data), step, cfg.batch_size, cfg.seed)]).to(dev)
-        real_img = data.images[_batch_plan(len(data), step, cfg.batch_size, cfg.seed + 7919)].to(dev)  # unpaired
+        real_lab = encode_labels(data.labels[batch_plan(len(data), step, cfg.batch_size, cfg.seed)]).to(dev)
+        real_img = data.images[batch_plan(len(data), step, cfg.batch_size, cfg.seed + 7919)].to(dev)  # unpaired
         g = torch.Generator().manual_seed(zlib.crc32(f'{cfg.seed}/pool/{step}'.encode()))
         model.d_image.requires_grad_(False); model.d_label.requires_grad_(False)
         with autocast:

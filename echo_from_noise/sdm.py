@@ -5,38 +5,32 @@
 # %% ../nbs/06_sdm.ipynb #47fbe75e
 from __future__ import annotations
 
-import atexit
 import copy
 import json
 import logging
 import math
-import os
-import signal
-import threading
-import time
 import zlib
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from .dataset import (tqdm, PHASES, DataError, DatasetWriter, config_from_dict, extra_columns,
-                                     load_frame, load_split, read_manifest)
+from .dataset import (tqdm, DataError, DatasetWriter, config_from_dict, extra_columns, load_frame,
+                                     read_manifest)
+from .core import (FrameSet, TrainingDiverged, apply_overrides, batch_plan, check_resume,
+                                  check_settings, dist_info, init_distributed, load_checkpoint, pick_device, run_steps,
+                                  save_checkpoint, stop_requested, warmup_cosine, write_loss_curve)
 from .diffusion import SAMPLERS, Diffusion, bf16_autocast, sample
 from .labels import N_COND_CLASSES, one_hot
 
 log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
-__all__ = ['log', 'OBJECTIVES', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'apply_overrides', 'pick_device',
-           'check_settings', 'diffusion_for', 'make_config', 'SemanticSPADE', 'build_model', 'SDMNet', 'FrameSet',
-           'TrainingDiverged', 'Terminated', 'dist_info', 'close_distributed', 'init_distributed', 'stop_on_sigterm',
-           'stop_requested', 'save_checkpoint', 'load_checkpoint', 'check_resume', 'check_training', 'run_steps',
-           'train_sdm', 'write_loss_curve', 'load_sdm', 'to_uint8_images', 'sdm_generate', 'generate_dataset',
-           'synthesize']
+__all__ = ['log', 'OBJECTIVES', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
+           'SemanticSPADE', 'build_model', 'SDMNet', 'train_sdm', 'load_sdm', 'to_uint8_images', 'sdm_generate',
+           'generate_dataset', 'synthesize']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -107,63 +101,6 @@ PROFILES = {
 }
 
 
-def _parse_value(text: str, like):
-    if isinstance(like, bool): 
-        if text.lower() in ('1', 'true', 'yes', 'on'): return True
-        if text.lower() in ('0', 'false', 'no', 'off'): return False
-        raise ValueError(f'expected a boolean, got {text!r}')
-    if isinstance(like, tuple):
-        parts = [p for p in text.replace('(', '').replace(')', '').split(',') if p.strip()]
-        return tuple(_parse_value(p.strip(), like[0] if like else '') for p in parts)
-    return type(like)(text)
-
-
-def apply_overrides(cfg, overrides=None):
-    "Set `overrides` ({key: value} or ['key=value', ...], strings parsed by the field's type) on a config dataclass."
-    items = overrides.items() if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
-    names = {f.name for f in fields(cfg)}
-    for item in items:
-        if len(item) != 2: raise DataError(f'--set expects key=value, got {"=".join(item)!r}')
-        k, v = item
-        if k not in names: raise DataError(f'unknown setting {k!r}; known: {sorted(names)}')
-        like = getattr(cfg, k)
-        if isinstance(v, list) and isinstance(like, tuple): v = tuple(v)     # YAML and JSON have lists, no tuples
-        try: setattr(cfg, k, _parse_value(v, like) if isinstance(v, str) else v)
-        except ValueError as e: raise DataError(f'--set {k}={v}: {e}') from None
-    return cfg
-
-
-def pick_device(name: str = 'auto', local_rank: int = 0) -> torch.device:
-    "'auto' is the local GPU when there is one, else the CPU; a device this machine lacks is refused with the fix."
-    if name == 'auto': name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    try: dev = torch.device(name)
-    except RuntimeError: raise DataError(f"unknown device {name!r}; use auto, cpu or cuda") from None
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise DataError(f"device {name!r} was asked for but this machine has no CUDA GPU (torch {torch.__version__}); "
-                        "use --device cpu or auto")
-    if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', local_rank)
-    return dev
-
-
-def check_settings(cfg, positive=(), at_least_zero=(), fractions=()):
-    """Refuse settings a run cannot use, one line naming the setting and what it must be: `positive` (> 0, finite),
-    `at_least_zero` (>= 0), `fractions` (in [0, 1)); also `phases` and `device` when the config has them."""
-    def bad(k, must): raise DataError(f'setting {k}={getattr(cfg, k)!r} is invalid: it must be {must} (--set {k}=...)')
-    for k in positive:
-        v = getattr(cfg, k)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0): bad(k, 'a positive number')
-    for k in at_least_zero:
-        v = getattr(cfg, k)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0): bad(k, 'zero or more')
-    for k in fractions:
-        v = getattr(cfg, k)
-        if not (isinstance(v, (int, float)) and 0 <= v < 1): bad(k, 'in [0, 1)')
-    if hasattr(cfg, 'phases') and (not cfg.phases or set(cfg.phases) - set(PHASES)):
-        bad('phases', f'one or more of {",".join(PHASES)}')
-    if hasattr(cfg, 'device'): pick_device(cfg.device)
-    return cfg
-
-
 def diffusion_for(cfg: SDMConfig) -> Diffusion:
     "The diffusion process a model of `cfg` was trained with: the cosine schedule, and what its objective predicts."
     return Diffusion.cosine(cfg.timesteps, prediction=OBJECTIVES[cfg.objective])
@@ -225,155 +162,8 @@ class SDMNet(torch.nn.Module):
     def __init__(self, unet): super().__init__(); self.unet = unet
     def forward(self, x, t, seg): return self.unet(x, t, seg=seg)
 
-# %% ../nbs/06_sdm.ipynb #d3a011e0
-class FrameSet:
-    "Images and label maps of `split` (and `views`, `phases`) of a canonical dataset, as tensors."
-    def __init__(self, dataset, split='train', views=None, phases=None, size: int | None = None):
-        imgs, labs, rows = load_split(dataset, split, views, phases)
-        if size and imgs.shape[1:] != (size, size):
-            raise DataError(f'{Path(dataset) / rows["image"][0]}: {imgs.shape[1]} px but the model is {size} px; '
-                            f'prepare the data with --size {size} or train with --set size={imgs.shape[1]}')
-        self.ids = rows['id'].tolist()
-        self.images = torch.from_numpy(imgs).float().div(127.5).sub(1).unsqueeze(1)
-        self.labels = torch.from_numpy(labs).long()
-
-    def __len__(self): return len(self.ids)
-
 # %% ../nbs/06_sdm.ipynb #bd60d6b7
 CKPT_KIND = 'echo_from_noise.sdm'
-
-
-class TrainingDiverged(RuntimeError):
-    "The loss or the gradients became NaN or infinite."
-
-
-class Terminated(KeyboardInterrupt):
-    "The process was asked to stop (SIGTERM: `timeout`, SLURM, Kubernetes, torchrun); the finished steps are saved."
-
-
-def dist_info():
-    "(rank, world size, local rank) from torchrun's environment; (0, 1, 0) in a plain process."
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
-
-
-def close_distributed():
-    "Tear the process group down (nothing to do without one). Every exit path of a torchrun process goes through here."
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
-
-
-def init_distributed(device: str = 'auto'):
-    """Start the process group once under torchrun (NCCL on GPUs, gloo on CPUs); nothing in a plain process. The group
-    is torn down at interpreter exit, normal or by exception; without that gloo's threads can abort the process."""
-    if dist_info()[1] == 1 or dist.is_initialized(): return
-    dist.init_process_group('nccl' if torch.cuda.is_available() and device != 'cpu' else 'gloo')
-    atexit.register(close_distributed)
-
-
-_STOP = threading.Event()   # set by SIGTERM while a step loop runs (see `stop_on_sigterm`)
-
-
-@contextmanager
-def stop_on_sigterm():
-    """While a step loop runs, SIGTERM asks it to stop at the next step boundary (it checkpoints and raises
-    `Terminated`) instead of killing the process mid-step. Off the main thread signals cannot be caught: no-op."""
-    if threading.current_thread() is not threading.main_thread():
-        yield; return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: _STOP.set())
-    _STOP.clear()
-    try: yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        _STOP.clear()
-
-
-def stop_requested() -> bool:
-    "True once SIGTERM has arrived inside `stop_on_sigterm`."
-    return _STOP.is_set()
-
-
-def save_checkpoint(path, payload: dict):
-    "Write `payload` with torch.save to a temporary file next to `path`, then rename it into place."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    with open(tmp, 'wb') as f:
-        torch.save(payload, f)
-        f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path, kind: str = CKPT_KIND) -> dict:
-    "Load a checkpoint of `kind` with weights_only=True; refuse corrupt or foreign files with a clear message."
-    path = Path(path)
-    if not path.is_file(): raise DataError(f'{path}: checkpoint not found')
-    if path.stat().st_size == 0:
-        raise DataError(f'{path}: checkpoint is empty (0 bytes; its write was cut off); delete it to train from scratch')
-    try:
-        ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [''])[0][:160]
-        raise DataError(f'{path}: not a readable checkpoint ({type(e).__name__}: {first}); '
-                        'it may be truncated or not written by echo_from_noise') from None
-    if not isinstance(ck, dict) or ck.get('kind') != kind:
-        what = 'SDM' if kind == CKPT_KIND else kind.split('.')[-1]
-        found = ck.get('kind') if isinstance(ck, dict) else type(ck).__name__
-        raise DataError(f'{path}: not an echo_from_noise {what} checkpoint (kind={found})')
-    return ck
-
-
-def _same(a, b) -> bool: return (tuple(a) if isinstance(a, (list, tuple)) else a) == (tuple(b) if isinstance(b, (list, tuple)) else b)
-
-
-def check_resume(path, ck: dict, trained, cfg, view: str | None = None, total: int | None = None,
-                 may_change=('device', 'save_every', 'log_every', 'profile', 'steps')):
-    """Refuse to resume the checkpoint `ck` (at `path`, trained with config `trained`) under config `cfg` when a
-    setting differs, naming each; `may_change` may differ (the run length only grows: `total` >= the steps done), and
-    the checkpoint must be the model of `view`. Resuming with other settings would record settings the model never had."""
-    old, new = asdict(trained), asdict(cfg)
-    diff = [k for k in new if k not in may_change and not _same(old.get(k), new[k])]
-    if diff:
-        keys = set(cfg.model_keys()) if hasattr(cfg, 'model_keys') else set()
-        what = 'a different model' if keys & set(diff) else 'different settings'
-        raise DataError(f'{path}: was trained with {what} (' + ', '.join(f'{k}={old.get(k)!r}, now {new[k]!r}' for k in diff)
-                        + '); resume with its settings (only the run length may grow) or use a new run directory')
-    done = int(ck.get('step', 0))
-    if total is not None and total < done:
-        raise DataError(f'{path}: has trained {done} steps already, more than the {total} asked for; a run can only '
-                        'grow (ask for at least as many steps) or use a new run directory')
-    if view and ck.get('view') and ck['view'] != view:
-        raise DataError(f"{path}: holds the {ck['view']} model, not the {view} one (copied or renamed?); "
-                        'give it back its own name or use a new run directory')
-
-
-def check_training(dataset, run, name: str, view: str | None, cfg, kind: str = CKPT_KIND, trained=None,
-                   total=None, **resume) -> None:
-    """What training `name` would refuse, found before anything is written (the CLI records config.yaml only after
-    this): the training frames of `view` (present, one size, the model's) and a checkpoint it would resume."""
-    data = FrameSet(dataset, 'train', [view] if view else None, list(cfg.phases), cfg.size)
-    path = Path(run) / 'checkpoints' / f'{name}.pt'
-    if path.exists():
-        ck = load_checkpoint(path, kind)
-        check_resume(path, ck, (trained or saved_config)(ck['config']), cfg, view,
-                     cfg.steps if total is None else total(len(data)), **resume)
-
-
-def _lr_lambda(cfg: SDMConfig):
-    def f(step):
-        if step < cfg.warmup: return (step + 1) / cfg.warmup
-        p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
-    return f
-
-
-def _batch_plan(n: int, step: int, batch: int, seed: int) -> np.ndarray:
-    "Dataset indices of the global batch of `step`: consecutive positions of seeded per-epoch permutations."
-    pos = step * batch + np.arange(batch)
-    out = np.empty(batch, dtype=np.int64)
-    for e in np.unique(pos // n):
-        perm = np.random.default_rng([seed, int(e)]).permutation(n)
-        m = pos // n == e
-        out[m] = perm[pos[m] % n]
-    return out
 
 
 def _sample_randomness(cfg: SDMConfig, step: int, j: int, shape):
@@ -382,37 +172,6 @@ def _sample_randomness(cfg: SDMConfig, step: int, j: int, shape):
     noise = torch.randn(shape, generator=g)
     u = torch.rand(2, generator=g)
     return t, noise, bool(u[0] < 0.5) and cfg.flip, bool(u[1] < cfg.p_uncond)
-
-# %% ../nbs/06_sdm.ipynb #774af0bc
-def run_steps(name: str, start: int, total: int, train_step, log, checkpoint, log_every: int, save_every: int,
-              history: list, progress: bool = True, callback=None, stop=stop_requested):
-    """The step loop every trainer shares: `train_step(step)` trains one step and returns what `log` needs;
-    every `log_every` steps and at the end `log(done, steps_per_s, last)` records `history` and returns the progress
-    bar's postfix; `checkpoint(done)` every `save_every` steps, at the end, and on an interrupt (Ctrl-C, Jupyter's
-    stop button, SIGTERM), so that the next call resumes from the last finished step; `callback(done, history)` after
-    every step. SIGTERM stops at a step boundary: `stop()` says so (under DDP, a flag all ranks agreed on)."""
-    bar = tqdm(total=total, initial=start, desc=f'train {name}', unit='step', disable=not progress)
-    t_last, done, saved = time.perf_counter(), start, start
-    with stop_on_sigterm():
-        try:
-            for step in range(start, total):
-                last = train_step(step)
-                done = step + 1
-                if done % log_every == 0 or done == total:
-                    now = time.perf_counter()
-                    rate, t_last = log_every / max(now - t_last, 1e-9), now
-                    bar.set_postfix(log(done, rate, last))
-                bar.update()
-                if done % save_every == 0 or done == total:
-                    checkpoint(done); saved = done
-                if callback: callback(done, history)
-                if stop(): raise Terminated(f'{name}: stopped by SIGTERM after step {done} of {total}; '
-                                            'run the same command again to resume')
-        except KeyboardInterrupt:        # Terminated included
-            if done > saved: checkpoint(done)  # keep the finished steps; the next call resumes from here
-            raise
-        finally:
-            bar.close()
 
 # %% ../nbs/06_sdm.ipynb #7e31caf4
 def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDMConfig | None = None,
@@ -431,10 +190,10 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=dev.type in ('cpu', 'cuda'))   # one kernel for all parameters
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup, cfg.steps, cfg.min_lr_ratio))
     start, history = 0, []
     if ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
+        ck = load_checkpoint(ckpt_path, CKPT_KIND)
         check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps)
         net.load_state_dict(ck['model']); ema.load_state_dict(ck['ema'])
         opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
@@ -454,7 +213,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
                                             history=history))
 
     def train_step(step):
-        idx = _batch_plan(len(data), step, cfg.batch_size, cfg.seed)[rank * per:(rank + 1) * per]
+        idx = batch_plan(len(data), step, cfg.batch_size, cfg.seed)[rank * per:(rank + 1) * per]
         x0, lab = data.images[idx].clone(), data.labels[idx].clone()
         ts, noise, keep = [], [], []
         for k in range(per):
@@ -512,24 +271,10 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     return summary
 
 
-def write_loss_curve(run: Path, name: str, history: list, series: dict | None = None):
-    "Loss curves of a training run: `run/metrics/{name}_loss.csv` and `.png`, one line per `series` {column: label}."
-    if not history: return
-    from matplotlib.figure import Figure
-    import pandas as pd
-    series = series or {'loss': 'hybrid loss', 'mse': 'noise MSE'}
-    (run / 'metrics').mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(history)
-    df.to_csv(run / 'metrics' / f'{name}_loss.csv', index=False)
-    fig = Figure(figsize=(5, 3)); ax = fig.subplots()
-    for col, label in series.items(): ax.plot(df['step'], df[col], label=label)
-    ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(name, fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(run / 'metrics' / f'{name}_loss.png', dpi=100)
-
 # %% ../nbs/06_sdm.ipynb #7878a673
 def load_sdm(path, use_ema: bool = True, device: str | torch.device = 'cpu'):
     "(network ready for sampling, its config, the checkpoint) from an SDM checkpoint."
-    ck = load_checkpoint(path)
+    ck = load_checkpoint(path, CKPT_KIND)
     cfg = saved_config(ck['config'])
     net = SDMNet(build_model(cfg))
     net.load_state_dict(ck['ema'] if use_ema else ck['model'])

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .dataset import tqdm, DataError, config_from_dict, load_split
 from .labels import N_SEG_CLASSES, STRUCTURES, seg_target
-from .sdm import (Terminated, check_resume, load_checkpoint, pick_device, save_checkpoint,
+from .core import (Terminated, check_resume, load_checkpoint, pick_device, save_checkpoint,
                                  stop_on_sigterm, stop_requested)
 
 # %% auto #0

@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from .dataset import DataError, extra_columns, load_frame, read_manifest
-from .sdm import Terminated
+from .core import Terminated
 
 # %% auto #0
 __all__ = ['STAGES', 'MIXES', 'STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF',
@@ -96,7 +96,8 @@ _STUDY_OWNED = ('size', 'seed', 'device', 'profile')  # one value for the whole 
 
 def _section(cfg: dict, name: str):
     "The typed configuration of a stage section, built from the study's profile, shared values and the section's dict."
-    from echo_from_noise.sdm import apply_overrides, make_config
+    from echo_from_noise.core import apply_overrides
+    from echo_from_noise.sdm import make_config
     shared = dict(size=cfg['size'], seed=cfg['seed'], device=cfg['device'])
     if name == 'sdm': return make_config(cfg['profile'], dict(cfg['sdm'], **shared))
     if name == 'cyclegan_train':
@@ -132,7 +133,7 @@ def apply_settings(cfg: dict, overrides=None) -> dict:
     records them under `set`. Errors name the key and list the valid keys."""
     import copy
     from echo_from_noise.diffusion import SAMPLERS
-    from echo_from_noise.sdm import apply_overrides
+    from echo_from_noise.core import apply_overrides
     items = list(overrides.items()) if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
     if not items: return cfg
     cfg, valid = copy.deepcopy(cfg), setting_keys(cfg['profile'])
@@ -289,7 +290,7 @@ def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
 
 def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
     from echo_from_noise.evaluate import score_segmenters, summarize, table1
-    from echo_from_noise.sdm import pick_device
+    from echo_from_noise.core import pick_device
     dev = pick_device(cfg['device'])
     models = run_segmenters(run, cfg)
     if not models: raise DataError(f'{run}: no trained segmenter to evaluate; run the segment stage first')
@@ -313,7 +314,7 @@ def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
 def run_segmenters(run: Path, cfg: dict, finished_only: bool = False) -> list:
     """(Table 1 row, checkpoint, views, phases) of every segmenter checkpoint the run holds, in Table 1's order;
     `finished_only` leaves out those whose training has not finished."""
-    from echo_from_noise.sdm import load_checkpoint
+    from echo_from_noise.core import load_checkpoint
     from echo_from_noise.segment import SEG_KIND
     out = []
     for row, _, views, phases in seg_rows(cfg):
@@ -329,7 +330,7 @@ def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'aut
     `out`).
     Structures the dataset does not label are "not labelled"; frames of another size are resized to the run's."""
     from echo_from_noise.evaluate import dice_table, score_segmenters
-    from echo_from_noise.sdm import pick_device
+    from echo_from_noise.core import pick_device
     run, dataset = Path(run), Path(dataset)
     conf = run / 'config.yaml'
     if not conf.exists(): raise DataError(f'{conf}: not found; {run} is not a study run directory (make one with efn paper)')
@@ -378,7 +379,7 @@ def _stage_adherence(run: Path, cfg: dict, progress: bool) -> dict:
     from echo_from_noise.adherence import (adherence_study, plot_adherence, run_generators, save_samples,
                                            summarize_adherence)
     from echo_from_noise.labels import STRUCTURES
-    from echo_from_noise.sdm import pick_device
+    from echo_from_noise.core import pick_device
     from echo_from_noise.segment import load_segmenter
     ck = run / 'checkpoints' / f'seg_{_slug(REAL_ROW)}.pt'
     if not ck.exists():
@@ -407,7 +408,7 @@ def _stage_figures(run: Path, cfg: dict, progress: bool) -> dict:
     from echo_from_noise.adherence import extreme_edits, figure4, figure5, load_samples, run_generators
     from echo_from_noise.evaluate import figure3
     from echo_from_noise.labels import LabelError
-    from echo_from_noise.sdm import pick_device
+    from echo_from_noise.core import pick_device
     real = real_dataset(run, cfg)
     df = read_manifest(real)
     test = df[(df['split'] == 'test') & df['view'].isin(sdm_views(run))]
@@ -709,7 +710,7 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
     `redo_from`: a stage to run again with every later one (their old outputs are set aside, see `set_aside`), as
     when a setting changed that the finished stages were made without."""
     import papermill as pm
-    from echo_from_noise.sdm import pick_device
+    from echo_from_noise.core import pick_device
     if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
         data = str(Path(data).resolve())
         read_manifest(data)

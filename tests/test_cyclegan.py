@@ -12,7 +12,7 @@ from echo_from_noise.cyclegan import (CYCLEGAN_KIND, cyclegan_generate, load_cyc
                                       train_cyclegan)
 from echo_from_noise.dataset import DataError, load_frame, read_manifest
 from echo_from_noise.phantom import make_phantom
-from echo_from_noise.sdm import TrainingDiverged, load_checkpoint
+from echo_from_noise.core import TrainingDiverged, load_checkpoint
 
 EFN = [sys.executable, '-m', 'echo_from_noise']
 
