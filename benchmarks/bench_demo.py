@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from echo_from_noise.study import STAGES
+from echo_from_noise.config import STAGES
 
 
 def main():

@@ -29,7 +29,7 @@ from echo_from_noise.dataset import load_split
 from echo_from_noise.phantom import make_phantom
 from echo_from_noise.realism import REGIONS, classifier_auc, grey_table, region_histograms
 from echo_from_noise.sdm import load_sdm, make_config, sdm_generate, train_sdm
-from echo_from_noise.study import STUDY_PROFILES
+from echo_from_noise.config import STUDY_PROFILES
 
 # (name, objective, training steps, min-SNR gamma (0 = off))
 MODELS = [('paper-1200', 'paper', 1200, 0.0), ('v-1200', 'v', 1200, 0.0), ('v-2400', 'v', 2400, 0.0),

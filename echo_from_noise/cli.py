@@ -129,7 +129,7 @@ def _run_synthesize(args):
 
 
 def _run_paper(args):
-    from echo_from_noise.study import run_paper
+    from echo_from_noise.paper import run_paper
     out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan,
                     external=args.external, overrides=args.set, verbose=args.verbose, redo_from=args.redo_from)
     print(study_summary(out))

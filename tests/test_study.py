@@ -12,7 +12,8 @@ import pytest
 
 from echo_from_noise.dataset import DataError, read_manifest
 from echo_from_noise.evaluate import table1
-from echo_from_noise.study import STAGES, check_no_leak, run_stage
+from echo_from_noise.config import STAGES
+from echo_from_noise.study import check_no_leak, run_stage
 
 
 def lv_only_dataset(out, size=48):
