@@ -23,7 +23,8 @@ from echo_from_noise.augment import augment_dataset
 from echo_from_noise.dataset import read_manifest
 from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.phantom import make_phantom
-from echo_from_noise.sdm import make_config, synthesize, train_sdm
+from echo_from_noise.sdm import make_config, train_sdm
+from echo_from_noise.synthesis import synthesize
 from echo_from_noise.segment import SegConfig, load_frames, load_segmenter, segment, train_segmenter
 from echo_from_noise.config import STUDY_PROFILES
 from echo_from_noise.study import subset_dataset

@@ -34,7 +34,8 @@ from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.diffusion import bf16_native
 from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.core import load_checkpoint, pick_device
-from echo_from_noise.sdm import CKPT_KIND, saved_config, synthesize
+from echo_from_noise.sdm import CKPT_KIND, saved_config
+from echo_from_noise.synthesis import synthesize
 from echo_from_noise.segment import SegConfig, load_frames, load_segmenter, segment, train_segmenter
 from echo_from_noise.config import real_dataset
 from echo_from_noise.study import subset_dataset

@@ -16,6 +16,7 @@ from .augment import AugmentConfig, deform, remove_left_atrium, septal_defect
 from .dataset import tqdm, DataError, load_split
 from .evaluate import frame_metrics, save_figure
 from .labels import STRUCTURES, seg_target, show_frame
+from .synthesis import GENERATOR_NAMES, load_generator
 
 # %% auto #0
 __all__ = ['STRENGTHS', 'GENERATORS', 'deformation_series', 'adherence_scores', 'run_generators', 'adherence_study',
@@ -24,7 +25,7 @@ __all__ = ['STRENGTHS', 'GENERATORS', 'deformation_series', 'adherence_scores', 
 
 # %% ../nbs/11_adherence.ipynb #52a33be7
 STRENGTHS = (0.0, 1.0, 2.0, 3.0)
-GENERATORS = ('SDM', 'CycleGAN')
+GENERATORS = tuple(GENERATOR_NAMES.values())   # ('SDM', 'CycleGAN'): the order of every table and figure
 
 
 def deformation_series(labels, strengths=STRENGTHS, seed: int = 0, ids=None) -> tuple[dict, list]:
@@ -51,24 +52,14 @@ def adherence_scores(predictions, label_maps) -> pd.DataFrame:
 # %% ../nbs/11_adherence.ipynb #db4813cb
 def run_generators(run, sampler: str = 'ddpm', steps: int = 50, device='cpu') -> dict:
     "{'SDM': fn, 'CycleGAN': fn} for the generators `run/checkpoints` holds; fn(view, label maps, seed) -> uint8 images."
-    from echo_from_noise.cyclegan import cyclegan_generate, load_cyclegan
-    from echo_from_noise.sdm import load_sdm, sdm_generate
-    ckpts = Path(run) / 'checkpoints'
-    cache = {}
+    ckpts, cache = Path(run) / 'checkpoints', {}
 
-    def sdm(view, labels, seed):
-        if ('SDM', view) not in cache: cache['SDM', view] = load_sdm(ckpts / f'sdm_{view}.pt', device=device)[:2]
-        net, cfg = cache['SDM', view]
-        return sdm_generate(net, cfg, labels, sampler, steps, seed=seed)
-
-    def cyclegan(view, labels, seed):
-        if ('CycleGAN', view) not in cache: cache['CycleGAN', view] = load_cyclegan(ckpts / f'cyclegan_{view}.pt', device)[0]
-        return cyclegan_generate(cache['CycleGAN', view], labels)
-
-    out = {}
-    if list(ckpts.glob('sdm_*.pt')): out['SDM'] = sdm
-    if list(ckpts.glob('cyclegan_*.pt')): out['CycleGAN'] = cyclegan
-    return out
+    def make(kind):
+        def draw(view, labels, seed):
+            if (kind, view) not in cache: cache[kind, view] = load_generator(run, view, kind, sampler, steps, device=device)[1]
+            return cache[kind, view](labels, seed)
+        return draw
+    return {name: make(kind) for kind, name in GENERATOR_NAMES.items() if list(ckpts.glob(f'{kind}_*.pt'))}
 
 # %% ../nbs/11_adherence.ipynb #9e3e6edd
 def adherence_study(real, generators: dict, segmenter: tuple, strengths=STRENGTHS, max_maps: int | None = None,

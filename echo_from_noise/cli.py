@@ -117,14 +117,9 @@ def _run_train_cyclegan(args):
 
 
 def _run_synthesize(args):
-    from echo_from_noise.cyclegan import cyclegan_synthesize
-    from echo_from_noise.sdm import synthesize
-    if args.generator == 'cyclegan':
-        out = cyclegan_synthesize(args.run, args.labels, args.out, args.batch_size, args.device, args.overwrite)
-        print(f'synthetic dataset written to {out}')
-        return
+    from echo_from_noise.synthesis import synthesize
     out = synthesize(args.run, args.labels, args.out, args.sampler, args.steps, args.guidance, args.batch_size,
-                     args.seed, not args.no_ema, args.device, overwrite=args.overwrite)
+                     args.seed, not args.no_ema, args.device, overwrite=args.overwrite, generator=args.generator)
     if out: print(f'synthetic dataset written to {out}')
 
 

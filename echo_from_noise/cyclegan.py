@@ -21,12 +21,12 @@ from .labels import LABEL_VALUES, check_labels
 from .core import (FrameSet, TrainingDiverged, apply_overrides, batch_plan, check_resume,
                                   check_settings, dist_info, load_checkpoint, pick_device, run_steps, save_checkpoint,
                                   write_loss_curve)
-from .sdm import PROFILES as SDM_PROFILES, SDMConfig, generate_dataset, to_uint8_images
+from .sdm import PROFILES as SDM_PROFILES, SDMConfig, to_uint8_images
 
 # %% auto #0
 __all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'RESUMABLE', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels',
            'decode_labels', 'ResnetBlock', 'ResnetGenerator', 'PatchGAN', 'CycleGAN', 'ImagePool', 'train_cyclegan',
-           'load_cyclegan', 'cyclegan_generate', 'cyclegan_segment', 'cyclegan_synthesize']
+           'load_cyclegan', 'cyclegan_generate', 'cyclegan_segment']
 
 # %% ../nbs/10_cyclegan.ipynb #c5379136
 CYCLEGAN_KIND = 'echo_from_noise.cyclegan'
@@ -308,19 +308,3 @@ def cyclegan_segment(model: CycleGAN, images) -> np.ndarray:
     x = torch.from_numpy(np.asarray(images)).float().div(127.5).sub(1).unsqueeze(1).to(dev)
     return decode_labels(model.g_label(x))
 
-
-def cyclegan_synthesize(run, labels, out, batch_size: int = 16, device: str = 'auto', overwrite: bool = False,
-                        progress: bool = True) -> Path:
-    "An image for every label map of the dataset `labels` with the run's CycleGANs (checkpoints/cyclegan_VIEW.pt)."
-    dev, run = pick_device(device), Path(run)
-
-    def model_for_view(view):
-        path = run / 'checkpoints' / f'cyclegan_{view}.pt'
-        if not path.exists():
-            raise DataError(f'{path}: no CycleGAN for view {view}; train one with '
-                            f'`efn train-cyclegan DATASET {run} --views {view}`')
-        model, cfg, _ = load_cyclegan(path, dev)
-        return cfg.size, lambda labs, seed: cyclegan_generate(model, labs)
-
-    return generate_dataset(model_for_view, labels, out, 'cyclegan', batch_size, 0, overwrite, progress,
-                            'synthesize (CycleGAN)')

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import zlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -17,20 +16,18 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .dataset import (tqdm, DataError, DatasetWriter, config_from_dict, extra_columns, load_frame,
-                                     read_manifest)
+from .dataset import DataError, config_from_dict
 from .core import (FrameSet, TrainingDiverged, apply_overrides, batch_plan, check_resume,
                                   check_settings, dist_info, init_distributed, load_checkpoint, pick_device, run_steps,
                                   save_checkpoint, stop_requested, warmup_cosine, write_loss_curve)
-from .diffusion import SAMPLERS, Diffusion, bf16_autocast, sample
+from .diffusion import Diffusion, bf16_autocast, sample
 from .labels import N_COND_CLASSES, one_hot
 
 log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
 __all__ = ['log', 'OBJECTIVES', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
-           'SemanticSPADE', 'build_model', 'SDMNet', 'train_sdm', 'load_sdm', 'to_uint8_images', 'sdm_generate',
-           'generate_dataset', 'synthesize']
+           'SemanticSPADE', 'build_model', 'SDMNet', 'train_sdm', 'load_sdm', 'to_uint8_images', 'sdm_generate']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -299,95 +296,3 @@ def sdm_generate(net, cfg: SDMConfig, labels, sampler: str = 'ddpm', steps: int 
                bf16=cfg.bf16 if bf16 is None else bf16, callback=callback)
     return to_uint8_images(x, labels)
 
-
-def generate_dataset(model_for_view, labels, out, generator: str, batch_size: int = 16, seed: int = 0,
-                     overwrite: bool = False, progress: bool = True, desc: str = 'synthesize') -> Path | None:
-    """Write `out`: an image for every map of the dataset `labels`. `model_for_view(view)` gives (model size,
-    fn(label maps, seed) -> uint8 images); under torchrun each rank renders its shard and rank 0 writes."""
-    if batch_size < 1: raise DataError(f'--batch-size {batch_size}: must be at least 1')
-    rank, world, _ = dist_info()
-    df = read_manifest(labels)
-    out = Path(out)
-    models = {v: model_for_view(v) for v in sorted(df['view'].unique())}   # a missing model fails before any sampling
-    writer = DatasetWriter(out, load_frame(labels, df.iloc[0])[1].shape[0], overwrite=overwrite,
-                           sources=[labels]) if rank == 0 else None   # so does an OUT that cannot be written
-    try:
-        results = _render_shard(models, df, labels, batch_size, seed, rank, world, progress, desc)
-    except BaseException:
-        if writer: writer.abort()
-        raise
-    if world > 1:
-        shard_dir = out.parent / f'.{out.name}.shards'
-        if rank == 0: shard_dir.mkdir(parents=True, exist_ok=True)
-        dist.barrier()
-        np.savez(shard_dir / f'rank{rank}.npz', ids=np.array(list(results)),
-                 images=np.stack([v[0] for v in results.values()]) if results else np.zeros((0, 1, 1), np.uint8),
-                 labels=np.stack([v[1] for v in results.values()]) if results else np.zeros((0, 1, 1), np.uint8))
-        dist.barrier()
-        if rank == 0:
-            for r in range(world):
-                z = np.load(shard_dir / f'rank{r}.npz')
-                results.update({i: (im, lb) for i, im, lb in zip(z['ids'], z['images'], z['labels'])})
-    if rank != 0:
-        dist.barrier()
-        return None
-    with writer as w:
-        for _, r in df.iterrows():
-            img, lab = results[r['id']]
-            extra = extra_columns(r, exclude=('generator',))
-            extra['label_source'] = extra.get('label_source') or r['id']
-            w.add(r['id'], r['patient'], r['view'], r['phase'], r['split'], lab, img, source='synthetic',
-                  generator=generator, **extra)
-    if world > 1:
-        import shutil
-        shutil.rmtree(out.parent / f'.{out.name}.shards', ignore_errors=True)
-        dist.barrier()
-    return out
-
-
-def _render_shard(models, df, labels, batch_size, seed, rank, world, progress, desc) -> dict:
-    "{id: (image, label map)} for this rank's share of the rows of `df`, batch by batch, view by view."
-    results = {}
-    for view, rows in df.groupby('view', sort=True):
-        size, fn = models[view]
-        mine = rows.iloc[rank::world]
-        for b0 in tqdm(range(0, len(mine), batch_size), desc=f'{desc} {view}', unit='batch',
-                       disable=not progress or rank != 0):
-            chunk = mine.iloc[b0:b0 + batch_size]
-            labs = [load_frame(labels, r)[1] for _, r in chunk.iterrows()]
-            if labs[0].shape != (size, size):
-                raise DataError(f'{Path(labels) / chunk.iloc[0]["label"]}: {labs[0].shape[0]} px label maps but the '
-                                f'{view} model makes {size} px images; use label maps of the model size')
-            imgs = fn(np.stack(labs), zlib.crc32(f'{seed}/{chunk.iloc[0]["id"]}'.encode()))
-            for (_, r), img, lab in zip(chunk.iterrows(), imgs, labs):
-                results[r['id']] = (img, lab)
-    return results
-
-
-def synthesize(run, labels, out, sampler: str = 'ddpm', steps: int = 50, guidance: float = 0.0,
-               batch_size: int = 16, seed: int = 0, use_ema: bool = True, device: str = 'auto', bf16: bool | None = None,
-               overwrite: bool = False, progress: bool = True) -> Path | None:
-    "Generate an image for every label map of the label-only dataset `labels` with the run's SDMs; write `out`."
-    if sampler not in SAMPLERS: raise DataError(f'unknown sampler {sampler!r}; use one of {list(SAMPLERS)}')
-    if steps < 1: raise DataError(f'--steps {steps}: sampling needs at least 1 step')
-    if not math.isfinite(guidance) or guidance < 0:
-        raise DataError(f'--guidance {guidance}: the guidance scale s must be 0 (none) or positive')
-    rank, world, local = dist_info()
-    dev, run = pick_device(device, local), Path(run)
-    init_distributed(device)
-
-    def model_for_view(view):
-        path = run / 'checkpoints' / f'sdm_{view}.pt'
-        if not path.exists():
-            raise DataError(f'{path}: no SDM for view {view}; train one with `efn train-sdm DATASET {run} --views {view}`')
-        net, cfg, ck = load_sdm(path, use_ema, dev)
-        if steps > cfg.timesteps:
-            raise DataError(f'--steps {steps}: more than the {cfg.timesteps} diffusion steps {path.name} was trained with')
-        if int(ck['step']) < cfg.steps and rank == 0:
-            log.warning('%s: training is unfinished (%d of %d steps); its images will be worse than the finished '
-                        "model's. Finish it with `efn train-sdm DATASET %s --views %s` (it resumes)", path,
-                        int(ck['step']), cfg.steps, run, view)
-        return cfg.size, lambda labs, s: sdm_generate(net, cfg, labs, sampler, steps, guidance, s, bf16)
-
-    return generate_dataset(model_for_view, labels, out, f'sdm:{sampler}:{steps}:s={guidance:g}:{"ema" if use_ema else "raw"}',
-                            batch_size, seed, overwrite, progress, f'synthesize ({sampler}, {steps} steps)')

@@ -21,14 +21,15 @@ from .augment import augment_dataset
 from .config import (MIXES, real_dataset, REAL_ROW, resume_config, row_slug, seg_rows, stage_config,
                                     STAGES, study_config)
 from .core import load_checkpoint, pick_device
-from .cyclegan import cyclegan_synthesize, train_cyclegan
+from .cyclegan import train_cyclegan
 from .dataset import DataError, DatasetWriter, extra_columns, load_frame, read_manifest
 from .evaluate import dice_table, figure3, score_segmenters, summarize, table1
 from .labels import LabelError, STRUCTURES
 from .phantom import make_phantom
 from .realism import realism, realism_figure, realism_markdown
-from .sdm import synthesize, train_sdm
+from .sdm import train_sdm
 from .segment import load_frames, load_segmenter, SEG_KIND, train_segmenter
+from .synthesis import synthesize
 
 # %% auto #0
 __all__ = ['sdm_views', 'check_no_leak', 'subset_dataset', 'mixed_frames', 'run_segmenters', 'evaluate_run', 'scratch_run',
@@ -107,7 +108,7 @@ def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
     if cfg['cyclegan']:
         cg = run / 'synthetic_cyclegan'
         if not (cg / 'manifest.csv').exists():
-            cyclegan_synthesize(run, labels, cg, device=cfg['device'], progress=progress)
+            synthesize(run, labels, cg, device=cfg['device'], progress=progress, generator='cyclegan')
         check_no_leak(real_dataset(run, cfg), cg)
         result['cyclegan_images'] = len(read_manifest(cg))
     return result

@@ -21,7 +21,8 @@ from echo_from_noise.cli import main
 from echo_from_noise.dataset import DataError, read_manifest
 from echo_from_noise.phantom import make_phantom
 from echo_from_noise.core import Terminated, load_checkpoint
-from echo_from_noise.sdm import CKPT_KIND, make_config, synthesize, train_sdm
+from echo_from_noise.sdm import CKPT_KIND, make_config, train_sdm
+from echo_from_noise.synthesis import synthesize
 
 from fixtures import write_pngs
 
