@@ -202,7 +202,7 @@ def test_synthesize_bad_options(trained, tmp_path, capsys, args, needle):
 
 def test_synthesize_fails_before_sampling(trained, tmp_path, monkeypatch, caplog):
     "A missing second-view model, an OUT that exists or cannot be written: refused before any image is drawn."
-    import echo_from_noise.sdm as S
+    import echo_from_noise.synthesis as S
     run, aug = trained
     drawn = []
     real = S.sdm_generate
