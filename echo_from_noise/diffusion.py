@@ -52,7 +52,21 @@ PREDICTIONS = ('eps', 'v')
 
 class Diffusion:
     """A Gaussian diffusion process over `len(betas)` steps; `timestep_map[i]` is the model's time input at step `i`;
-    the model's first output channel is the noise (`prediction='eps'`) or v = sqrt(ab) eps - sqrt(1 - ab) x0 ('v')."""
+    the model's first output channel is the noise (`prediction='eps'`) or v = sqrt(ab) eps - sqrt(1 - ab) x0 ('v').
+
+    Notation (code name: the paper's and improved DDPM's symbol):
+
+    | code | symbol | meaning |
+    |---|---|---|
+    | `betas` | beta_t | noise added at step t (cosine schedule) |
+    | `alphas_cumprod` (ab) | alpha_bar_t | prod_{s<=t} (1 - beta_s): the signal kept at step t |
+    | `sqrt_ac`, `sqrt_one_minus_ac` | sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t) | q(x_t given x_0) = N(sqrt(ab) x_0, (1 - ab) I) |
+    | `post_var`, `post_log_var` | beta~_t, log beta~_t | variance of the posterior q(x_{t-1} given x_t, x_0) |
+    | `post_c1`, `post_c2` | mu~_t coefficients | posterior mean = c1 x_0 + c2 x_t |
+    | model output channel 1 | eps_theta (or v) | the noise (the paper) or v (`prediction='v'`) |
+    | model output channel 2 | nu in [-1, 1] | learned range: log Sigma_t = f log beta_t + (1 - f) log beta~_t, f = (nu + 1) / 2 |
+    | `guidance` (samplers) | s | classifier-free guidance scale, paper eq. (1) |
+    """
     def __init__(self, betas, timestep_map=None, prediction: str = 'eps'):
         if prediction not in PREDICTIONS: raise ValueError(f'prediction must be one of {PREDICTIONS}, got {prediction!r}')
         self.prediction = prediction
