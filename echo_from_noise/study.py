@@ -32,15 +32,10 @@ from .segment import load_frames, load_segmenter, SEG_KIND, train_segmenter
 from .synthesis import synthesize
 
 # %% auto #0
-__all__ = ['sdm_views', 'check_no_leak', 'subset_dataset', 'mixed_frames', 'run_segmenters', 'evaluate_run', 'scratch_run',
+__all__ = ['check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames', 'run_segmenters', 'evaluate_run', 'scratch_run',
            'run_stage']
 
-# %% ../nbs/14_study.ipynb #72c59968
-def sdm_views(run: Path) -> set:
-    "The views the run has an SDM for (checkpoints/sdm_VIEW.pt)."
-    return {p.stem[len('sdm_'):] for p in (run / 'checkpoints').glob('sdm_*.pt')}
-
-
+# %% ../nbs/14_study.ipynb #95d3e4a5
 def _stage_data(run: Path, cfg: dict, progress: bool) -> dict:
     real = real_dataset(run, cfg)
     if cfg['data'] == 'phantom':
@@ -72,6 +67,12 @@ def check_no_leak(real, derived) -> None:
         raise DataError(f'{derived}: test data leaked into training data ({bad[:5]}); this must never happen')
 
 
+# %% ../nbs/14_study.ipynb #c120c40e
+def sdm_views(run: Path) -> set:
+    "The views the run has an SDM for (checkpoints/sdm_VIEW.pt)."
+    return {p.stem[len('sdm_'):] for p in (run / 'checkpoints').glob('sdm_*.pt')}
+
+
 def _stage_sdm(run: Path, cfg: dict, progress: bool) -> dict:
     real = real_dataset(run, cfg)
     df = read_manifest(real)
@@ -81,6 +82,7 @@ def _stage_sdm(run: Path, cfg: dict, progress: bool) -> dict:
     return {v: train_sdm(real, run, f'sdm_{v}', v, sdm_cfg, progress=progress) for v in views}
 
 
+# %% ../nbs/14_study.ipynb #55c69dfd
 def _stage_cyclegan(run: Path, cfg: dict, progress: bool) -> dict:
     if not cfg['cyclegan']:
         print('no CycleGAN in this run (efn paper --with-cyclegan adds one)')
@@ -90,6 +92,7 @@ def _stage_cyclegan(run: Path, cfg: dict, progress: bool) -> dict:
             for v in sorted(sdm_views(run))}     # the SDM's views and training frames
 
 
+# %% ../nbs/14_study.ipynb #fb390f90
 def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
     out = run / 'synthetic'
     aug = run / 'data' / 'augmented'
@@ -124,6 +127,7 @@ def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
             w.add(r['id'], r['patient'], r['view'], r['phase'], r['split'], lab, img, source=r['source'], **extra_columns(r))
 
 
+# %% ../nbs/14_study.ipynb #22c3015b
 def _stage_segment(run: Path, cfg: dict, progress: bool) -> dict:
     sets = dict(synthetic=run / 'synthetic', real=real_dataset(run, cfg), cyclegan=run / 'synthetic_cyclegan')
     seg_cfg = stage_config(cfg, 'seg')
@@ -160,6 +164,7 @@ def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
     return cat([real[0]] * k + synthetic), real[1]
 
 
+# %% ../nbs/14_study.ipynb #6b7f9d68
 def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
     dev = pick_device(cfg['device'])
     models = run_segmenters(run, cfg)
@@ -240,6 +245,7 @@ def _realism(run: Path, cfg: dict, dev, progress: bool) -> tuple:
     return realism_markdown(table, caption), out
 
 
+# %% ../nbs/14_study.ipynb #a9c2d765
 def _stage_adherence(run: Path, cfg: dict, progress: bool) -> dict:
     ck = run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt'
     if not ck.exists():
@@ -264,6 +270,7 @@ def _stage_adherence(run: Path, cfg: dict, progress: bool) -> dict:
                 summary=summary.to_dict('records'))
 
 
+# %% ../nbs/14_study.ipynb #9c2610af
 def _stage_figures(run: Path, cfg: dict, progress: bool) -> dict:
     real = real_dataset(run, cfg)
     df = read_manifest(real)
@@ -304,6 +311,7 @@ def _stage_figures(run: Path, cfg: dict, progress: bool) -> dict:
 
 _STAGE_FUNCS = dict(data=_stage_data, sdm=_stage_sdm, cyclegan=_stage_cyclegan, synthesize=_stage_synthesize,
                     segment=_stage_segment, evaluate=_stage_evaluate, adherence=_stage_adherence, figures=_stage_figures)
+
 
 # %% ../nbs/14_study.ipynb #8501f8f2
 def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclegan: bool | None = None,
