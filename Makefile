@@ -80,6 +80,7 @@ demo: setup
 bench: setup demo
 	$(BIN)/python benchmarks/bench_phantom.py
 	$(BIN)/python benchmarks/bench_sdm.py
+	$(BIN)/python benchmarks/bench_step.py
 	$(BIN)/python benchmarks/bench_demo.py
 	$(BIN)/python benchmarks/bench_samplers.py --run runs/demo
 	$(BIN)/python benchmarks/bench_mix.py --run runs/demo

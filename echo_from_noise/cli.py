@@ -42,7 +42,8 @@ def _run_prepare(args):
         frames = P.find_pngs(args.src, args.images, args.masks, args.view, args.phase, args.views, args.phases, skips,
                              args.patient_regex, P.parse_mask_values(args.mask_values) if args.mask_values else None)
     else:
-        frames = P.find_echonet(args.src, args.phases, skips)
+        from echo_from_noise.echonet import find_echonet
+        frames = find_echonet(args.src, args.phases, skips)
         if '4CH' not in args.views: frames = []
     rep = P.write_frames(frames, args.out, args.size, args.split_file, args.val_share, args.test_share, args.seed,
                          skips, source=args.format, overwrite=args.overwrite,

@@ -12,7 +12,8 @@ import pytest
 
 from echo_from_noise.dataset import DataError, load_frame, read_manifest
 from echo_from_noise.labels import LabelError, apply_sector
-from echo_from_noise.prepare import (Skips, find_camus, find_echonet, find_pngs, parse_mask_values, parse_name,
+from echo_from_noise.echonet import find_echonet
+from echo_from_noise.prepare import (Skips, find_camus, find_pngs, parse_mask_values, parse_name,
                                      write_frames)
 
 from fixtures import camus_gt, fan, write_camus_mhd, write_camus_nifti, write_echonet, write_pngs
