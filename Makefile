@@ -31,7 +31,7 @@ check-export: setup
 	else echo "export check FAILED: the package or README was out of step with nbs/ (now re-exported; commit it)"; \
 	rm -rf $$snap; exit 1; fi
 
-# The pipeline notebooks share one smoke study (study.scratch_run) in a scratch folder that is removed afterwards.
+# The pipeline notebooks share one smoke study (paper.scratch_run) in a scratch folder that is removed afterwards.
 test-nbs: setup
 	@scratch=$$(mktemp -d) && \
 	TMPDIR=$$scratch EFN_SCRATCH_DIR=$$scratch OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2; rc=$$?; rm -rf $$scratch; exit $$rc

@@ -13,7 +13,7 @@ from pathlib import Path
 from .dataset import DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError
 
 # %% auto #0
-__all__ = ['study_summary', 'build_parser', 'main']
+__all__ = ['build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #4d781946
 def _prepare_args(p: argparse.ArgumentParser, test_share: float):
@@ -125,34 +125,10 @@ def _run_synthesize(args):
 
 
 def _run_paper(args):
-    from echo_from_noise.paper import run_paper
+    from echo_from_noise.paper import run_paper, study_summary
     out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan,
                     external=args.external, overrides=args.set, verbose=args.verbose, redo_from=args.redo_from)
     print(study_summary(out))
-
-
-def study_summary(run: Path) -> str:
-    """The end of `efn paper`: the measured Table 1 rows (mean Dice %), the external table's when there is one, and
-    where the full tables, figures and logs are."""
-    import pandas as pd
-    lines = []
-    tables = [(run / 'table1.csv', 'Dice (%) on the real test split')]
-    if (run / 'table_external.md').exists():
-        tables += [(p, f'Dice (%) on {p.parent.name}') for p in sorted((run / 'external').glob('*/table.csv'))]
-    for path, title in tables:
-        if not path.exists(): continue
-        t = pd.read_csv(path, dtype=str)
-        if 'source' in t: t = t[t['source'] == 'measured']
-        t = t.assign(row=t['row'].str.replace(r' \(measured.*\)$', '', regex=True))
-        w = max(t['row'].str.len().max(), len(title))
-        lines += [f'{title:<{w}}  ' + '  '.join(f'{c:<12}' for c in ('LV_endo', 'LV_epi', 'LA', 'Mean'))]
-        lines += [f'{r.row:<{w}}  ' + '  '.join(f'{str(r[c]):<12}' for c in ('LV_endo', 'LV_epi', 'LA', 'Mean'))
-                  for _, r in t.iterrows()]
-    figs = ', '.join(p.name for p in sorted((run / 'figures').glob('fig*.png')))
-    lines.append(f'tables: {run / "table1.md"} (with the paper\'s numbers and Table 1b, realism)' +
-                 (f', {run / "table_external.md"}' if (run / 'table_external.md').exists() else ''))
-    lines.append(f'figures: {run / "figures"} ({figs}); logs: {run / "logs"}')
-    return '\n'.join(l.rstrip() for l in lines)
 
 
 def _run_evaluate(args):

@@ -5,6 +5,7 @@
 # %% ../nbs/15_paper.ipynb #a7f9a305
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -12,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -19,11 +21,76 @@ import yaml
 from .config import STAGES, changed_settings, first_stage, resume_config, study_config
 from .core import Terminated
 from .dataset import DataError, read_manifest
-from .study import evaluate_run
+from .study import STAGE_FUNCS, evaluate_run
 
 # %% auto #0
-__all__ = ['STAGE_OUTPUTS', 'progress_bar', 'StageConsole', 'logged_kernel_manager', 'clock', 'StageFailed', 'pipeline_dir',
-           'set_aside', 'run_paper']
+__all__ = ['STAGE_OUTPUTS', 'scratch_run', 'run_stage', 'progress_bar', 'StageConsole', 'logged_kernel_manager', 'clock',
+           'StageFailed', 'pipeline_dir', 'set_aside', 'run_paper', 'study_summary']
+
+# %% ../nbs/15_paper.ipynb #8501f8f2
+def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclegan: bool | None = None,
+                overrides: dict | None = None) -> Path:
+    """The run that `run_stage(..., run_dir=None)` works in: one per profile, dataset, seed and version of the package's
+    code, shared by the pipeline notebooks, so each reuses the stages the others made. It lives under `$EFN_SCRATCH_DIR`
+    when set (`make test` points it at a folder it removes afterwards), else under `~/.cache/echo_from_noise/scratch`;
+    the hash of the package's code in its name keeps a changed package from reusing stale stages."""
+    import hashlib
+    import echo_from_noise
+    code = hashlib.sha1()
+    for f in sorted(Path(echo_from_noise.__file__).parent.glob('*.py')): code.update(f.read_bytes())
+    tag = 'phantom' if data == 'phantom' else f'{Path(data).name}-{hashlib.sha1(str(data).encode()).hexdigest()[:6]}'
+    cyc = '' if with_cyclegan is None else ('-cyclegan' if with_cyclegan else '-no-cyclegan')
+    if overrides: cyc += '-set' + hashlib.sha1(repr(sorted(overrides.items())).encode()).hexdigest()[:6]
+    root = Path(os.environ.get('EFN_SCRATCH_DIR') or Path.home() / '.cache' / 'echo_from_noise' / 'scratch')
+    return root / f'{profile}-{tag}-seed{seed}{cyc}-{code.hexdigest()[:10]}'
+
+
+@contextmanager
+def _exclusive(run: Path):
+    "Hold `run/.lock` (POSIX advisory lock): two notebooks sharing a scratch run take turns instead of racing."
+    run.mkdir(parents=True, exist_ok=True)
+    with open(run / '.lock', 'w') as f:
+        try:
+            import fcntl
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except ImportError: pass           # no fcntl (Windows): run without the lock
+        yield
+
+
+def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'phantom', device: str = 'auto',
+              seed: int = 0, progress: bool = True, with_cyclegan: bool | None = None, overrides=None) -> dict:
+    """Run one stage into `run_dir`. With `run_dir=None` (a pipeline notebook run by hand or by `nbdev-test`) it works
+    in the `scratch_run`, running the stages before this one first; stages the scratch run already holds, this one
+    included, are not run again (their recorded result is returned). `overrides`: settings as `efn paper --set`."""
+    if stage not in STAGES: raise DataError(f'unknown stage {stage!r}; stages are {list(STAGES)}')
+    if data != 'phantom': data = str(Path(data).resolve())
+    if isinstance(overrides, str): overrides = yaml.safe_load(overrides) or {}     # papermill -p overrides '{...}'
+    cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
+    if run_dir is not None: return _run_stages(stage, Path(run_dir), cfg, with_cyclegan, progress, scratch=False)
+    run = scratch_run(profile, data, seed, with_cyclegan, cfg.get('set'))
+    with _exclusive(run): return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
+
+
+def _run_stages(stage: str, run: Path, cfg: dict, with_cyclegan, progress: bool, scratch: bool) -> dict:
+    run.mkdir(parents=True, exist_ok=True)
+    conf_path = run / 'config.yaml'
+    conf = yaml.safe_load(conf_path.read_text()) if conf_path.exists() else {}
+    cfg = resume_config(conf_path, cfg, with_cyclegan)
+    conf['study'] = cfg
+    conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
+    todo = STAGES[:STAGES.index(stage) + 1] if scratch else (stage,)
+    result = None
+    for st in todo:
+        marker = run / 'stages' / f'{st}.json'
+        if marker.exists() and (scratch or st != stage):
+            if st == stage: result = json.loads(marker.read_text())['result']
+            continue
+        t0 = time.perf_counter()
+        result = STAGE_FUNCS[st](run, cfg, progress)
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(json.dumps(dict(stage=st, seconds=round(time.perf_counter() - t0, 1), result=result),
+                                     indent=2, default=str))
+    return dict(run_dir=str(run), result=result)
 
 # %% ../nbs/15_paper.ipynb #3c1e1e5c
 _PROGRESS = re.compile(r'(?:(?P<desc>[^\r\n:|]+): *)?(?P<pct>\d+)%\|[^|\r\n]*\| *(?P<n>[\d.]+[kMG]?)/(?P<total>[\d.]+[kMG]?) '
@@ -246,3 +313,28 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
         log(f'external evaluation on {external}: {out / "table_external.md"}')
     log(f'study finished in {clock(time.perf_counter() - t_all)}: {out}')
     return out
+
+# %% ../nbs/15_paper.ipynb #380a6769
+def study_summary(run: Path) -> str:
+    """The end of `efn paper`: the measured Table 1 rows (mean Dice %), the external table's when there is one, and
+    where the full tables, figures and logs are."""
+    import pandas as pd
+    lines = []
+    tables = [(run / 'table1.csv', 'Dice (%) on the real test split')]
+    if (run / 'table_external.md').exists():
+        tables += [(p, f'Dice (%) on {p.parent.name}') for p in sorted((run / 'external').glob('*/table.csv'))]
+    for path, title in tables:
+        if not path.exists(): continue
+        t = pd.read_csv(path, dtype=str)
+        if 'source' in t: t = t[t['source'] == 'measured']
+        t = t.assign(row=t['row'].str.replace(r' \(measured.*\)$', '', regex=True))
+        w = max(t['row'].str.len().max(), len(title))
+        lines += [f'{title:<{w}}  ' + '  '.join(f'{c:<12}' for c in ('LV_endo', 'LV_epi', 'LA', 'Mean'))]
+        lines += [f'{r.row:<{w}}  ' + '  '.join(f'{str(r[c]):<12}' for c in ('LV_endo', 'LV_epi', 'LA', 'Mean'))
+                  for _, r in t.iterrows()]
+    figs = ', '.join(p.name for p in sorted((run / 'figures').glob('fig*.png')))
+    lines.append(f'tables: {run / "table1.md"} (with the paper\'s numbers and Table 1b, realism)' +
+                 (f', {run / "table_external.md"}' if (run / 'table_external.md').exists() else ''))
+    lines.append(f'figures: {run / "figures"} ({figs}); logs: {run / "logs"}')
+    return '\n'.join(l.rstrip() for l in lines)
+

@@ -6,9 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +15,7 @@ import yaml
 from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_samples, plot_adherence,
                                        run_generators, save_samples, summarize_adherence)
 from .augment import augment_dataset
-from .config import (MIXES, real_dataset, REAL_ROW, resume_config, row_slug, seg_rows, stage_config,
-                                    STAGES, study_config)
+from .config import MIXES, real_dataset, REAL_ROW, row_slug, seg_rows, stage_config
 from .core import load_checkpoint, pick_device
 from .cyclegan import train_cyclegan
 from .dataset import DataError, DatasetWriter, extra_columns, load_frame, read_manifest
@@ -32,8 +28,7 @@ from .segment import load_frames, load_segmenter, SEG_KIND, train_segmenter
 from .synthesis import synthesize
 
 # %% auto #0
-__all__ = ['check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames', 'run_segmenters', 'evaluate_run', 'scratch_run',
-           'run_stage']
+__all__ = ['STAGE_FUNCS', 'check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames', 'run_segmenters', 'evaluate_run']
 
 # %% ../nbs/14_study.ipynb #95d3e4a5
 def _stage_data(run: Path, cfg: dict, progress: bool) -> dict:
@@ -309,71 +304,6 @@ def _stage_figures(run: Path, cfg: dict, progress: bool) -> dict:
     return out
 
 
-_STAGE_FUNCS = dict(data=_stage_data, sdm=_stage_sdm, cyclegan=_stage_cyclegan, synthesize=_stage_synthesize,
+STAGE_FUNCS = dict(data=_stage_data, sdm=_stage_sdm, cyclegan=_stage_cyclegan, synthesize=_stage_synthesize,
                     segment=_stage_segment, evaluate=_stage_evaluate, adherence=_stage_adherence, figures=_stage_figures)
 
-
-# %% ../nbs/14_study.ipynb #8501f8f2
-def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclegan: bool | None = None,
-                overrides: dict | None = None) -> Path:
-    """The run that `run_stage(..., run_dir=None)` works in: one per profile, dataset, seed and version of the package's
-    code, shared by the pipeline notebooks, so each reuses the stages the others made. It lives under `$EFN_SCRATCH_DIR`
-    when set (`make test` points it at a folder it removes afterwards), else under `~/.cache/echo_from_noise/scratch`;
-    the hash of the package's code in its name keeps a changed package from reusing stale stages."""
-    import hashlib
-    import echo_from_noise
-    code = hashlib.sha1()
-    for f in sorted(Path(echo_from_noise.__file__).parent.glob('*.py')): code.update(f.read_bytes())
-    tag = 'phantom' if data == 'phantom' else f'{Path(data).name}-{hashlib.sha1(str(data).encode()).hexdigest()[:6]}'
-    cyc = '' if with_cyclegan is None else ('-cyclegan' if with_cyclegan else '-no-cyclegan')
-    if overrides: cyc += '-set' + hashlib.sha1(repr(sorted(overrides.items())).encode()).hexdigest()[:6]
-    root = Path(os.environ.get('EFN_SCRATCH_DIR') or Path.home() / '.cache' / 'echo_from_noise' / 'scratch')
-    return root / f'{profile}-{tag}-seed{seed}{cyc}-{code.hexdigest()[:10]}'
-
-
-@contextmanager
-def _exclusive(run: Path):
-    "Hold `run/.lock` (POSIX advisory lock): two notebooks sharing a scratch run take turns instead of racing."
-    run.mkdir(parents=True, exist_ok=True)
-    with open(run / '.lock', 'w') as f:
-        try:
-            import fcntl
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except ImportError: pass           # no fcntl (Windows): run without the lock
-        yield
-
-
-def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'phantom', device: str = 'auto',
-              seed: int = 0, progress: bool = True, with_cyclegan: bool | None = None, overrides=None) -> dict:
-    """Run one stage into `run_dir`. With `run_dir=None` (a pipeline notebook run by hand or by `nbdev-test`) it works
-    in the `scratch_run`, running the stages before this one first; stages the scratch run already holds, this one
-    included, are not run again (their recorded result is returned). `overrides`: settings as `efn paper --set`."""
-    if stage not in STAGES: raise DataError(f'unknown stage {stage!r}; stages are {list(STAGES)}')
-    if data != 'phantom': data = str(Path(data).resolve())
-    if isinstance(overrides, str): overrides = yaml.safe_load(overrides) or {}     # papermill -p overrides '{...}'
-    cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
-    if run_dir is not None: return _run_stages(stage, Path(run_dir), cfg, with_cyclegan, progress, scratch=False)
-    run = scratch_run(profile, data, seed, with_cyclegan, cfg.get('set'))
-    with _exclusive(run): return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
-
-
-def _run_stages(stage: str, run: Path, cfg: dict, with_cyclegan, progress: bool, scratch: bool) -> dict:
-    run.mkdir(parents=True, exist_ok=True)
-    conf_path = run / 'config.yaml'
-    conf = yaml.safe_load(conf_path.read_text()) if conf_path.exists() else {}
-    cfg = resume_config(conf_path, cfg, with_cyclegan)
-    conf['study'] = cfg
-    conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
-    todo = STAGES[:STAGES.index(stage) + 1] if scratch else (stage,)
-    result = None
-    for st in todo:
-        marker = run / 'stages' / f'{st}.json'
-        if marker.exists() and (scratch or st != stage):
-            if st == stage: result = json.loads(marker.read_text())['result']
-            continue
-        t0 = time.perf_counter()
-        result = _STAGE_FUNCS[st](run, cfg, progress)
-        marker.parent.mkdir(exist_ok=True)
-        marker.write_text(json.dumps(dict(stage=st, seconds=round(time.perf_counter() - t0, 1), result=result),
-                                     indent=2, default=str))
-    return dict(run_dir=str(run), result=result)
