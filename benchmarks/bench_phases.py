@@ -6,7 +6,7 @@ Question (issue 14): the demo's "All SDM frames" row fell short of "All real fra
 95.7 vs 96.1, ES 90.7 vs 95.5). An ED-only SDM never sees end-systolic anatomy (thicker wall, smaller cavity, the
 mitral valve closed across the annulus), yet draws the ES images. Each arm trains one 4CH SDM (cpu profile, 1200 steps,
 seed 0) on the study phantom's train split, draws an image for every deformed 4CH map of the train and val splits
-(DPM-Solver++ 15 steps, as the study), trains the cpu-profile segmenter on the ED and on the ES images, and tests it on
+(DPM-Solver++ with the study's steps), trains the cpu-profile segmenter on the ED and on the ES images, and tests it on
 the 16 real 4CH test frames of that phase. Everything is kept under WORK (default runs/bench_phases): an interrupted
 benchmark resumes.
 """
