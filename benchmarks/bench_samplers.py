@@ -3,7 +3,7 @@
 runs/demo, made by `make demo`). Writes benchmarks/samplers.md.
 
 Target (issues 5 and 14): the study's cpu sampler setting (STUDY_PROFILES['cpu']) within noise of 1000-step
-ancestral DDPM on the downstream Dice, with the run's objective; the profile takes the fastest setting within noise. For every sampler setting the same label maps (a seeded subset of the run's augmented
+ancestral DDPM on the downstream Dice, with the run's objective. For every sampler setting the same label maps (a seeded subset of the run's augmented
 train and val maps, both views, ED and ES) are drawn by the run's SDMs, and scored twice:
 
 - downstream Dice: a segmenter (the run's segmentation settings) trained on those synthetic images alone,
@@ -46,8 +46,8 @@ SETTINGS = [
     ('ddpm-50', 'ddpm', 50, True, (0,)),
     ('ddim-20', 'ddim', 20, True, (0,)),
     ('dpm++-20', 'dpm++', 20, True, (0,)),
-    ('dpm++-15', 'dpm++', 15, True, (0, 1, 2)),
-    ('dpm++-10', 'dpm++', 10, True, (0,)),            # the cpu study profile's setting
+    ('dpm++-15', 'dpm++', 15, True, (0, 1, 2)),       # the cpu study profile's setting
+    ('dpm++-10', 'dpm++', 10, True, (0,)),
     ('dpm++sde-20', 'dpm++sde', 20, True, (0, 1)),
 ]
 STUDY_SETTING = f"{STUDY_PROFILES['cpu']['sampler']}-{STUDY_PROFILES['cpu']['synth_steps']}"

@@ -26,7 +26,7 @@ STUDY_PROFILES = {
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
                   seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
                   realism=dict(steps=20, repeats=2)),
-    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sampler='dpm++', synth_steps=10,
+    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sampler='dpm++', synth_steps=15,
                 seg=dict(min_steps=1000), cyclegan=False, cyclegan_train=dict(),
                 adherence_maps=None, realism=dict(steps=300, repeats=5)),
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20,
