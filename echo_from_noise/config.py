@@ -5,11 +5,18 @@
 # %% ../nbs/13_config.ipynb #e633277a
 from __future__ import annotations
 
+import copy
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import yaml
 
+from .core import apply_overrides
+from .cyclegan import make_cyclegan_config
 from .dataset import DataError
+from .diffusion import SAMPLERS
+from .sdm import make_config
+from .segment import SegConfig
 
 # %% auto #0
 __all__ = ['STAGES', 'MIXES', 'STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF', 'seg_rows',
@@ -84,23 +91,18 @@ _STUDY_OWNED = ('size', 'seed', 'device', 'profile')  # one value for the whole 
 
 def stage_config(cfg: dict, name: str):
     "The typed configuration of a stage section, built from the study's profile, shared values and the section's dict."
-    from echo_from_noise.core import apply_overrides
-    from echo_from_noise.sdm import make_config
     shared = dict(size=cfg['size'], seed=cfg['seed'], device=cfg['device'])
     if name == 'sdm': return make_config(cfg['profile'], dict(cfg['sdm'], **shared))
     if name == 'cyclegan_train':
-        from echo_from_noise.cyclegan import make_cyclegan_config
         phases = list(stage_config(cfg, 'sdm').phases)     # the baseline sees the SDM's frames unless told otherwise
         return make_cyclegan_config(cfg['profile'], {'phases': phases, **cfg['cyclegan_train'], **shared})
     if name == 'seg':
-        from echo_from_noise.segment import SegConfig
         return apply_overrides(SegConfig(**shared), cfg['seg'])
     raise KeyError(name)
 
 
 def setting_keys(profile: str = 'cpu') -> list:
     "Every key `--set` accepts."
-    from dataclasses import fields
     cfg = study_config(profile)
     keys = list(_SCALARS) + [f'realism.{k}' for k in cfg['realism']]
     for s in ('sdm', 'cyclegan_train', 'seg'):
@@ -119,9 +121,6 @@ def _parse(key: str, value, like):
 def apply_settings(cfg: dict, overrides=None) -> dict:
     """`cfg` (a `study_config`) with `overrides` ({key: value} or ['key=value', ...]) applied and checked; the result
     records them under `set`. Errors name the key and list the valid keys."""
-    import copy
-    from echo_from_noise.diffusion import SAMPLERS
-    from echo_from_noise.core import apply_overrides
     items = list(overrides.items()) if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
     if not items: return cfg
     cfg, valid = copy.deepcopy(cfg), setting_keys(cfg['profile'])
@@ -174,7 +173,6 @@ def first_stage(keys) -> str:
 
 def flat_settings(cfg: dict) -> dict:
     "Every setting of a study config as {dotted key: value}, each stage section resolved to its full configuration."
-    from dataclasses import asdict
     out = {k: v for k, v in cfg.items() if not isinstance(v, dict) and k not in ('device', 'set')}
     for s in ('sdm', 'cyclegan_train', 'seg'):
         if s in cfg:            # resolved on the CPU: an old run's device is not this machine's business here

@@ -124,7 +124,8 @@ def synthesize(run, labels, out, sampler: str = 'ddpm', steps: int = 50, guidanc
     """Generate an image for every label map of the label-only dataset `labels` with the run's `generator` ('sdm' or
     'cyclegan', one model per view: `load_generator`) and write the canonical dataset `out`. The sampler settings
     apply to the SDM; the CycleGAN draws one deterministic image per map."""
-    if generator not in GENERATOR_NAMES: raise DataError(f'unknown generator {generator!r}; use one of {list(GENERATOR_NAMES)}')
+    if generator not in GENERATOR_NAMES:
+        raise DataError(f'unknown generator {generator!r}; use one of {list(GENERATOR_NAMES)}')
     if sampler not in SAMPLERS: raise DataError(f'unknown sampler {sampler!r}; use one of {list(SAMPLERS)}')
     if steps < 1: raise DataError(f'--steps {steps}: sampling needs at least 1 step')
     if not math.isfinite(guidance) or guidance < 0:
@@ -135,8 +136,8 @@ def synthesize(run, labels, out, sampler: str = 'ddpm', steps: int = 50, guidanc
 
     model_for_view = lambda view: load_generator(run, view, generator, sampler, steps, guidance, use_ema, dev, bf16,
                                                  warn=rank == 0)
-    if generator == 'cyclegan':
-        return generate_dataset(model_for_view, labels, out, 'cyclegan', batch_size, 0, overwrite, progress,
-                                'synthesize (CycleGAN)')
-    return generate_dataset(model_for_view, labels, out, f'sdm:{sampler}:{steps}:s={guidance:g}:{"ema" if use_ema else "raw"}',
-                            batch_size, seed, overwrite, progress, f'synthesize ({sampler}, {steps} steps)')
+    if generator == 'cyclegan': name, seed, desc = 'cyclegan', 0, 'synthesize (CycleGAN)'     # deterministic: no seed
+    else:
+        name = f'sdm:{sampler}:{steps}:s={guidance:g}:{"ema" if use_ema else "raw"}'
+        desc = f'synthesize ({sampler}, {steps} steps)'
+    return generate_dataset(model_for_view, labels, out, name, batch_size, seed, overwrite, progress, desc)
