@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from echo_from_noise.config import STAGES
+from echo_from_noise.base import STAGES
 
 
 def main():

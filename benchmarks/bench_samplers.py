@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from dataclasses import replace
 
 from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.diffusion import bf16_native
@@ -36,8 +37,8 @@ from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.core import load_checkpoint, pick_device
 from echo_from_noise.sdm import CKPT_KIND, saved_config
 from echo_from_noise.synthesis import synthesize
-from echo_from_noise.segment import SegConfig, load_frames, load_segmenter, segment, train_segmenter
-from echo_from_noise.config import STUDY_PROFILES, real_dataset
+from echo_from_noise.segment import load_frames, load_segmenter, segment, train_segmenter
+from echo_from_noise.config import STUDY_PROFILES, real_dataset, saved_study
 from echo_from_noise.study import subset_dataset
 
 # (name, sampler, steps, bf16, seeds): each seed is one run (sampling seed = segmenter seed)
@@ -92,9 +93,10 @@ def main():
     missing = [str(p) for p in need if not p.exists()] + [str(run / 'checkpoints') + '/sdm_*.pt'] * (
         not list((run / 'checkpoints').glob('sdm_*.pt')))
     if missing: sys.exit(f'{run}: not a finished run (missing {", ".join(missing)}); run `make demo` first')
-    cfg = yaml.safe_load((run / 'config.yaml').read_text())['study']
+    raw = yaml.safe_load((run / 'config.yaml').read_text())['study']
+    cfg, device = saved_study(raw), raw.get('device', 'auto')
     real = real_dataset(run, cfg)
-    dev = pick_device(cfg['device'])
+    dev = pick_device(device)
     work.mkdir(parents=True, exist_ok=True)
     labels = work / 'labels'
     subset_dataset(run / 'data' / 'augmented', pick_maps(run / 'data' / 'augmented', a.train_maps, a.val_maps), labels)
@@ -111,7 +113,7 @@ def main():
             out, timing = work / tag, work / f'{tag}.json'
             if not (out / 'manifest.csv').exists():
                 t0 = time.perf_counter()
-                synthesize(run, labels, out, sampler, steps, seed=seed, device=cfg['device'], bf16=bf16)
+                synthesize(run, labels, out, sampler, steps, seed=seed, device=device, bf16=bf16)
                 timing.write_text(json.dumps(dict(seconds=time.perf_counter() - t0, images=len(read_manifest(out)))))
             t = json.loads(timing.read_text())
             # adherence: the real-image segmenter on the synthetic images, against their own label maps
@@ -124,7 +126,7 @@ def main():
                 all_maps += [load_frame(out, r)[1] for _, r in meta.iterrows()]
             sector, contrast = appearance(np.concatenate(all_imgs), all_maps)
             # downstream: a segmenter trained on these synthetic images alone, tested on the real test images
-            seg_cfg = SegConfig(**dict(dict(size=cfg['size'], device=cfg['device']), **cfg['seg'], seed=seed))
+            seg_cfg = replace(cfg.seg, seed=seed, device=device)
             train, val = load_frames(out, 'train'), load_frames(out, 'val')
             train_segmenter(train[:2], val[:2], work / f'seg_{tag}.pt', seg_cfg, tag, progress=True)
             model, _, norm = load_segmenter(work / f'seg_{tag}.pt', dev)
@@ -162,7 +164,7 @@ def main():
         '# Sampler benchmark: image quality against the number of sampling steps',
         '',
         f'Measured {date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, torch {torch.__version__}, '
-        f'on the SDMs of `{run}` (profile "{cfg["profile"]}", {cfg["size"]} px, phantom data). '
+        f'on the SDMs of `{run}` (profile "{cfg.profile}", {cfg.size} px, phantom data). '
         f'{a.train_maps} train + {a.val_maps} val label maps of the run\'s augmented set, the same for every setting; '
         f'{len(test_imgs)} real test images. `python benchmarks/bench_samplers.py --run {run}` reproduces it '
         '(samples and segmenters are cached under the run, so a second call only adds new settings).',

@@ -13,10 +13,11 @@ import pandas as pd
 import torch
 
 from .augment import AugmentConfig, deform, remove_left_atrium, septal_defect
-from .dataset import tqdm, DataError, load_split
+from .base import GENERATOR_NAMES, DataError, tqdm
+from .dataset import load_split
 from .evaluate import frame_metrics, save_figure
 from .labels import STRUCTURES, seg_target, show_frame
-from .synthesis import GENERATOR_NAMES, load_generator
+from .synthesis import load_generator
 
 # %% auto #0
 __all__ = ['STRENGTHS', 'GENERATORS', 'deformation_series', 'adherence_scores', 'run_generators', 'adherence_study',
@@ -62,10 +63,18 @@ def run_generators(run, sampler: str = 'ddpm', steps: int = 50, device='cpu') ->
     return {name: make(kind) for kind, name in GENERATOR_NAMES.items() if list(ckpts.glob(f'{kind}_*.pt'))}
 
 # %% ../nbs/11_adherence.ipynb #9e3e6edd
-def adherence_study(real, generators: dict, segmenter: tuple, strengths=STRENGTHS, max_maps: int | None = None,
-                    seed: int = 0, keep: int = 2, batch_size: int = 16, views=None, progress: bool = True):
-    """(per-image DataFrame, samples for Figure 5) for the test maps of the dataset `real` (of `views`, default all).
-    `generators`: from `run_generators`; `segmenter`: (model, normalisation, device) from `segment.load_segmenter`."""
+def adherence_study(real,                       # canonical dataset whose test label maps are deformed and drawn
+                    generators: dict,           # {name: fn(view, label maps, seed) -> images}, from `run_generators`
+                    segmenter: tuple,           # (model, normalisation, device) from `segment.load_segmenter`
+                    strengths=STRENGTHS,        # deformation strengths, in multiples of the paper's ranges
+                    max_maps: int | None = None,  # test maps per view; None: all
+                    seed: int = 0,
+                    keep: int = 2,              # maps per strength kept as samples for Figure 5
+                    batch_size: int = 16,
+                    views=None,                 # views to study; None: all in `real`
+                    progress: bool = True,
+                   ) -> tuple:                  # (per-image DataFrame, samples for Figure 5)
+    "Deform the test maps, draw each with every generator, segment the images and score them against their maps."
     from echo_from_noise.segment import segment
     model, norm, dev = segmenter
     _, labs, rows = load_split(real, 'test', views)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from .dataset import (tqdm, DataError, DatasetWriter, check_not_overlapping, load_frame,
-                                     read_manifest)
+from .base import DataError, tqdm
+from .dataset import DatasetWriter, check_not_overlapping, load_frame, read_manifest
 from .labels import (LABEL_VALUES, LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, OUTSIDE, SECTOR,
                                     STRUCTURE_CLASSES, LabelError, check_labels)
 

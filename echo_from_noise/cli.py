@@ -10,7 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .dataset import DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError
+from .base import (DEFAULT_VAL_SHARE, GENERATOR_NAMES, PHASES, PROFILES, SAMPLERS, SPLITS, STAGES, VIEWS,
+                                  DataError)
 
 # %% auto #0
 __all__ = ['build_parser', 'main']
@@ -106,7 +107,7 @@ def _run_train_sdm(args):
 def _run_train_cyclegan(args):
     from echo_from_noise.cyclegan import (CYCLEGAN_KIND, RESUMABLE, CycleGANConfig, make_cyclegan_config,
                                           train_cyclegan)
-    from echo_from_noise.dataset import config_from_dict
+    from echo_from_noise.base import config_from_dict
     from echo_from_noise.core import check_training
     cfg = make_cyclegan_config(args.profile, args.set)
     run = Path(args.run)
@@ -160,7 +161,7 @@ def _device_arg(p: argparse.ArgumentParser):
 def _training_args(p: argparse.ArgumentParser, example: str):
     p.add_argument('dataset', help='a canonical dataset with images')
     p.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
-    p.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'],
+    p.add_argument('--profile', default='cpu', choices=PROFILES,
                    help='named parameter set (default: %(default)s)')
     p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help=f'override profile values, e.g. {example}')
     p.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
@@ -249,9 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument('run', help='run directory holding checkpoints/sdm_VIEW.pt (or cyclegan_VIEW.pt)')
     sy.add_argument('labels', help='label-only canonical dataset (efn augment output) or any canonical dataset')
     sy.add_argument('out', help='output dataset folder')
-    sy.add_argument('--generator', default='sdm', choices=['sdm', 'cyclegan'],
+    sy.add_argument('--generator', default='sdm', choices=list(GENERATOR_NAMES),
                     help='sdm (default) or the cyclegan baseline (deterministic; sampler options do not apply)')
-    sy.add_argument('--sampler', default='ddpm', choices=['ddpm', 'ddim', 'dpm++', 'dpm++sde'],
+    sy.add_argument('--sampler', default='ddpm', choices=SAMPLERS,
                     help='ddpm (ancestral, respaced), ddim, dpm++ (DPM-Solver++, 10-25 steps, for well-trained models) '
                          'or dpm++sde (its stochastic form: 10-25 steps, as good as 1000-step DDPM on a cpu-profile '
                          'model); default: %(default)s')
@@ -272,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('run', help='a study run directory (efn paper output) with trained segmenters')
     ev.add_argument('dataset', help='a canonical dataset (efn prepare output, e.g. efn prepare echonet)')
     ev.add_argument('--out', help='folder for table.md, table.csv, per_image.csv (default: RUN/external/DATASET_NAME)')
-    ev.add_argument('--split', default='test', choices=['train', 'val', 'test', 'all'],
+    ev.add_argument('--split', default='test', choices=SPLITS + ('all',),
                     help='frames to score (default: %(default)s)')
     _device_arg(ev)
     ev.set_defaults(func=_run_evaluate)
@@ -298,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       'adherence, figures)',
                         description='Run the pipeline notebooks of nbs/pipeline with papermill into a run directory. '
                                     'Finished stages are skipped, so the same command resumes an interrupted run.')
-    pa.add_argument('--profile', default='cpu', choices=['smoke', 'cpu', 'gpu', 'paper'], help='(default: %(default)s)')
+    pa.add_argument('--profile', default='cpu', choices=PROFILES, help='(default: %(default)s)')
     pa.add_argument('--data', default='phantom', help='a canonical dataset (efn prepare output) or "phantom" (default)')
     pa.add_argument('--out', help='run directory (default: runs/PROFILE-DATA)')
     _device_arg(pa)
@@ -313,9 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help='change any setting of the profile, e.g. --set sdm.steps=3000 sampler=ddim synth_steps=50 '
                          'seg.epochs=50 (keys: copies, sampler, synth_steps, ..., sdm.*, cyclegan_train.*, seg.*, '
                          'realism.*; an unknown key lists them all)')
-    pa.add_argument('--redo-from', metavar='STAGE',
-                    help='run this stage and every later one again (data, sdm, cyclegan, synthesize, segment, evaluate, '
-                         'adherence, figures); their old outputs move to RUN/replaced/, nothing is deleted')
+    pa.add_argument('--redo-from', metavar='STAGE', choices=STAGES,
+                    help=f'run this stage and every later one again ({", ".join(STAGES)}); their old outputs move to '
+                         'RUN/replaced/, nothing is deleted')
     pa.add_argument('--external', metavar='DATASET',
                     help='also score every segmenter on this canonical dataset (table_external.md), as the paper does '
                          'on EchoNet-Dynamic')

@@ -6,30 +6,27 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 import yaml
 
-from .core import apply_overrides
-from .cyclegan import make_cyclegan_config
-from .dataset import DataError
-from .diffusion import SAMPLERS
-from .sdm import make_config
+from .base import MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides
+from .cyclegan import CYCLEGAN_PROFILES, CycleGANConfig, make_cyclegan_config
+from .sdm import PROFILES as SDM_PROFILES, SDMConfig, make_config
 from .segment import SegConfig
 
 # %% auto #0
-__all__ = ['STAGES', 'MIXES', 'STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'STAGE_OF', 'seg_rows',
-           'study_config', 'row_slug', 'real_dataset', 'stage_config', 'setting_keys', 'apply_settings',
-           'resume_config', 'changed_settings', 'first_stage', 'flat_settings']
+__all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS', 'STUDY_OWNED', 'FLAGGED',
+           'STAGE_OF', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'row_slug',
+           'real_dataset', 'setting_keys', 'resume_config', 'saved_study', 'changed_settings', 'first_stage',
+           'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')
-
-MIXES = ('balanced', 'union')     # how a segmenter trained on real and synthetic frames mixes them (mixed_frames)
 STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced')     # every profile's, unless it says otherwise
 
-STUDY_PROFILES = {
+STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
                   seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
                   realism=dict(steps=20, repeats=2)),
@@ -43,6 +40,7 @@ STUDY_PROFILES = {
                   seg=dict(epochs=300, batch_size=1, width=1), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
                   realism=dict(steps=300, repeats=5)),
 }
+assert tuple(STUDY_PROFILES) == tuple(SDM_PROFILES) == tuple(CYCLEGAN_PROFILES) == PROFILES   # one list of scales
 
 SEG_ROWS = [  # Table 1 row -> which training data
     ('SDM 4CH ED', 'synthetic', ['4CH'], ['ED']), ('SDM 4CH ES', 'synthetic', ['4CH'], ['ES']),
@@ -53,20 +51,84 @@ SEG_ROWS = [  # Table 1 row -> which training data
 CYCLEGAN_ROW = ('All CycleGAN frames', 'cyclegan', None, None)
 REAL_ROW = 'All real frames'       # its segmenter scores the adherence study
 
+# %% ../nbs/13_config.ipynb #41bfa31f
+SECTIONS = ('sdm', 'cyclegan_train', 'seg')              # the stages' own configurations inside a study
+STUDY_OWNED = ('size', 'seed', 'device', 'profile')      # one value for the whole study, never per stage
+FLAGGED = ('profile', 'data', 'device', 'seed', 'cyclegan', 'set')    # set by their own efn paper options, not --set
 
-def seg_rows(cfg: dict) -> list:
-    "The Table 1 rows this run trains: the SDM and real rows, plus the CycleGAN row when the run has a CycleGAN."
-    return SEG_ROWS + ([CYCLEGAN_ROW] if cfg['cyclegan'] else [])
+
+@dataclass
+class RealismBudget:
+    "The budget of the realism measure's classifier two-sample test (nbs/08b_realism)."
+    steps: int      # training steps of each real-vs-synthetic classifier
+    repeats: int    # classifiers trained (other patient halves and weights); the table holds their mean AUC
+
+
+@dataclass
+class StudyConfig:
+    "Every setting of a study run; built by `study_config`, recorded in config.yaml by `to_dict`."
+    profile: str                   # scale of every stage: smoke, cpu, gpu or paper
+    data: str                      # 'phantom' (built in, made in the run) or the path of a canonical dataset
+    device: str                    # auto, cpu, cuda or cuda:N
+    seed: int                      # of the phantom, the augmentation, every trainer and every sampler
+    size: int                      # image size in px, every stage
+    patients: int                  # phantom patients (with a real dataset: unused)
+    test_patients: int | None      # phantom test patients; None: a share of them
+    copies: int                    # deformed label maps per real train/val map (nbs/04_augment)
+    sampler: str                   # reverse-diffusion sampler of the synthesis (`SAMPLERS`)
+    synth_steps: int               # its network evaluations per image
+    guidance: float                # classifier-free guidance scale; 0: off, as the paper
+    mix: str                       # how "Real + SDM frames" mixes its training frames (`MIXES`)
+    cyclegan: bool                 # train the CycleGAN baseline and its Table 1 row
+    adherence_maps: int | None     # test maps per view in the adherence study; None: all
+    realism: RealismBudget
+    sdm: SDMConfig
+    cyclegan_train: CycleGANConfig
+    seg: SegConfig
+    set: dict = field(default_factory=dict)     # the --set values it was made with, as given
+
+    def to_dict(self) -> dict:
+        "Plain values for config.yaml: the study's and every stage's full configuration (size, seed, device once)."
+        d = asdict(self)
+        for s in SECTIONS:
+            d[s] = {k: list(v) if isinstance(v, tuple) else v for k, v in d[s].items() if k not in STUDY_OWNED}
+        return d
 
 
 def study_config(profile: str = 'cpu', data: str = 'phantom', device: str = 'auto', seed: int = 0,
-                 with_cyclegan: bool | None = None, overrides=None) -> dict:
-    """The full configuration of a study run (written to config.yaml); `with_cyclegan` None = the profile's default;
-    `overrides`: `--set` values (see `apply_settings`)."""
-    if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(STUDY_PROFILES)}')
-    cfg = dict(profile=profile, data=str(data), device=device, seed=int(seed), **{**STUDY_DEFAULTS, **STUDY_PROFILES[profile]})
-    if with_cyclegan is not None: cfg['cyclegan'] = bool(with_cyclegan)
-    return apply_settings(cfg, overrides)
+                 with_cyclegan: bool | None = None, overrides=None) -> StudyConfig:
+    """The configuration of a study run from a profile: `with_cyclegan` None keeps the profile's choice; `overrides`
+    are `--set` values ({key: value} or ['key=value', ...], see `setting_keys`), checked here, before any stage runs."""
+    if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
+    spec = dict(profile=profile, data=str(data), device=device, seed=int(seed),
+                **copy.deepcopy({**STUDY_DEFAULTS, **STUDY_PROFILES[profile]}))
+    if with_cyclegan is not None: spec['cyclegan'] = bool(with_cyclegan)
+    return resolve(_apply(spec, overrides))
+
+
+def resolve(spec: dict) -> StudyConfig:
+    """A `StudyConfig` from a plain dict: the study values and, per stage, changes to that stage's profile (a profile's
+    entry, a config.yaml's `study`: sparse in runs made before the typed config, complete since). Values the dict
+    lacks come from its profile; every stage's own checks run here."""
+    profile = spec.get('profile')
+    if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
+    spec = {'test_patients': None, **STUDY_DEFAULTS, **STUDY_PROFILES[profile], **spec}
+    shared = dict(size=spec['size'], seed=spec['seed'], device=spec['device'])
+    sdm = make_config(profile, {**spec['sdm'], **shared})
+    cyclegan = make_cyclegan_config(profile, {'phases': list(sdm.phases),    # the baseline sees the SDM's frames
+                                              **spec['cyclegan_train'], **shared})
+    seg = apply_overrides(SegConfig(**shared), spec['seg'])
+    plain = {f.name: spec[f.name] for f in fields(StudyConfig) if f.name not in SECTIONS + ('realism', 'set')}
+    cfg = StudyConfig(**plain, realism=RealismBudget(**spec['realism']), sdm=sdm, cyclegan_train=cyclegan, seg=seg,
+                      set=dict(spec.get('set') or {}))
+    if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={cfg.sampler}: use one of {list(SAMPLERS)}')
+    if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
+    return cfg
+
+
+def seg_rows(cfg: StudyConfig) -> list:
+    "The Table 1 rows this run trains: the SDM and real rows, plus the CycleGAN row when the run has a CycleGAN."
+    return SEG_ROWS + ([CYCLEGAN_ROW] if cfg.cyclegan else [])
 
 
 def row_slug(row: str) -> str:
@@ -74,96 +136,88 @@ def row_slug(row: str) -> str:
     return row.lower().replace(' ', '_')
 
 
-def real_dataset(run: Path, cfg: dict) -> Path:
+def real_dataset(run: Path, cfg: StudyConfig) -> Path:
     "Where the run's real dataset is: the phantom inside the run, or the user's dataset."
-    return run / 'data' / 'real' if cfg['data'] == 'phantom' else Path(cfg['data'])
+    return run / 'data' / 'real' if cfg.data == 'phantom' else Path(cfg.data)
 
 # %% ../nbs/13_config.ipynb #781d9a9a
 STAGE_OF = {   # the first stage each setting changes
     'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'sdm': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize', 'guidance': 'synthesize',
     'seg': 'segment', 'mix': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
-_SCALARS = dict(size=int, patients=int, test_patients=int, copies=int, sampler=str, synth_steps=int, guidance=float,
-                adherence_maps=int, mix=str)
-_NULLABLE = ('test_patients', 'adherence_maps')      # None: the profile's natural default (all, or an automatic split)
-_STUDY_OWNED = ('size', 'seed', 'device', 'profile')  # one value for the whole study, never per stage
 
 
-def stage_config(cfg: dict, name: str):
-    "The typed configuration of a stage section, built from the study's profile, shared values and the section's dict."
-    shared = dict(size=cfg['size'], seed=cfg['seed'], device=cfg['device'])
-    if name == 'sdm': return make_config(cfg['profile'], dict(cfg['sdm'], **shared))
-    if name == 'cyclegan_train':
-        phases = list(stage_config(cfg, 'sdm').phases)     # the baseline sees the SDM's frames unless told otherwise
-        return make_cyclegan_config(cfg['profile'], {'phases': phases, **cfg['cyclegan_train'], **shared})
-    if name == 'seg':
-        return apply_overrides(SegConfig(**shared), cfg['seg'])
-    raise KeyError(name)
+def _scalars() -> dict:
+    "The study's own keys `--set` accepts: {key: (type, None allowed)}, read from `StudyConfig`'s annotations."
+    out = {}
+    for name, t in get_type_hints(StudyConfig).items():
+        if name in FLAGGED + SECTIONS + ('realism',): continue
+        args = [a for a in get_args(t) if a is not type(None)]       # int | None -> int, and None allowed
+        out[name] = (args[0] if args else t, bool(args))
+    return out
 
 
 def setting_keys(profile: str = 'cpu') -> list:
     "Every key `--set` accepts."
-    cfg = study_config(profile)
-    keys = list(_SCALARS) + [f'realism.{k}' for k in cfg['realism']]
-    for s in ('sdm', 'cyclegan_train', 'seg'):
-        keys += [f'{s}.{f.name}' for f in fields(stage_config(cfg, s)) if f.name not in _STUDY_OWNED]
+    keys = list(_scalars()) + [f'realism.{f.name}' for f in fields(RealismBudget)]
+    for s in SECTIONS:
+        keys += [f'{s}.{f.name}' for f in fields(getattr(study_config(profile), s)) if f.name not in STUDY_OWNED]
     return keys
 
 
-def _parse(key: str, value, like):
+def _parse(key: str, value, like, nullable: bool = False):
     if not isinstance(value, str): return value
-    if value.lower() == 'none' and key in _NULLABLE: return None
-    if like is str: return value
-    try: return like(value) if like in (int, float) else value
+    if value.lower() == 'none' and nullable: return None
+    try: return like(value)
     except ValueError: raise DataError(f'--set {key}={value}: expected {like.__name__}') from None
 
 
-def apply_settings(cfg: dict, overrides=None) -> dict:
-    """`cfg` (a `study_config`) with `overrides` ({key: value} or ['key=value', ...]) applied and checked; the result
-    records them under `set`. Errors name the key and list the valid keys."""
+def _apply(spec: dict, overrides=None) -> dict:
+    """`spec` (a profile's plain dict) with `overrides` ({key: value} or ['key=value', ...]) applied and each value
+    checked by its stage; the result records them under `set`. Errors name the key and list the valid keys."""
     items = list(overrides.items()) if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
-    if not items: return cfg
-    cfg, valid = copy.deepcopy(cfg), setting_keys(cfg['profile'])
+    if not items: return spec
+    spec, valid, scalars = copy.deepcopy(spec), setting_keys(spec['profile']), _scalars()
     for item in items:
         if len(item) != 2: raise DataError(f'--set expects KEY=VALUE, got {item[0]!r}')
         key, value = item
         if key not in valid:
             raise DataError(f'unknown setting {key!r} for efn paper --set; valid keys: {", ".join(valid)}')
         section, _, name = key.partition('.')
-        if not name: cfg[key] = _parse(key, value, _SCALARS[key])
-        elif section == 'realism': cfg['realism'] = dict(cfg['realism'], **{name: _parse(key, value, int)})
+        if not name: spec[key] = _parse(key, value, *scalars[key])
+        elif section == 'realism': spec['realism'] = dict(spec['realism'], **{name: _parse(key, value, int)})
         else:
-            obj = apply_overrides(stage_config(cfg, section), {name: value})
-            v = getattr(obj, name)
-            cfg[section] = dict(cfg[section], **{name: list(v) if isinstance(v, tuple) else v})
-    if cfg['sampler'] not in SAMPLERS: raise DataError(f'--set sampler={cfg["sampler"]}: use one of {list(SAMPLERS)}')
-    if cfg['mix'] not in MIXES: raise DataError(f'--set mix={cfg["mix"]}: use one of {list(MIXES)}')
-    for s in ('sdm', 'cyclegan_train', 'seg'): stage_config(cfg, s)     # each stage's own checks, now rather than later
-    cfg['set'] = {k: v for k, v in items}
-    return cfg
+            v = getattr(apply_overrides(getattr(resolve(spec), section), {name: value}), name)
+            spec[section] = dict(spec[section], **{name: list(v) if isinstance(v, tuple) else v})
+    resolve(spec)                      # every stage's own checks, now rather than when the stage runs
+    spec['set'] = {k: v for k, v in items}
+    return spec
 
 
-def resume_config(conf_path: Path, cfg: dict, with_cyclegan: bool | None = None) -> dict:
+def resume_config(conf_path: Path, cfg: StudyConfig, with_cyclegan: bool | None = None) -> StudyConfig:
     """`cfg` checked against the study a run directory was made with (its config.yaml, if any): a run resumes only with
     the settings that made it; the CycleGAN setting, when not given, is the run's own."""
     old = (yaml.safe_load(conf_path.read_text()) or {}).get('study') if conf_path.exists() else None
     if not old: return cfg
-    cfg = dict(cfg)
-    if with_cyclegan is None and 'cyclegan' in old: cfg['cyclegan'] = old['cyclegan']   # resume as it was made
-    diff = changed_settings(old, cfg)
+    if with_cyclegan is None and 'cyclegan' in old: cfg = replace(cfg, cyclegan=bool(old['cyclegan']))  # as it was made
+    diff = changed_settings(saved_study(old), cfg)
     if diff:
-        was, now = flat_settings(old), flat_settings(cfg)
-        raise DataError(f'{conf_path}: this run was made with ' + ', '.join(f'{k}={was[k]}' for k in diff) +
-                        ' but now ' + ', '.join(f'{k}={now[k]}' for k in diff) + f' (that changes stage '
+        raise DataError(f'{conf_path}: this run was made with ' + ', '.join(f'{k}={a}' for k, (a, _) in diff.items()) +
+                        ' but now ' + ', '.join(f'{k}={b}' for k, (_, b) in diff.items()) + f' (that changes stage '
                         f'{first_stage(diff)} and every later one); resume it with its own settings (the same --set), '
                         f'rerun from that stage (--redo-from {first_stage(diff)}) or use a new run directory (--out)')
     return cfg
 
 
-def changed_settings(old: dict, cfg: dict) -> list:
-    "The dotted keys whose values differ between two study configs (a key the older one predates is no difference)."
-    was, now = flat_settings(old), flat_settings(cfg)
-    return [k for k in now if k in was and was[k] != now[k]]
+def saved_study(d: dict) -> StudyConfig:
+    "The `StudyConfig` of a config.yaml's `study` dict, resolved on the CPU (an old run's device is not this machine's)."
+    return resolve(dict(d, device='cpu'))
+
+
+def changed_settings(old: StudyConfig, new: StudyConfig) -> dict:
+    "{dotted key: (old value, new value)} of the settings that differ between two study configs."
+    was, now = flat_settings(old), flat_settings(new)
+    return {k: (was.get(k), v) for k, v in now.items() if was.get(k) != v}
 
 
 def first_stage(keys) -> str:
@@ -171,13 +225,10 @@ def first_stage(keys) -> str:
     return min((STAGE_OF.get(k.split('.')[0], 'data') for k in keys), key=STAGES.index)
 
 
-def flat_settings(cfg: dict) -> dict:
-    "Every setting of a study config as {dotted key: value}, each stage section resolved to its full configuration."
-    out = {k: v for k, v in cfg.items() if not isinstance(v, dict) and k not in ('device', 'set')}
-    for s in ('sdm', 'cyclegan_train', 'seg'):
-        if s in cfg:            # resolved on the CPU: an old run's device is not this machine's business here
-            out.update({f'{s}.{k}': v for k, v in asdict(stage_config(dict(cfg, device='cpu'), s)).items()
-                        if k not in _STUDY_OWNED})
-    out.update({f'realism.{k}': v for k, v in (cfg.get('realism') or {}).items()})
+def flat_settings(cfg: StudyConfig) -> dict:
+    "Every setting of a study config as {dotted key: value} (the device and the record of --set left out)."
+    out = {}
+    for k, v in cfg.to_dict().items():
+        if isinstance(v, dict): out.update({f'{k}.{n}': x for n, x in v.items()} if k != 'set' else {})
+        elif k != 'device': out[k] = v
     return out
-

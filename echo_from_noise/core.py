@@ -12,49 +12,22 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from .dataset import tqdm, PHASES, DataError, load_split
+from .base import PHASES, DataError, tqdm
+from .dataset import load_split
 
 # %% auto #0
-__all__ = ['parse_value', 'apply_overrides', 'check_settings', 'pick_device', 'dist_info', 'close_distributed',
-           'init_distributed', 'TrainingDiverged', 'Terminated', 'stop_on_sigterm', 'stop_requested', 'save_checkpoint',
-           'load_checkpoint', 'same_setting', 'check_resume', 'check_training', 'FrameSet', 'warmup_cosine',
-           'batch_plan', 'run_steps', 'write_loss_curve']
+__all__ = ['check_settings', 'pick_device', 'dist_info', 'close_distributed', 'init_distributed', 'TrainingDiverged',
+           'Terminated', 'stop_on_sigterm', 'stop_requested', 'save_checkpoint', 'load_checkpoint', 'same_setting',
+           'check_resume', 'check_training', 'FrameSet', 'warmup_cosine', 'batch_plan', 'run_steps', 'write_loss_curve']
 
 # %% ../nbs/05a_core.ipynb #dfc95621
-def parse_value(text: str, like):
-    "`text` parsed as the type of `like` (bool, int, float, str, or a tuple of those from 'a,b,c')."
-    if isinstance(like, bool): 
-        if text.lower() in ('1', 'true', 'yes', 'on'): return True
-        if text.lower() in ('0', 'false', 'no', 'off'): return False
-        raise ValueError(f'expected a boolean, got {text!r}')
-    if isinstance(like, tuple):
-        parts = [p for p in text.replace('(', '').replace(')', '').split(',') if p.strip()]
-        return tuple(parse_value(p.strip(), like[0] if like else '') for p in parts)
-    return type(like)(text)
-
-
-def apply_overrides(cfg, overrides=None):
-    "Set `overrides` ({key: value} or ['key=value', ...], strings parsed by the field's type) on a config dataclass."
-    items = overrides.items() if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
-    names = {f.name for f in fields(cfg)}
-    for item in items:
-        if len(item) != 2: raise DataError(f'--set expects key=value, got {"=".join(item)!r}')
-        k, v = item
-        if k not in names: raise DataError(f'unknown setting {k!r}; known: {sorted(names)}')
-        like = getattr(cfg, k)
-        if isinstance(v, list) and isinstance(like, tuple): v = tuple(v)     # YAML and JSON have lists, no tuples
-        try: setattr(cfg, k, parse_value(v, like) if isinstance(v, str) else v)
-        except ValueError as e: raise DataError(f'--set {k}={v}: {e}') from None
-    return cfg
-
-
 def check_settings(cfg, positive=(), at_least_zero=(), fractions=()):
     """Refuse settings a run cannot use, one line naming the setting and what it must be: `positive` (> 0, finite),
     `at_least_zero` (>= 0), `fractions` (in [0, 1)); also `phases` and `device` when the config has them."""

@@ -15,12 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .dataset import DataError, config_from_dict
+from .base import apply_overrides, config_from_dict, DataError
 from .diffusion import bf16_autocast
 from .labels import LABEL_VALUES, check_labels
-from .core import (FrameSet, TrainingDiverged, apply_overrides, batch_plan, check_resume,
-                                  check_settings, dist_info, load_checkpoint, pick_device, run_steps, save_checkpoint,
-                                  write_loss_curve)
+from .core import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings, dist_info,
+                                  load_checkpoint, pick_device, run_steps, save_checkpoint, write_loss_curve)
 from .sdm import PROFILES as SDM_PROFILES, SDMConfig, to_uint8_images
 
 # %% auto #0

@@ -14,33 +14,18 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .labels import (LABEL_VALUES, DataError, LabelError, apply_sector, check_labels,
-                                    sector_mask)
+from .base import DEFAULT_VAL_SHARE, PHASES, SPLITS, VIEWS, DataError
+from .labels import LABEL_VALUES, LabelError, apply_sector, check_labels, sector_mask
 
 # %% auto #0
-__all__ = ['MANIFEST', 'MANIFEST_COLUMNS', 'VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'tqdm', 'to_uint8_gray', 'read_png',
-           'resize_image', 'resize_label', 'canonical_frame', 'read_split_file', 'assign_splits', 'check_views_phases',
-           'config_from_dict', 'is_project_dataset', 'check_not_overlapping', 'DatasetWriter', 'read_manifest',
-           'extra_columns', 'load_frame', 'load_split']
+__all__ = ['MANIFEST', 'MANIFEST_COLUMNS', 'to_uint8_gray', 'read_png', 'resize_image', 'resize_label', 'canonical_frame',
+           'read_split_file', 'assign_splits', 'check_views_phases', 'is_project_dataset', 'check_not_overlapping',
+           'DatasetWriter', 'read_manifest', 'extra_columns', 'load_frame', 'load_split']
 
 # %% ../nbs/01_dataset.ipynb #b4522c4d
 MANIFEST = 'manifest.csv'
 MANIFEST_COLUMNS = ['id', 'patient', 'view', 'phase', 'split', 'image', 'label', 'source']
-VIEWS = ('2CH', '4CH')
-PHASES = ('ED', 'ES')
-SPLITS = ('train', 'val', 'test')
-
-# `DataError` (bad input, names the file) is defined in `labels` with its subclass `LabelError`, and re-exported here.
-
-# %% ../nbs/01_dataset.ipynb #1a7f7fc0
-def tqdm(*args, **kwargs):
-    "A tqdm progress bar: text when EFN_TEXT_PROGRESS is set (batch runs), tqdm.auto otherwise (widgets in Jupyter)."
-    if os.environ.get('EFN_TEXT_PROGRESS'):
-        from tqdm.std import tqdm as bar
-        kwargs.setdefault('mininterval', 5.0)
-    else:
-        from tqdm.auto import tqdm as bar
-    return bar(*args, **kwargs)
+# Views, phases and splits are named in nbs/00_base (`VIEWS`, `PHASES`, `SPLITS`), with `DataError`.
 
 # %% ../nbs/01_dataset.ipynb #61a81bed
 def to_uint8_gray(image, source=None) -> np.ndarray:
@@ -110,9 +95,6 @@ def canonical_frame(image, label, size: int, source=None, label_values=(0, 1, 2,
     return resize_image(img, size), resize_label(lab, size)
 
 # %% ../nbs/01_dataset.ipynb #7381ea70
-DEFAULT_VAL_SHARE = 50 / 450  # the paper: 400 train + 50 validation of the 450 non-test CAMUS patients
-
-
 def read_split_file(path) -> dict:
     "Read a `patient,split` CSV (header optional) into {patient: split}; raise `DataError` on unknown splits or duplicates."
     path = Path(path)
@@ -159,11 +141,6 @@ def check_views_phases(views, phases):
         if v not in VIEWS: raise DataError(f'unknown view {v!r}; use {list(VIEWS)}')
     for p in phases:
         if p not in PHASES: raise DataError(f'unknown phase {p!r}; use {list(PHASES)}')
-
-
-def config_from_dict(cls, d: dict):
-    "A config dataclass from a saved dict (checkpoint or YAML), lists turned back into tuples."
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def _check_value(name, value, allowed, id_):

@@ -10,11 +10,11 @@ import math
 import numpy as np
 import torch
 
-from .dataset import tqdm
+from .base import SAMPLERS, tqdm
 
 # %% auto #0
-__all__ = ['PREDICTIONS', 'SAMPLERS', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion',
-           'bf16_native', 'bf16_autocast', 'guided', 'sample']
+__all__ = ['PREDICTIONS', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion', 'bf16_native',
+           'bf16_autocast', 'guided', 'sample']
 
 # %% ../nbs/05_diffusion.ipynb #dd034efc
 def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -170,9 +170,6 @@ class Diffusion:
         return dict(loss=mse + vb_weight * self.num_timesteps * vb, mse=mse, vb=vb)
 
 # %% ../nbs/05_diffusion.ipynb #d1529eff
-SAMPLERS = ('ddpm', 'ddim', 'dpm++', 'dpm++sde')
-
-
 def bf16_native(device) -> bool:
     "True where bfloat16 matmuls and convolutions run in hardware: a CUDA GPU that supports them, or a CPU with AVX512-BF16/AMX."
     dev = torch.device(device)
@@ -200,11 +197,19 @@ def guided(model, x, t_model, seg, guidance: float = 0.0):
 
 
 @torch.no_grad()
-def sample(model, seg, diffusion: Diffusion, sampler: str = 'dpm++', steps: int = 20, guidance: float = 0.0,
-           generator: torch.Generator | None = None, bf16: bool = False, channels: int = 1, progress: bool = False,
-           callback=None):
-    """Images in [-1, 1] for the one-hot label maps `seg` (B, C, H, W), drawn with `sampler` in `steps` steps;
-    `callback(done, total)` after every step (for a progress widget)."""
+def sample(model,                       # network: (x_t, t, seg) -> (first output, variance interpolation) channels
+           seg,                         # one-hot label maps (B, C, H, W) on the model's device
+           diffusion: Diffusion,        # the schedule and parametrisation the model was trained with
+           sampler: str = 'dpm++',      # one of `SAMPLERS`
+           steps: int = 20,             # network evaluations (DDPM: respaced steps)
+           guidance: float = 0.0,       # classifier-free guidance scale s of the paper's eq. (1); 0: one plain call
+           generator: torch.Generator | None = None,   # seeds the initial noise (and DDPM's / SDE's per-step noise)
+           bf16: bool = False,          # bf16 autocast where the hardware has it
+           channels: int = 1,           # image channels
+           progress: bool = False,      # a progress bar over the steps
+           callback=None,               # callback(done, total) after every step (a progress widget)
+          ):
+    "Images in [-1, 1] (B, channels, H, W) for the label maps `seg`, drawn with `sampler` in `steps` steps."
     if sampler not in SAMPLERS: raise ValueError(f'unknown sampler {sampler!r}; use one of {SAMPLERS}')
     dev = seg.device
     B, _, H, W = seg.shape

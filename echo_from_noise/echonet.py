@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import PHASES, DataError
+from .base import PHASES, DataError
 from .prepare import RawFrame, Skips
 
 log = logging.getLogger('echo_from_noise')

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .augment import paint, remove_left_atrium, septal_defect, warp_points
-from .dataset import DataError, DatasetWriter
+from .base import DataError
+from .dataset import DatasetWriter
 from .labels import (CLASS_COLORS, LABEL_VALUES, LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, SECTOR,
                                     check_labels)
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from .labels import STRUCTURES, DataError
+from .base import DataError
+from .labels import STRUCTURES
 
 # %% auto #0
 __all__ = ['PAPER_TABLE1', 'ROW_ORDER', 'MEASURED_CYCLEGAN', 'EXTRA_ROWS', 'dice', 'hd95', 'frame_metrics', 'summarize', 'table1',

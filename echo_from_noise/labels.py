@@ -9,12 +9,14 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from .base import DataError
+
 # %% auto #0
 __all__ = ['OUTSIDE', 'LV_CAVITY', 'LV_MYOCARDIUM', 'LEFT_ATRIUM', 'SECTOR', 'CLASS_NAMES', 'LABEL_VALUES', 'CAMUS_VALUES',
-           'N_COND_CLASSES', 'N_SEG_CLASSES', 'STRUCTURES', 'CLASS_COLORS', 'STRUCTURE_CLASSES', 'DataError',
-           'LabelError', 'check_labels', 'one_hot', 'seg_target', 'structure_mask', 'sector_mask', 'apply_sector',
-           'fan_mask', 'label_cmap', 'overlay', 'label_contours', 'draw_contours', 'show_frame', 'show_figure',
-           'show_png', 'show_frames']
+           'N_COND_CLASSES', 'N_SEG_CLASSES', 'STRUCTURES', 'CLASS_COLORS', 'STRUCTURE_CLASSES', 'LabelError',
+           'check_labels', 'one_hot', 'seg_target', 'structure_mask', 'sector_mask', 'apply_sector', 'fan_mask',
+           'label_cmap', 'overlay', 'label_contours', 'draw_contours', 'show_frame', 'show_figure', 'show_png',
+           'show_frames']
 
 # %% ../nbs/00_labels.ipynb #d5c4ddc7
 OUTSIDE, LV_CAVITY, LV_MYOCARDIUM, LEFT_ATRIUM, SECTOR = 0, 1, 2, 3, 4
@@ -25,10 +27,6 @@ CAMUS_VALUES = (0, 1, 2, 3)        # values of a CAMUS-style ground truth (no se
 N_COND_CLASSES = 5                 # one-hot channels of the SDM condition
 N_SEG_CLASSES = 4                  # classes the segmenter predicts (sector -> background)
 STRUCTURES = {'LV_endo': (LV_CAVITY,), 'LV_epi': (LV_CAVITY, LV_MYOCARDIUM), 'LA': (LEFT_ATRIUM,)}
-
-
-class DataError(ValueError):
-    "Bad input data: the message names the file and, where there is one, the fix."
 
 
 class LabelError(DataError):

@@ -14,13 +14,15 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
-from .config import STAGES, changed_settings, first_stage, resume_config, study_config
+from .base import STAGES, DataError
+from .config import StudyConfig, changed_settings, first_stage, resume_config, saved_study, study_config
 from .core import Terminated
-from .dataset import DataError, read_manifest
+from .dataset import read_manifest
 from .study import STAGE_FUNCS, evaluate_run
 
 # %% auto #0
@@ -67,16 +69,16 @@ def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'pha
     if isinstance(overrides, str): overrides = yaml.safe_load(overrides) or {}     # papermill -p overrides '{...}'
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
     if run_dir is not None: return _run_stages(stage, Path(run_dir), cfg, with_cyclegan, progress, scratch=False)
-    run = scratch_run(profile, data, seed, with_cyclegan, cfg.get('set'))
+    run = scratch_run(profile, data, seed, with_cyclegan, cfg.set)
     with _exclusive(run): return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
 
 
-def _run_stages(stage: str, run: Path, cfg: dict, with_cyclegan, progress: bool, scratch: bool) -> dict:
+def _run_stages(stage: str, run: Path, cfg: StudyConfig, with_cyclegan, progress: bool, scratch: bool) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     conf_path = run / 'config.yaml'
     conf = yaml.safe_load(conf_path.read_text()) if conf_path.exists() else {}
     cfg = resume_config(conf_path, cfg, with_cyclegan)
-    conf['study'] = cfg
+    conf['study'] = cfg.to_dict()
     conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
     todo = STAGES[:STAGES.index(stage) + 1] if scratch else (stage,)
     result = None
@@ -218,35 +220,41 @@ def set_aside(run: Path, stage: str) -> Path | None:
     return dest if moved else None
 
 
-def _redo(out: Path, cfg: dict, stage: str, with_cyclegan, log) -> dict:
+def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyConfig:
     "`--redo-from stage`: check that no changed setting reaches further back, set the old outputs aside, record `cfg`."
     if stage not in STAGES: raise DataError(f'--redo-from {stage}: not a stage; stages are {", ".join(STAGES)}')
     conf_path = out / 'config.yaml'
     conf = (yaml.safe_load(conf_path.read_text()) or {}) if conf_path.exists() else {}
     old = conf.get('study') or {}
-    if with_cyclegan is None and 'cyclegan' in old: cfg = dict(cfg, cyclegan=old['cyclegan'])
-    diff = changed_settings(old, cfg) if old else []
+    if with_cyclegan is None and 'cyclegan' in old: cfg = replace(cfg, cyclegan=bool(old['cyclegan']))
+    diff = changed_settings(saved_study(old), cfg) if old else {}
     if diff and STAGES.index(first_stage(diff)) < STAGES.index(stage):
         raise DataError(f'{conf_path}: {", ".join(diff)} changed, which changes stage {first_stage(diff)}; '
                         f'--redo-from {stage} would keep that stage\'s old output: use --redo-from {first_stage(diff)}')
     moved = set_aside(out, stage)
     if moved: log(f'outputs of stage {stage} onward set aside in {moved}')
     if conf_path.exists():
-        conf['study'] = cfg
+        conf['study'] = cfg.to_dict()
         conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
     return cfg
 
 
-def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str = 'auto', seed: int = 0,
-              log=print, with_cyclegan: bool | None = None, external=None, overrides=None,
-              verbose: bool = False, redo_from: str | None = None) -> Path:
-    """Run every stage of the study with papermill into `out`; finished stages are skipped (resume). `external`: a
-    canonical dataset (EchoNet-Dynamic, say) that every segmenter is also scored on (`evaluate_run`), written to
-    `out/table_external.md` as the paper's cross-dataset result. `overrides`: `--set` values (`apply_settings`),
-    checked before any stage runs and passed to every stage notebook. The terminal gets one line per stage
-    (`StageConsole`), the kernels' output goes to `out/logs/`; `verbose` streams papermill's raw log instead.
-    `redo_from`: a stage to run again with every later one (their old outputs are set aside, see `set_aside`), as
-    when a setting changed that the finished stages were made without."""
+def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/13_config)
+              data: str = 'phantom',           # 'phantom' (made inside the run) or a canonical dataset's path
+              out=None,                        # run directory; default runs/PROFILE-DATANAME
+              device: str = 'auto',
+              seed: int = 0,
+              log=print,                       # where the one line per stage goes
+              with_cyclegan: bool | None = None,   # None: the profile's choice (off in cpu, on in gpu and paper)
+              external=None,                   # a canonical dataset (EchoNet-Dynamic, say) every segmenter is also scored on
+              overrides=None,                  # `--set` values, checked before any stage runs (`config.study_config`)
+              verbose: bool = False,           # stream papermill's raw log instead of one line per stage
+              redo_from: str | None = None,    # a stage to run again with every later one (old outputs set aside)
+             ) -> Path:                        # the run directory
+    """Run every stage of the study with papermill into `out`; finished stages are skipped (resume). The kernels'
+    output goes to `out/logs/`; the external dataset's scores to `out/table_external.md` (`evaluate_run`), as the
+    paper's cross-dataset result; `redo_from` is for a setting changed that the finished stages were made without
+    (`set_aside`)."""
     import papermill as pm
     from echo_from_noise.core import pick_device
     if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
@@ -292,7 +300,7 @@ def run_paper(profile: str = 'cpu', data: str = 'phantom', out=None, device: str
                                     **({} if verbose else dict(kernel_manager_class=logged_kernel_manager(con.log))),
                                     parameters=dict(run_dir=str(out), profile=profile, data=str(data), device=device,
                                                     seed=seed, with_cyclegan=with_cyclegan,
-                                                    overrides=cfg.get('set', {})))
+                                                    overrides=cfg.set))
             except Exception as e:
                 if not verbose: con.finish(f'failed after {clock(time.perf_counter() - t0)} (log: {con.log.name})')
                 if stopping.is_set():

@@ -14,8 +14,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage as ndi
 
-from .dataset import (tqdm, DEFAULT_VAL_SHARE, PHASES, VIEWS, DatasetWriter, DataError, assign_splits,
-                                     check_views_phases)
+from .base import DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError, tqdm
+from .dataset import DatasetWriter, assign_splits, check_views_phases
 from .labels import LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, OUTSIDE, SECTOR
 
 # %% auto #0
@@ -309,11 +309,20 @@ def patient_frames(seed: int, index: int, size: int, views=VIEWS, phases=PHASES)
 def _patient_job(args): return patient_frames(*args)
 
 
-def make_phantom(out, patients: int = 50, size: int = 128, views=VIEWS, phases=PHASES, seed: int = 0,
-                 val_share: float = DEFAULT_VAL_SHARE, test_share: float = 0.1, workers: int | None = None,
-                 overwrite: bool = False, progress: bool = True, test_patients: int | None = None) -> Path:
-    """Write a phantom dataset of `patients` patients in the canonical layout, with patient-level splits: `test_share`
-    of them in test, or exactly `test_patients` (the last ones; the others split by `val_share` among themselves)."""
+def make_phantom(out,                                  # folder of the canonical dataset written (atomically)
+                 patients: int = 50,
+                 size: int = 128,                      # px
+                 views=VIEWS,
+                 phases=PHASES,
+                 seed: int = 0,                        # patient p is drawn from (seed, p), whatever the number of workers
+                 val_share: float = DEFAULT_VAL_SHARE, # share of the non-test patients in validation
+                 test_share: float = 0.1,              # share of patients in test (unless `test_patients`)
+                 workers: int | None = None,           # processes drawing patients; None: one per CPU core
+                 overwrite: bool = False,              # replace `out` if it is a dataset this project wrote
+                 progress: bool = True,
+                 test_patients: int | None = None,     # exactly this many test patients (the last ones)
+                ) -> Path:
+    "Write a phantom dataset of `patients` patients in the canonical layout, with patient-level splits."
     if patients < 1: raise DataError(f'patients must be at least 1, got {patients}')
     if test_patients is not None and not 0 <= test_patients < patients:
         raise DataError(f'test_patients must lie in [0, patients - 1] = [0, {patients - 1}], got {test_patients}')

@@ -14,8 +14,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .dataset import (tqdm, DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError, DatasetWriter, assign_splits,
-                                     canonical_frame, check_views_phases, read_png, read_split_file)
+from .base import DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError, tqdm
+from .dataset import (DatasetWriter, assign_splits, canonical_frame, check_views_phases, read_png,
+                                     read_split_file)
 from .labels import LabelError
 
 log = logging.getLogger('echo_from_noise')

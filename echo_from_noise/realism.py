@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .dataset import SPLITS, DataError, load_split, tqdm
+from .base import SPLITS, DataError, tqdm
+from .dataset import load_split
 from .labels import LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, SECTOR
 
 # %% auto #0

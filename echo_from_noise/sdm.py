@@ -16,17 +16,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .dataset import DataError, config_from_dict
-from .core import (FrameSet, TrainingDiverged, apply_overrides, batch_plan, check_resume,
-                                  check_settings, dist_info, init_distributed, load_checkpoint, pick_device, run_steps,
-                                  save_checkpoint, stop_requested, warmup_cosine, write_loss_curve)
+from .base import OBJECTIVES, apply_overrides, config_from_dict, DataError
+from .core import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings, dist_info,
+                                  init_distributed, load_checkpoint, pick_device, run_steps, save_checkpoint,
+                                  stop_requested, warmup_cosine, write_loss_curve)
 from .diffusion import Diffusion, bf16_autocast, sample
 from .labels import N_COND_CLASSES, one_hot
 
 log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
-__all__ = ['log', 'OBJECTIVES', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
+__all__ = ['log', 'PREDICTS', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
            'SemanticSPADE', 'build_model', 'SDMNet', 'train_sdm', 'load_sdm', 'to_uint8_images', 'sdm_generate']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
@@ -43,7 +43,7 @@ class SDMConfig:
     spade_hidden: int = 32
     spade_kernel: int = 1            # gamma/beta kernel of SemanticSPADE: 3 as the SDM, 1 for speed
     timesteps: int = 1000
-    objective: str = 'v'             # 'v': predict v (default, measured); 'paper': predict the noise (see OBJECTIVES)
+    objective: str = 'v'             # 'v': predict v (default, measured); 'paper': predict the noise (see PREDICTS)
     vb_weight: float = 0.001
     min_snr: float = 0.0             # min-SNR-gamma loss weighting (Hang et al. 2023); 0 = off (the paper)
     p_uncond: float = 0.0
@@ -72,8 +72,9 @@ _LEGACY = dict(spade='monai', spade_kernel=3, objective='paper', min_snr=0.0)
 
 # Training objectives: what the network's first output channel predicts. Both keep the learned-range variance and the
 # hybrid loss (nbs/05_diffusion); every sampler works with both.
-OBJECTIVES = {'paper': 'eps',   # the paper: the noise, as improved DDPM
-              'v': 'v'}         # v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho): x0 well conditioned near t = T
+PREDICTS = {'paper': 'eps',   # the paper: the noise, as improved DDPM
+            'v': 'v'}         # v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho): x0 well conditioned near t = T
+assert set(PREDICTS) == set(OBJECTIVES)     # the objectives named in nbs/00_base, each with what it predicts
 
 
 def saved_config(d: dict) -> SDMConfig:
@@ -100,7 +101,7 @@ PROFILES = {
 
 def diffusion_for(cfg: SDMConfig) -> Diffusion:
     "The diffusion process a model of `cfg` was trained with: the cosine schedule, and what its objective predicts."
-    return Diffusion.cosine(cfg.timesteps, prediction=OBJECTIVES[cfg.objective])
+    return Diffusion.cosine(cfg.timesteps, prediction=PREDICTS[cfg.objective])
 
 
 def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:

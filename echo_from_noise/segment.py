@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dataset import tqdm, DataError, config_from_dict, load_split
+from .base import config_from_dict, DataError, tqdm
+from .dataset import load_split
 from .labels import N_SEG_CLASSES, STRUCTURES, seg_target
 from .core import (Terminated, check_resume, load_checkpoint, pick_device, save_checkpoint,
                                  stop_on_sigterm, stop_requested)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,11 @@ import yaml
 from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_samples, plot_adherence,
                                        run_generators, save_samples, summarize_adherence)
 from .augment import augment_dataset
-from .config import MIXES, real_dataset, REAL_ROW, row_slug, seg_rows, stage_config
+from .base import MIXES, DataError
+from .config import REAL_ROW, StudyConfig, real_dataset, row_slug, saved_study, seg_rows
 from .core import load_checkpoint, pick_device
 from .cyclegan import train_cyclegan
-from .dataset import DataError, DatasetWriter, extra_columns, load_frame, read_manifest
+from .dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 from .evaluate import dice_table, figure3, score_segmenters, summarize, table1
 from .labels import LabelError, STRUCTURES
 from .phantom import make_phantom
@@ -31,21 +33,21 @@ from .synthesis import synthesize
 __all__ = ['STAGE_FUNCS', 'check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames', 'run_segmenters', 'evaluate_run']
 
 # %% ../nbs/14_study.ipynb #95d3e4a5
-def _stage_data(run: Path, cfg: dict, progress: bool) -> dict:
+def _stage_data(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     real = real_dataset(run, cfg)
-    if cfg['data'] == 'phantom':
+    if cfg.data == 'phantom':
         if not (real / 'manifest.csv').exists():
-            make_phantom(real, cfg['patients'], cfg['size'], seed=cfg['seed'], progress=progress,
-                         test_patients=cfg.get('test_patients'))
+            make_phantom(real, cfg.patients, cfg.size, seed=cfg.seed, progress=progress,
+                         test_patients=cfg.test_patients)
     df = read_manifest(real)
     _, lab = load_frame(real, df.iloc[0])
-    if lab.shape[0] != cfg['size']:
-        raise DataError(f'{real}: frames are {lab.shape[0]} px but the {cfg["profile"]} profile works at {cfg["size"]} px; '
-                        f'prepare the data with --size {cfg["size"]}')
+    if lab.shape[0] != cfg.size:
+        raise DataError(f'{real}: frames are {lab.shape[0]} px but the {cfg.profile} profile works at {cfg.size} px; '
+                        f'prepare the data with --size {cfg.size}')
     if not (df['split'] == 'test').any(): raise DataError(f'{real}: has no test split to evaluate on')
     aug = run / 'data' / 'augmented'
     if not (aug / 'manifest.csv').exists():
-        augment_dataset(real, aug, cfg['copies'], cfg['seed'], progress=progress)
+        augment_dataset(real, aug, cfg.copies, cfg.seed, progress=progress)
     check_no_leak(real, aug)
     counts = df.groupby(['split', 'view', 'phase']).size().reset_index(name='frames')
     return dict(real=str(real), augmented=str(aug), frames=counts.to_dict('records'))
@@ -68,27 +70,27 @@ def sdm_views(run: Path) -> set:
     return {p.stem[len('sdm_'):] for p in (run / 'checkpoints').glob('sdm_*.pt')}
 
 
-def _stage_sdm(run: Path, cfg: dict, progress: bool) -> dict:
+def _stage_sdm(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     real = real_dataset(run, cfg)
     df = read_manifest(real)
-    sdm_cfg = stage_config(cfg, 'sdm')
+    sdm_cfg = cfg.sdm
     views = sorted(df.loc[(df['split'] == 'train') & df['phase'].isin(sdm_cfg.phases), 'view'].unique())
     if not views: raise DataError(f'{real}: no training frames of phases {", ".join(sdm_cfg.phases)} for the SDM')
     return {v: train_sdm(real, run, f'sdm_{v}', v, sdm_cfg, progress=progress) for v in views}
 
 
 # %% ../nbs/14_study.ipynb #55c69dfd
-def _stage_cyclegan(run: Path, cfg: dict, progress: bool) -> dict:
-    if not cfg['cyclegan']:
+def _stage_cyclegan(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+    if not cfg.cyclegan:
         print('no CycleGAN in this run (efn paper --with-cyclegan adds one)')
         return dict(skipped='with_cyclegan is off')
-    cg_cfg = stage_config(cfg, 'cyclegan_train')
+    cg_cfg = cfg.cyclegan_train
     return {v: train_cyclegan(real_dataset(run, cfg), run, f'cyclegan_{v}', v, cg_cfg, progress=progress)
             for v in sorted(sdm_views(run))}     # the SDM's views and training frames
 
 
 # %% ../nbs/14_study.ipynb #fb390f90
-def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
+def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     out = run / 'synthetic'
     aug = run / 'data' / 'augmented'
     views = sdm_views(run)
@@ -99,14 +101,14 @@ def _stage_synthesize(run: Path, cfg: dict, progress: bool) -> dict:
         labels = run / 'data' / 'augmented_with_sdm'
         subset_dataset(aug, keep, labels)
     if not (out / 'manifest.csv').exists():
-        synthesize(run, labels, out, cfg['sampler'], cfg['synth_steps'], cfg['guidance'], seed=cfg['seed'],
-                   device=cfg['device'], progress=progress)
+        synthesize(run, labels, out, cfg.sampler, cfg.synth_steps, cfg.guidance, seed=cfg.seed,
+                   device=cfg.device, progress=progress)
     check_no_leak(real_dataset(run, cfg), out)
-    result = dict(images=len(read_manifest(out)), sampler=cfg['sampler'], steps=cfg['synth_steps'])
-    if cfg['cyclegan']:
+    result = dict(images=len(read_manifest(out)), sampler=cfg.sampler, steps=cfg.synth_steps)
+    if cfg.cyclegan:
         cg = run / 'synthetic_cyclegan'
         if not (cg / 'manifest.csv').exists():
-            synthesize(run, labels, cg, device=cfg['device'], progress=progress, generator='cyclegan')
+            synthesize(run, labels, cg, device=cfg.device, progress=progress, generator='cyclegan')
         check_no_leak(real_dataset(run, cfg), cg)
         result['cyclegan_images'] = len(read_manifest(cg))
     return result
@@ -123,9 +125,9 @@ def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
 
 
 # %% ../nbs/14_study.ipynb #22c3015b
-def _stage_segment(run: Path, cfg: dict, progress: bool) -> dict:
+def _stage_segment(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     sets = dict(synthetic=run / 'synthetic', real=real_dataset(run, cfg), cyclegan=run / 'synthetic_cyclegan')
-    seg_cfg = stage_config(cfg, 'seg')
+    seg_cfg = cfg.seg
     out = {}
     for row, source, views, phases in seg_rows(cfg):
         try:     # a source like 'real+synthetic' is the union of its datasets' frames
@@ -135,7 +137,7 @@ def _stage_segment(run: Path, cfg: dict, progress: bool) -> dict:
             out[row] = dict(skipped=str(e))
             print(f'{row}: skipped ({e})')
             continue
-        train, val = mixed_frames(dict(zip(source.split('+'), parts)), cfg['mix'])
+        train, val = mixed_frames(dict(zip(source.split('+'), parts)), cfg.mix)
         for s in source.split('+'):
             if s != 'real': check_no_leak(sets['real'], sets[s])
         assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
@@ -160,8 +162,8 @@ def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
 
 
 # %% ../nbs/14_study.ipynb #6b7f9d68
-def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
-    dev = pick_device(cfg['device'])
+def _stage_evaluate(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+    dev = pick_device(cfg.device)
     models = run_segmenters(run, cfg)
     if not models: raise DataError(f'{run}: no trained segmenter to evaluate; run the segment stage first')
     per = score_segmenters(models, real_dataset(run, cfg), 'test', dev)
@@ -169,8 +171,8 @@ def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
     per.to_csv(run / 'metrics' / 'per_image.csv', index=False)
     summary = summarize(per)
     (run / 'metrics' / 'summary.json').write_text(json.dumps(summary, indent=2))
-    src = 'the built-in phantom' if cfg['data'] == 'phantom' else f'dataset {cfg["data"]}'
-    caption = (f'Dice (%) on the real test split of {src} at {cfg["size"]} px, profile "{cfg["profile"]}" '
+    src = 'the built-in phantom' if cfg.data == 'phantom' else f'dataset {cfg.data}'
+    caption = (f'Dice (%) on the real test split of {src} at {cfg.size} px, profile "{cfg.profile}" '
                f'({len(per["id"].unique())} test images). Rows marked "paper" are the published numbers on CAMUS at '
                '256 px, shown for reference only; they were not measured here.')
     md, df = table1(per, caption)
@@ -181,7 +183,7 @@ def _stage_evaluate(run: Path, cfg: dict, progress: bool) -> dict:
     return result
 
 
-def run_segmenters(run: Path, cfg: dict, finished_only: bool = False) -> list:
+def run_segmenters(run: Path, cfg: StudyConfig, finished_only: bool = False) -> list:
     """(Table 1 row, checkpoint, views, phases) of every segmenter checkpoint the run holds, in Table 1's order;
     `finished_only` leaves out those whose training has not finished."""
     out = []
@@ -200,12 +202,12 @@ def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'aut
     run, dataset = Path(run), Path(dataset)
     conf = run / 'config.yaml'
     if not conf.exists(): raise DataError(f'{conf}: not found; {run} is not a study run directory (make one with efn paper)')
-    cfg = yaml.safe_load(conf.read_text())['study']
+    cfg = saved_study(yaml.safe_load(conf.read_text())['study'])
     models = run_segmenters(run, cfg, finished_only=True)
     if not models: raise DataError(f'{run}: no finished segmenter; run `efn paper` on it until the segment stage is done')
     per = score_segmenters(models, dataset, ['train', 'val', 'test'] if split == 'all' else split, pick_device(device))
-    sizes = sorted(set(per['size']) - {cfg['size']})
-    md, df = dice_table(per, f'Dice (%) of the segmenters of {run} (trained at {cfg["size"]} px) on the {split} frames of '
+    sizes = sorted(set(per['size']) - {cfg.size})
+    md, df = dice_table(per, f'Dice (%) of the segmenters of {run} (trained at {cfg.size} px) on the {split} frames of '
                              f'{dataset}' + (f', resized from {sizes[0]} px' if sizes else '') +
                              f' ({per["id"].nunique()} images)')
     out = Path(out) if out else run / 'external' / dataset.name
@@ -215,15 +217,15 @@ def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'aut
     return md, per, out
 
 
-def _realism(run: Path, cfg: dict, dev, progress: bool) -> tuple:
+def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
     """`efn realism` for each of the run's synthetic sets against the real data: metrics/realism.csv, the histogram
     figure, and (markdown table, {generator: summary})."""
     sets = {'SDM': run / 'synthetic', 'CycleGAN': run / 'synthetic_cyclegan'}
     tables, hists, out = [], {}, {}
     for gen, path in sets.items():
         if not (path / 'manifest.csv').exists(): continue
-        t, h = realism(real_dataset(run, cfg), path, seed=cfg['seed'], device=dev, progress=progress,
-                       **cfg.get('realism', {}))
+        t, h = realism(real_dataset(run, cfg), path, seed=cfg.seed, device=dev, progress=progress,
+                       **asdict(cfg.realism))
         tables.append(t.assign(generator=gen))
         hists.setdefault('real', h['real']); hists[gen] = h['synthetic']
         idx = t.set_index(['metric', 'structure'])
@@ -241,16 +243,16 @@ def _realism(run: Path, cfg: dict, dev, progress: bool) -> tuple:
 
 
 # %% ../nbs/14_study.ipynb #a9c2d765
-def _stage_adherence(run: Path, cfg: dict, progress: bool) -> dict:
+def _stage_adherence(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     ck = run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt'
     if not ck.exists():
         raise DataError(f'{ck}: the adherence study scores images with the segmenter trained on real images; '
                         'run the segment stage first')
-    dev = pick_device(cfg['device'])
+    dev = pick_device(cfg.device)
     model, _, norm = load_segmenter(ck, dev)
-    gens = run_generators(run, cfg['sampler'], cfg['synth_steps'], dev)
-    per, samples = adherence_study(real_dataset(run, cfg), gens, (model, norm, dev), max_maps=cfg['adherence_maps'],
-                                   seed=cfg['seed'], views=sorted(sdm_views(run)), progress=progress)
+    gens = run_generators(run, cfg.sampler, cfg.synth_steps, dev)
+    per, samples = adherence_study(real_dataset(run, cfg), gens, (model, norm, dev), max_maps=cfg.adherence_maps,
+                                   seed=cfg.seed, views=sorted(sdm_views(run)), progress=progress)
     (run / 'metrics').mkdir(parents=True, exist_ok=True)
     per.to_csv(run / 'metrics' / 'adherence.csv', index=False)
     summary = summarize_adherence(per)
@@ -266,24 +268,24 @@ def _stage_adherence(run: Path, cfg: dict, progress: bool) -> dict:
 
 
 # %% ../nbs/14_study.ipynb #9c2610af
-def _stage_figures(run: Path, cfg: dict, progress: bool) -> dict:
+def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     real = real_dataset(run, cfg)
     df = read_manifest(real)
     test = df[(df['split'] == 'test') & df['view'].isin(sdm_views(run))]
     if test.empty: raise DataError(f'{real}: no test frame of a view with an SDM, nothing to draw')
     test = test.sort_values(['view', 'phase'], ascending=[False, True])       # 4CH before 2CH, ED before ES
-    sdm = run_generators(run, cfg['sampler'], cfg['synth_steps'], pick_device(cfg['device']))['SDM']
+    sdm = run_generators(run, cfg.sampler, cfg.synth_steps, pick_device(cfg.device))['SDM']
     patient = test.groupby('patient').size().sort_values(ascending=False).index[0]
     frames = []
     for _, r in test[test['patient'] == patient].iterrows():
         _, lab = load_frame(real, r)
-        frames.append((f'{r["view"]} {r["phase"]}', sdm(r['view'], lab[None], cfg['seed'])[0], lab))
+        frames.append((f'{r["view"]} {r["phase"]}', sdm(r['view'], lab[None], cfg.seed)[0], lab))
     files = figure3(frames, run / 'figures' / 'fig3', f'SDM synthetic images from the label maps of test patient {patient}')
     out = dict(patient=patient)
     for _, r in test.iterrows():                      # Figure 4: the first test map that has a septum to cut
         try: edits = extreme_edits(load_frame(real, r)[1])
         except LabelError: continue
-        imgs = sdm(r['view'], np.stack([m for _, m in edits]), cfg['seed'])
+        imgs = sdm(r['view'], np.stack([m for _, m in edits]), cfg.seed)
         files += figure4([(n, im, m) for (n, m), im in zip(edits, imgs)], run / 'figures' / 'fig4',
                          f'SDM images of hand-edited label maps (test frame {r["id"]})')['files']
         out['fig4_frame'] = r['id']

@@ -17,25 +17,29 @@ import torch.distributed as dist
 
 from .core import dist_info, init_distributed, pick_device
 from .cyclegan import cyclegan_generate, load_cyclegan
-from .dataset import tqdm, DataError, DatasetWriter, extra_columns, load_frame, read_manifest
-from .diffusion import SAMPLERS
+from .base import GENERATOR_NAMES, SAMPLERS, DataError, tqdm
+from .dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 from .sdm import load_sdm, sdm_generate
 
 log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
-__all__ = ['log', 'GENERATOR_NAMES', 'load_generator', 'generate_dataset', 'synthesize']
+__all__ = ['log', 'load_generator', 'generate_dataset', 'synthesize']
 
 # %% ../nbs/10a_synthesis.ipynb #cf7b7ec1
-GENERATOR_NAMES = {'sdm': 'SDM', 'cyclegan': 'CycleGAN'}   # checkpoint prefix -> name
-
-
-def load_generator(run, view: str, kind: str = 'sdm', sampler: str = 'ddpm', steps: int = 50, guidance: float = 0.0,
-                   use_ema: bool = True, device='cpu', bf16: bool | None = None, warn: bool = True):
-    """(image size, fn(label maps, seed) -> uint8 images) for the run's `kind` generator of `view`
-    (`RUN/checkpoints/{kind}_{view}.pt`); a missing model is refused with the command that trains it. For the SDM:
-    `sampler`, `steps`, `guidance`, EMA or raw weights, `bf16` (None: the model's setting); a model whose training is
-    unfinished is used with a warning (`warn`). The CycleGAN ignores the seed: one deterministic image per map."""
+def load_generator(run,                      # run directory holding checkpoints/{kind}_{view}.pt
+                   view: str,                # '2CH' or '4CH'
+                   kind: str = 'sdm',        # 'sdm' or 'cyclegan' (`GENERATOR_NAMES`)
+                   sampler: str = 'ddpm',    # SDM only: sampler, one of `SAMPLERS`
+                   steps: int = 50,          # SDM only: network evaluations per image
+                   guidance: float = 0.0,    # SDM only: classifier-free guidance scale
+                   use_ema: bool = True,     # SDM only: EMA weights (else the raw ones)
+                   device='cpu',
+                   bf16: bool | None = None, # SDM only: None is the model's own setting
+                   warn: bool = True,        # warn when the SDM's training is unfinished (it is used all the same)
+                  ) -> tuple:                # (image size, fn(label maps, seed) -> uint8 images)
+    """The run's `kind` generator of `view`, ready to draw; a missing model is refused with the command that trains
+    it. The CycleGAN ignores the seed: one deterministic image per map."""
     if kind not in GENERATOR_NAMES: raise DataError(f'unknown generator {kind!r}; use one of {list(GENERATOR_NAMES)}')
     run, dev = Path(run), torch.device(device)
     path = run / 'checkpoints' / f'{kind}_{view}.pt'
@@ -118,12 +122,24 @@ def _render_shard(models, df, labels, batch_size, seed, rank, world, progress, d
     return results
 
 
-def synthesize(run, labels, out, sampler: str = 'ddpm', steps: int = 50, guidance: float = 0.0,
-               batch_size: int = 16, seed: int = 0, use_ema: bool = True, device: str = 'auto', bf16: bool | None = None,
-               overwrite: bool = False, progress: bool = True, generator: str = 'sdm') -> Path | None:
-    """Generate an image for every label map of the label-only dataset `labels` with the run's `generator` ('sdm' or
-    'cyclegan', one model per view: `load_generator`) and write the canonical dataset `out`. The sampler settings
-    apply to the SDM; the CycleGAN draws one deterministic image per map."""
+def synthesize(run,                        # study or training run whose checkpoints/ hold the generators
+               labels,                     # label-only dataset (e.g. the augmented maps) to draw an image for
+               out,                        # the synthetic canonical dataset written (atomically)
+               sampler: str = 'ddpm',      # SDM sampler, one of `SAMPLERS`
+               steps: int = 50,            # SDM network evaluations per image
+               guidance: float = 0.0,      # classifier-free guidance scale; 0: off, as the paper
+               batch_size: int = 16,
+               seed: int = 0,              # with each batch's first map id, seeds its noise: the same images on any world size
+               use_ema: bool = True,       # the SDM's EMA weights (else the raw ones)
+               device: str = 'auto',
+               bf16: bool | None = None,   # None: as the SDM was trained (and only where the hardware has bf16)
+               overwrite: bool = False,    # replace `out` if it is a dataset this project wrote
+               progress: bool = True,
+               generator: str = 'sdm',     # 'sdm' or 'cyclegan' (`GENERATOR_NAMES`)
+              ) -> Path | None:            # `out`; None on the ranks other than 0 under torchrun
+    """Draw an image for every label map of `labels` with the run's `generator` (one model per view: `load_generator`)
+    and write the canonical dataset `out`. The sampler settings apply to the SDM; the CycleGAN draws one deterministic
+    image per map."""
     if generator not in GENERATOR_NAMES:
         raise DataError(f'unknown generator {generator!r}; use one of {list(GENERATOR_NAMES)}')
     if sampler not in SAMPLERS: raise DataError(f'unknown sampler {sampler!r}; use one of {list(SAMPLERS)}')

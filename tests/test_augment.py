@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from echo_from_noise.augment import (AugmentConfig, augment_dataset, deform, structure_report, warp_points)
-from echo_from_noise.dataset import DataError, load_frame, read_manifest
+from echo_from_noise.base import DataError
+from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.labels import LabelError
 from echo_from_noise.phantom import make_phantom
 

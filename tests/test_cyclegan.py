@@ -10,7 +10,8 @@ import torch
 
 from echo_from_noise.cyclegan import (CYCLEGAN_KIND, cyclegan_generate, load_cyclegan, make_cyclegan_config,
                                       train_cyclegan)
-from echo_from_noise.dataset import DataError, load_frame, read_manifest
+from echo_from_noise.base import DataError
+from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.phantom import make_phantom
 from echo_from_noise.core import TrainingDiverged, load_checkpoint
 

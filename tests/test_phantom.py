@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from echo_from_noise.dataset import DataError, load_frame, read_manifest
+from echo_from_noise.base import DataError
+from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.labels import sector_mask
 from echo_from_noise.phantom import draw_patient, make_phantom, patient_frames, sector_of
 

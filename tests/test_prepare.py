@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from echo_from_noise.dataset import DataError, load_frame, read_manifest
+from echo_from_noise.base import DataError
+from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.labels import LabelError, apply_sector
 from echo_from_noise.echonet import find_echonet
 from echo_from_noise.prepare import (Skips, find_camus, find_pngs, parse_mask_values, parse_name,

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from echo_from_noise.dataset import DataError, DatasetWriter, load_frame, read_manifest
+from echo_from_noise.base import DataError
+from echo_from_noise.dataset import DatasetWriter, load_frame, read_manifest
 from echo_from_noise.phantom import make_phantom
 from echo_from_noise.realism import classifier_auc, realism
 

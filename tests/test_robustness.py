@@ -18,7 +18,8 @@ import torch
 import yaml
 
 from echo_from_noise.cli import main
-from echo_from_noise.dataset import DataError, read_manifest
+from echo_from_noise.base import DataError
+from echo_from_noise.dataset import read_manifest
 from echo_from_noise.phantom import make_phantom
 from echo_from_noise.core import Terminated, load_checkpoint
 from echo_from_noise.sdm import CKPT_KIND, make_config, train_sdm

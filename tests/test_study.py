@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from echo_from_noise.dataset import DataError, read_manifest
+from echo_from_noise.base import STAGES, DataError
+from echo_from_noise.dataset import read_manifest
 from echo_from_noise.evaluate import table1
-from echo_from_noise.config import STAGES
 from echo_from_noise.paper import run_stage
 from echo_from_noise.study import check_no_leak
 
