@@ -14,9 +14,22 @@ from .base import (DEFAULT_VAL_SHARE, GENERATOR_NAMES, PHASES, PROFILES, SAMPLER
                                   DataError)
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['COMMANDS', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #4d781946
+# %% ../nbs/90_cli.ipynb #8210ce69
+def _device_arg(p: argparse.ArgumentParser):
+    p.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
+
+
+def _training_args(p: argparse.ArgumentParser, example: str):
+    p.add_argument('dataset', help='a canonical dataset with images')
+    p.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
+    p.add_argument('--profile', default='cpu', choices=PROFILES,
+                   help='named parameter set (default: %(default)s)')
+    p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help=f'override profile values, e.g. {example}')
+    p.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
+
+
 def _prepare_args(p: argparse.ArgumentParser, test_share: float):
     p.add_argument('src', help='source folder')
     p.add_argument('out', help='output folder for the canonical dataset (must not exist, or be empty, unless --overwrite)')
@@ -33,7 +46,7 @@ def _prepare_args(p: argparse.ArgumentParser, test_share: float):
                    help='skip unreadable or unpaired files with a warning and a count instead of stopping')
     p.add_argument('--overwrite', action='store_true', help='replace OUT if it exists (only once all frames are written)')
 
-
+# %% ../nbs/90_cli.ipynb #b987ee0f
 def _run_prepare(args):
     from echo_from_noise import prepare as P
     skips = P.Skips(args.skip_invalid)
@@ -52,127 +65,7 @@ def _run_prepare(args):
     print(rep)
 
 
-def _run_phantom(args):
-    from echo_from_noise.phantom import make_phantom
-    out = make_phantom(args.out, args.patients, args.size, args.views, args.phases, args.seed, args.val_share,
-                       args.test_share, args.workers, args.overwrite, test_patients=args.test_patients)
-    n = args.patients * len(args.views) * len(args.phases)
-    print(f'{n} phantom frames of {args.patients} patients written to {out}')
-
-
-def _run_augment(args):
-    from echo_from_noise.augment import augment_dataset
-    c = augment_dataset(args.dataset, args.out, args.copies, args.seed, args.strength, overwrite=args.overwrite)
-    print(f"{c['written']} deformed label maps ({args.copies} per train/val map, {c['maps']} maps) written to {args.out}; "
-          f"{c['test_skipped']} test maps left alone; structures vanished in {c['vanished']} and split in {c['split']} "
-          "(see the vanished and split_structures columns)")
-
-
-def _training_views(args, cfg, section: str, check) -> list:
-    """The views to train, each checked by `check(view)` (its frames, a checkpoint it would resume) before anything is
-    written; then records the config in RUN/config.yaml."""
-    import yaml
-    from dataclasses import asdict
-    from echo_from_noise.dataset import read_manifest
-    from echo_from_noise.core import dist_info
-    df = read_manifest(args.dataset)
-    train = df[(df['split'] == 'train') & df['phase'].isin(cfg.phases)]
-    if train.empty: raise DataError(f'{args.dataset}: no training frames (split train, phases {"/".join(cfg.phases)}); '
-                                    'nothing to train on')
-    views = args.views or sorted(train['view'].unique())
-    missing = [v for v in views if v not in set(train['view'])]
-    if missing: raise DataError(f'{args.dataset}: no {"/".join(cfg.phases)} training frames of view(s) {missing}')
-    for v in views: check(v)
-    run = Path(args.run)
-    if dist_info()[0] == 0:
-        run.mkdir(parents=True, exist_ok=True)
-        conf = yaml.safe_load((run / 'config.yaml').read_text()) if (run / 'config.yaml').exists() else {}
-        conf[section] = dict(asdict(cfg), dataset=str(args.dataset), views=list(views))
-        conf[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in conf[section].items()}
-        (run / 'config.yaml').write_text(yaml.safe_dump(conf, sort_keys=False))
-    return views
-
-
-def _run_train_sdm(args):
-    from echo_from_noise.core import check_training, dist_info
-    from echo_from_noise.sdm import CKPT_KIND, make_config, saved_config, train_sdm
-    cfg = make_config(args.profile, args.set)
-    run = Path(args.run)
-    check = lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg, CKPT_KIND, saved_config)
-    for v in _training_views(args, cfg, 'sdm', check):
-        s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
-        if dist_info()[0] == 0: print(f"sdm_{v}: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {run / 'checkpoints'}")
-
-
-def _run_train_cyclegan(args):
-    from echo_from_noise.cyclegan import (CYCLEGAN_KIND, RESUMABLE, CycleGANConfig, make_cyclegan_config,
-                                          train_cyclegan)
-    from echo_from_noise.base import config_from_dict
-    from echo_from_noise.core import check_training
-    cfg = make_cyclegan_config(args.profile, args.set)
-    run = Path(args.run)
-    check = lambda v: check_training(args.dataset, run, f'cyclegan_{v}', v, cfg, CYCLEGAN_KIND,
-                                     lambda d: config_from_dict(CycleGANConfig, d), cfg.total_steps, may_change=RESUMABLE)
-    for v in _training_views(args, cfg, 'cyclegan', check):
-        s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)
-        print(f"cyclegan_{v}: {s['steps']} steps, final cycle loss {s['final']['cycle']:.4f} -> {run / 'checkpoints'}")
-
-
-def _run_synthesize(args):
-    from echo_from_noise.synthesis import synthesize
-    out = synthesize(args.run, args.labels, args.out, args.sampler, args.steps, args.guidance, args.batch_size,
-                     args.seed, not args.no_ema, args.device, overwrite=args.overwrite, generator=args.generator)
-    if out: print(f'synthetic dataset written to {out}')
-
-
-def _run_paper(args):
-    from echo_from_noise.paper import run_paper, study_summary
-    out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan,
-                    external=args.external, overrides=args.set, verbose=args.verbose, redo_from=args.redo_from)
-    print(study_summary(out))
-
-
-def _run_evaluate(args):
-    from echo_from_noise.study import evaluate_run
-    md, _, out = evaluate_run(args.run, args.dataset, args.out, args.split, args.device)
-    print(md)
-    print(f'written: {out}/{{table.md,table.csv,per_image.csv}}')
-
-
-def _run_realism(args):
-    from echo_from_noise.realism import realism, realism_figure, realism_markdown
-    from echo_from_noise.core import pick_device
-    table, hists = realism(args.real, args.synthetic, args.seed, args.steps, pick_device(args.device),
-                           repeats=args.repeats)
-    print(realism_markdown(table.assign(generator=Path(args.synthetic).name),
-                           f'Realism of {args.synthetic} against {args.real}'))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / 'realism.csv', index=False)
-        realism_figure(hists, out / 'realism_histograms')     # {'real': ..., 'synthetic': ...}
-        print(f'written: {out / "realism.csv"}, {out / "realism_histograms.png"}')
-
-
-def _device_arg(p: argparse.ArgumentParser):
-    p.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
-
-
-def _training_args(p: argparse.ArgumentParser, example: str):
-    p.add_argument('dataset', help='a canonical dataset with images')
-    p.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
-    p.add_argument('--profile', default='cpu', choices=PROFILES,
-                   help='named parameter set (default: %(default)s)')
-    p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help=f'override profile values, e.g. {example}')
-    p.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
-
-
-def build_parser() -> argparse.ArgumentParser:
-    "The `efn` argument parser, with one sub-command per stage."
-    parser = argparse.ArgumentParser(prog='efn', description='echo_from_noise: synthetic echocardiograms from label maps.')
-    parser.add_argument('-v', '--verbose', action='store_true', help='debug logging and full tracebacks')
-    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-
+def _add_prepare(sub):
     prep = sub.add_parser('prepare', help='convert a real dataset to the canonical layout',
                           description='Convert CAMUS, image/mask PNG folders or EchoNet-Dynamic to the canonical dataset '
                                       '(manifest.csv + images/ + labels/).')
@@ -199,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     _prepare_args(p, test_share=0.0)
     prep.set_defaults(func=_run_prepare)
 
+# %% ../nbs/90_cli.ipynb #3bbe7ad5
+def _run_phantom(args):
+    from echo_from_noise.phantom import make_phantom
+    out = make_phantom(args.out, args.patients, args.size, args.views, args.phases, args.seed, args.val_share,
+                       args.test_share, args.workers, args.overwrite, test_patients=args.test_patients)
+    n = args.patients * len(args.views) * len(args.phases)
+    print(f'{n} phantom frames of {args.patients} patients written to {out}')
+
+
+def _add_phantom(sub):
     ph = sub.add_parser('phantom', help='make the built-in simulated dataset (labelled apical echo frames)',
                         description='Simulated apical 2CH/4CH echocardiograms at ED and ES with labels, written as a '
                                     'canonical dataset with patient-level splits. Same seed, same dataset.')
@@ -217,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     ph.set_defaults(func=_run_phantom)
 
+# %% ../nbs/90_cli.ipynb #179b7f80
+def _run_augment(args):
+    from echo_from_noise.augment import augment_dataset
+    c = augment_dataset(args.dataset, args.out, args.copies, args.seed, args.strength, overwrite=args.overwrite)
+    print(f"{c['written']} deformed label maps ({args.copies} per train/val map, {c['maps']} maps) written to {args.out}; "
+          f"{c['test_skipped']} test maps left alone; structures vanished in {c['vanished']} and split in {c['split']} "
+          "(see the vanished and split_structures columns)")
+
+
+def _add_augment(sub):
     au = sub.add_parser('augment', help='deformed copies of the train/val label maps (label-only dataset)',
                         description="Random affine + elastic deformation of every train/val label map with the paper's "
                                     'ranges (test maps are never deformed). Writes a label-only canonical dataset with a '
@@ -230,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     au.set_defaults(func=_run_augment)
 
+# %% ../nbs/90_cli.ipynb #0ef587d6
+def _run_train_sdm(args):
+    from echo_from_noise.core import check_training, dist_info, training_views
+    from echo_from_noise.sdm import CKPT_KIND, make_config, saved_config, train_sdm
+    cfg = make_config(args.profile, args.set)
+    run = Path(args.run)
+    check = lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg, CKPT_KIND, saved_config)
+    for v in training_views(args.dataset, run, cfg, 'sdm', args.views, check):
+        s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
+        if dist_info()[0] == 0: print(f"sdm_{v}: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {run / 'checkpoints'}")
+
+
+def _add_train_sdm(sub):
     tr = sub.add_parser('train-sdm', help='train the semantic diffusion model(s), one per view, on the training frames',
                         description='Train one SDM per view on the train split (ED and ES frames; the paper profile: ED only, '
                                     'as published). '
@@ -238,12 +164,37 @@ def build_parser() -> argparse.ArgumentParser:
     _training_args(tr, 'lr=1e-4 steps=500')
     tr.set_defaults(func=_run_train_sdm)
 
+
+def _run_train_cyclegan(args):
+    from echo_from_noise.cyclegan import (CYCLEGAN_KIND, RESUMABLE, CycleGANConfig, make_cyclegan_config,
+                                          train_cyclegan)
+    from echo_from_noise.base import config_from_dict
+    from echo_from_noise.core import check_training, training_views
+    cfg = make_cyclegan_config(args.profile, args.set)
+    run = Path(args.run)
+    check = lambda v: check_training(args.dataset, run, f'cyclegan_{v}', v, cfg, CYCLEGAN_KIND,
+                                     lambda d: config_from_dict(CycleGANConfig, d), cfg.total_steps, may_change=RESUMABLE)
+    for v in training_views(args.dataset, run, cfg, 'cyclegan', args.views, check):
+        s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)
+        print(f"cyclegan_{v}: {s['steps']} steps, final cycle loss {s['final']['cycle']:.4f} -> {run / 'checkpoints'}")
+
+
+def _add_train_cyclegan(sub):
     cg = sub.add_parser('train-cyclegan', help='train the CycleGAN baseline(s), one per view, on ED training frames',
                         description='Train one CycleGAN (label map <-> image, unpaired) per view on the SDM\'s training '
                                     'frames. Resumes from RUN/checkpoints/cyclegan_VIEW.pt when it exists.')
     _training_args(cg, 'steps=2000 ngf=32')
     cg.set_defaults(func=_run_train_cyclegan)
 
+# %% ../nbs/90_cli.ipynb #8d967cfc
+def _run_synthesize(args):
+    from echo_from_noise.synthesis import synthesize
+    out = synthesize(args.run, args.labels, args.out, args.sampler, args.steps, args.guidance, args.batch_size,
+                     args.seed, not args.no_ema, args.device, overwrite=args.overwrite, generator=args.generator)
+    if out: print(f'synthetic dataset written to {out}')
+
+
+def _add_synthesize(sub):
     sy = sub.add_parser('synthesize', help='sample an image for every label map of a label-only dataset',
                         description="Generate images with RUN's SDMs (or CycleGANs: --generator cyclegan), the view's "
                                     'model for each map, and write a full canonical dataset to OUT.')
@@ -253,9 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument('--generator', default='sdm', choices=list(GENERATOR_NAMES),
                     help='sdm (default) or the cyclegan baseline (deterministic; sampler options do not apply)')
     sy.add_argument('--sampler', default='ddpm', choices=SAMPLERS,
-                    help='ddpm (ancestral, respaced), ddim, dpm++ (DPM-Solver++, 10-25 steps, for well-trained models) '
-                         'or dpm++sde (its stochastic form: 10-25 steps, as good as 1000-step DDPM on a cpu-profile '
-                         'model); default: %(default)s')
+                    help='ddpm (ancestral, respaced), ddim, dpm++ (DPM-Solver++, 10-25 steps) or dpm++sde (its '
+                         'stochastic form); on a v-objective SDM all are within noise of 1000-step DDPM from 10-20 '
+                         'steps (benchmarks/samplers.md); default: %(default)s')
     sy.add_argument('--steps', type=int, default=50, help='sampling steps (default: %(default)s)')
     sy.add_argument('--guidance', type=float, default=0.0,
                     help='classifier-free guidance scale s of the paper\'s eq. (1); 0 = none (default)')
@@ -266,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     sy.set_defaults(func=_run_synthesize)
 
+# %% ../nbs/90_cli.ipynb #72e399a7
+def _run_evaluate(args):
+    from echo_from_noise.study import evaluate_run
+    md, _, out = evaluate_run(args.run, args.dataset, args.out, args.split, args.device)
+    print(md)
+    print(f'written: {out}/{{table.md,table.csv,per_image.csv}}')
+
+
+def _add_evaluate(sub):
     ev = sub.add_parser('evaluate', help="score a study run's segmenters on another dataset (EchoNet-Dynamic, say)",
                         description='Every finished segmenter of RUN on DATASET, Dice per structure; structures the '
                                     'dataset does not label are reported as "not labelled", and frames of another size '
@@ -278,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     _device_arg(ev)
     ev.set_defaults(func=_run_evaluate)
 
+
+def _run_realism(args):
+    from echo_from_noise.realism import realism_report
+    from echo_from_noise.core import pick_device
+    print(realism_report(args.real, args.synthetic, args.out, args.seed, args.steps, pick_device(args.device),
+                         args.repeats))
+    if args.out: print(f'written: {Path(args.out) / "realism.csv"}, {Path(args.out) / "realism_histograms.png"}')
+
+
+def _add_realism(sub):
     re = sub.add_parser('realism', help='how close a synthetic dataset is to a real one (grey levels, contrast, '
                                         'histogram distances, classifier AUC)',
                         description='Per structure (LV cavity, myocardium, LA, rest of sector): mean grey level and its '
@@ -295,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     _device_arg(re)
     re.set_defaults(func=_run_realism)
 
+# %% ../nbs/90_cli.ipynb #40512037
+def _run_paper(args):
+    from echo_from_noise.paper import run_paper, study_summary
+    out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan,
+                    external=args.external, overrides=args.set, verbose=args.verbose, redo_from=args.redo_from)
+    print(study_summary(out))
+
+
+def _add_paper(sub):
     pa = sub.add_parser('paper', help='run the whole study (data, SDM, CycleGAN, synthesis, segmentation, Table 1, '
                                       'adherence, figures)',
                         description='Run the pipeline notebooks of nbs/pipeline with papermill into a run directory. '
@@ -321,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help='also score every segmenter on this canonical dataset (table_external.md), as the paper does '
                          'on EchoNet-Dynamic')
     pa.set_defaults(func=_run_paper)
+
+# %% ../nbs/90_cli.ipynb #163d48c6
+COMMANDS = (_add_prepare, _add_phantom, _add_augment, _add_train_sdm, _add_train_cyclegan, _add_synthesize, _add_evaluate,
+            _add_realism, _add_paper)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    "The `efn` argument parser, with one sub-command per stage."
+    parser = argparse.ArgumentParser(prog='efn', description='echo_from_noise: synthetic echocardiograms from label maps.')
+    parser.add_argument('-v', '--verbose', action='store_true', help='debug logging and full tracebacks')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for add in COMMANDS: add(sub)
     return parser
 
 # %% ../nbs/90_cli.ipynb #79b4c3d4

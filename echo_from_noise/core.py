@@ -18,14 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 
 from .base import PHASES, DataError, tqdm
-from .dataset import load_split
+from .dataset import load_split, read_manifest
 
 # %% auto #0
 __all__ = ['check_settings', 'pick_device', 'dist_info', 'close_distributed', 'init_distributed', 'TrainingDiverged',
            'Terminated', 'stop_on_sigterm', 'stop_requested', 'save_checkpoint', 'load_checkpoint', 'same_setting',
-           'check_resume', 'check_training', 'FrameSet', 'warmup_cosine', 'batch_plan', 'run_steps', 'write_loss_curve']
+           'check_resume', 'check_training', 'training_views', 'FrameSet', 'warmup_cosine', 'batch_plan', 'run_steps',
+           'write_loss_curve']
 
 # %% ../nbs/05a_core.ipynb #dfc95621
 def check_settings(cfg, positive=(), at_least_zero=(), fractions=()):
@@ -178,6 +180,28 @@ def check_training(dataset, run, name: str, view: str | None, cfg, kind: str, tr
         check_resume(path, ck, trained(ck['config']), cfg, view,
                      cfg.steps if total is None else total(len(data)), **resume)
 
+
+# %% ../nbs/05a_core.ipynb #8a5fbbec
+def training_views(dataset, run, cfg, section: str, views=None, check=None) -> list:
+    """The views to train on `dataset`: `views`, or every view with training frames of `cfg.phases`; each checked by
+    `check(view)` before anything is written; then `cfg` is recorded in `run/config.yaml` under `section` (rank 0)."""
+    df = read_manifest(dataset)
+    train = df[(df['split'] == 'train') & df['phase'].isin(cfg.phases)]
+    if train.empty: raise DataError(f'{dataset}: no training frames (split train, phases {"/".join(cfg.phases)}); '
+                                    'nothing to train on')
+    views = list(views or sorted(train['view'].unique()))
+    missing = [v for v in views if v not in set(train['view'])]
+    if missing: raise DataError(f'{dataset}: no {"/".join(cfg.phases)} training frames of view(s) {missing}')
+    for v in views if check else ():
+        check(v)
+    run = Path(run)
+    if dist_info()[0] == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        conf = yaml.safe_load((run / 'config.yaml').read_text()) if (run / 'config.yaml').exists() else {}
+        conf[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
+        conf[section].update(dataset=str(dataset), views=views)
+        (run / 'config.yaml').write_text(yaml.safe_dump(conf, sort_keys=False))
+    return views
 
 # %% ../nbs/05a_core.ipynb #633131e9
 class FrameSet:

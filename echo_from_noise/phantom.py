@@ -312,8 +312,7 @@ def _patient_job(args): return patient_frames(*args)
 def make_phantom(out,                                  # folder of the canonical dataset written (atomically)
                  patients: int = 50,
                  size: int = 128,                      # px
-                 views=VIEWS,
-                 phases=PHASES,
+                 views=VIEWS, phases=PHASES,
                  seed: int = 0,                        # patient p is drawn from (seed, p), whatever the number of workers
                  val_share: float = DEFAULT_VAL_SHARE, # share of the non-test patients in validation
                  test_share: float = 0.1,              # share of patients in test (unless `test_patients`)

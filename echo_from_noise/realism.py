@@ -18,7 +18,7 @@ from .labels import LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, SECTOR
 
 # %% auto #0
 __all__ = ['REGIONS', 'region_histograms', 'hist_mean', 'wasserstein1', 'grey_table', 'rank_auc', 'patient_halves',
-           'classifier_auc', 'realism', 'realism_markdown', 'realism_figure']
+           'classifier_auc', 'realism', 'realism_markdown', 'realism_figure', 'realism_report']
 
 # %% ../nbs/08b_realism.ipynb #012ce8c7
 REGIONS = {'cavity': LV_CAVITY, 'myocardium': LV_MYOCARDIUM, 'LA': LEFT_ATRIUM, 'sector': SECTOR}
@@ -191,3 +191,17 @@ def realism_figure(histograms: dict, out_base=None, title: str = ''):
         out_base.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out_base.with_suffix('.png'), dpi=120)
     return fig
+
+# %% ../nbs/08b_realism.ipynb #d4e357d1
+def realism_report(real, synthetic, out=None, seed: int = 0, steps: int = 300, device='cpu', repeats: int = 5,
+                   progress: bool = True) -> str:
+    """`efn realism`: the realism of the dataset `synthetic` against `real` as a markdown table; with `out`, also
+    `out/realism.csv` and the histograms `out/realism_histograms.png`."""
+    table, hists = realism(real, synthetic, seed, steps, device, progress, repeats)
+    md = realism_markdown(table.assign(generator=Path(synthetic).name), f'Realism of {synthetic} against {real}')
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / 'realism.csv', index=False)
+        realism_figure(hists, out / 'realism_histograms')     # {'real': ..., 'synthetic': ...}
+    return md
