@@ -134,7 +134,7 @@ def _png(fig) -> bytes:
     fig.savefig(buf, format='png', dpi=100)
     return buf.getvalue()
 
-
+# %% ../nbs/12_editor.ipynb #7ca3e0fc
 class EditorWidget:
     """Edit a label map with the pointer; `sdm` (a checkpoint path) enables Generate. Display it as the last
     expression of a cell (or `display(editor.widget)`). The map under edit is `editor.state.label`."""
@@ -273,7 +273,7 @@ class EditorWidget:
         except DataError as e:
             self._say(f'generate failed: {e}')
 
-
+# %% ../nbs/12_editor.ipynb #19e98957
 def render_result(image, label) -> bytes:
     "PNG of a generated image beside the same image with the label map's contours."
     from matplotlib.figure import Figure

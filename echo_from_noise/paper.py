@@ -23,11 +23,11 @@ from .base import STAGES, DataError
 from .config import StudyConfig, changed_settings, first_stage, resume_config, saved_study, study_config
 from .core import Terminated
 from .dataset import read_manifest
-from .study import STAGE_FUNCS, evaluate_run
+from .study import STAGE_FUNCS, evaluate_run, set_aside
 
 # %% auto #0
-__all__ = ['STAGE_OUTPUTS', 'scratch_run', 'run_stage', 'progress_bar', 'StageConsole', 'logged_kernel_manager', 'clock',
-           'StageFailed', 'pipeline_dir', 'set_aside', 'run_paper', 'study_summary']
+__all__ = ['scratch_run', 'run_stage', 'progress_bar', 'StageConsole', 'logged_kernel_manager', 'clock', 'StageFailed',
+           'pipeline_dir', 'run_paper', 'study_summary']
 
 # %% ../nbs/15_paper.ipynb #8501f8f2
 def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclegan: bool | None = None,
@@ -193,33 +193,7 @@ def pipeline_dir() -> Path:
     if not d.is_dir(): raise DataError(f'{d}: pipeline notebooks not found; efn paper runs from a checkout of the repository')
     return d
 
-
-STAGE_OUTPUTS = {   # what each stage writes in a run directory (besides stages/, notebooks/ and logs/)
-    'data': ['data'], 'sdm': ['checkpoints/sdm_*.pt', 'metrics/sdm_*'],
-    'cyclegan': ['checkpoints/cyclegan_*.pt', 'metrics/cyclegan_*'],
-    'synthesize': ['synthetic', 'synthetic_cyclegan', 'data/augmented_with_sdm'], 'segment': ['checkpoints/seg_*.pt'],
-    'evaluate': ['metrics/per_image.csv', 'metrics/summary.json', 'metrics/realism.csv', 'figures/realism_histograms.*',
-                 'table1.md', 'table1.csv', 'table_external.md', 'external'],
-    'adherence': ['metrics/adherence*', 'figures/fig5_adherence.*'],
-    'figures': ['figures/fig3.*', 'figures/fig4.*', 'figures/fig5.*']}
-
-
-def set_aside(run: Path, stage: str) -> Path | None:
-    """Move what `stage` and every later stage made in `run` to `RUN/replaced/TIME/` (same relative paths; nothing is
-    deleted), so that `efn paper` runs them again; returns that folder, or None when there was nothing to move."""
-    dest, moved = run / 'replaced' / time.strftime('%Y%m%d-%H%M%S'), 0
-    for i, st in enumerate(STAGES, 1):
-        if STAGES.index(st) < STAGES.index(stage): continue
-        for pat in STAGE_OUTPUTS[st] + [f'stages/{st}.json', f'notebooks/{i:02d}_{st}.ipynb', f'logs/{i:02d}_{st}.log']:
-            for p in sorted(run.glob(pat)):
-                if not p.exists(): continue          # inside a folder moved a moment ago
-                target = dest / p.relative_to(run)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                p.rename(target)
-                moved += 1
-    return dest if moved else None
-
-
+# %% ../nbs/15_paper.ipynb #a78618b3
 def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyConfig:
     "`--redo-from stage`: check that no changed setting reaches further back, set the old outputs aside, record `cfg`."
     if stage not in STAGES: raise DataError(f'--redo-from {stage}: not a stage; stages are {", ".join(STAGES)}')
@@ -238,7 +212,7 @@ def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyC
         conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
     return cfg
 
-
+# %% ../nbs/15_paper.ipynb #3f4cfd0a
 def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/13_config)
               data: str = 'phantom',           # 'phantom' (made inside the run) or a canonical dataset's path
               out=None,                        # run directory; default runs/PROFILE-DATANAME

@@ -210,7 +210,7 @@ def parse_name(stem: str, patient_regex: str | None = None) -> dict:
         if prefix: out['patient'] = prefix
     return out
 
-
+# %% ../nbs/02_prepare.ipynb #d0fb8651
 def parse_mask_values(spec: str) -> dict:
     "`--mask-values 0:0,255:1` as {stored value: class}: how to read masks whose values say nothing by themselves."
     try:
@@ -246,7 +246,7 @@ def mask_to_classes(mask, source=None, values: dict | None = None) -> np.ndarray
     raise LabelError(f'{source}: unexpected mask values {sorted(vals)[:12]}; masks must hold class indices 0-3 '
                      'or the gray levels 0, 85, 170, 255')
 
-
+# %% ../nbs/02_prepare.ipynb #4cc92552
 def _pick_dir(src: Path, given, names, kind):
     if given: d = Path(given)
     else: d = next((src / n for n in names if (src / n).is_dir()), None)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import yaml
 from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_samples, plot_adherence,
                                        run_generators, save_samples, summarize_adherence)
 from .augment import augment_dataset
-from .base import MIXES, DataError
+from .base import MIXES, STAGES, DataError
 from .config import REAL_ROW, StudyConfig, real_dataset, row_slug, saved_study, seg_rows
 from .core import load_checkpoint, pick_device
 from .cyclegan import train_cyclegan
@@ -30,7 +31,8 @@ from .segment import load_frames, load_segmenter, SEG_KIND, train_segmenter
 from .synthesis import synthesize
 
 # %% auto #0
-__all__ = ['STAGE_FUNCS', 'check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames', 'run_segmenters', 'evaluate_run']
+__all__ = ['STAGE_FUNCS', 'STAGE_OUTPUTS', 'check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames', 'run_segmenters',
+           'evaluate_run', 'set_aside']
 
 # %% ../nbs/14_study.ipynb #95d3e4a5
 def _stage_data(run: Path, cfg: StudyConfig, progress: bool) -> dict:
@@ -309,3 +311,29 @@ def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
 STAGE_FUNCS = dict(data=_stage_data, sdm=_stage_sdm, cyclegan=_stage_cyclegan, synthesize=_stage_synthesize,
                     segment=_stage_segment, evaluate=_stage_evaluate, adherence=_stage_adherence, figures=_stage_figures)
 
+
+# %% ../nbs/14_study.ipynb #31731663
+STAGE_OUTPUTS = {   # what each stage writes in a run directory (besides stages/, notebooks/ and logs/)
+    'data': ['data'], 'sdm': ['checkpoints/sdm_*.pt', 'metrics/sdm_*'],
+    'cyclegan': ['checkpoints/cyclegan_*.pt', 'metrics/cyclegan_*'],
+    'synthesize': ['synthetic', 'synthetic_cyclegan', 'data/augmented_with_sdm'], 'segment': ['checkpoints/seg_*.pt'],
+    'evaluate': ['metrics/per_image.csv', 'metrics/summary.json', 'metrics/realism.csv', 'figures/realism_histograms.*',
+                 'table1.md', 'table1.csv', 'table_external.md', 'external'],
+    'adherence': ['metrics/adherence*', 'figures/fig5_adherence.*'],
+    'figures': ['figures/fig3.*', 'figures/fig4.*', 'figures/fig5.*']}
+
+
+def set_aside(run: Path, stage: str) -> Path | None:
+    """Move what `stage` and every later stage made in `run` to `RUN/replaced/TIME/` (same relative paths; nothing is
+    deleted), so that `efn paper` runs them again; returns that folder, or None when there was nothing to move."""
+    dest, moved = run / 'replaced' / time.strftime('%Y%m%d-%H%M%S'), 0
+    for i, st in enumerate(STAGES, 1):
+        if STAGES.index(st) < STAGES.index(stage): continue
+        for pat in STAGE_OUTPUTS[st] + [f'stages/{st}.json', f'notebooks/{i:02d}_{st}.ipynb', f'logs/{i:02d}_{st}.log']:
+            for p in sorted(run.glob(pat)):
+                if not p.exists(): continue          # inside a folder moved a moment ago
+                target = dest / p.relative_to(run)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                p.rename(target)
+                moved += 1
+    return dest if moved else None
