@@ -94,7 +94,7 @@ class StudyConfig:
             d[s] = {k: list(v) if isinstance(v, tuple) else v for k, v in d[s].items() if k not in STUDY_OWNED}
         return d
 
-
+# %% ../nbs/13_config.ipynb #30733569
 def study_config(profile: str = 'cpu', data: str = 'phantom', device: str = 'auto', seed: int = 0,
                  with_cyclegan: bool | None = None, overrides=None) -> StudyConfig:
     """The configuration of a study run from a profile: `with_cyclegan` None keeps the profile's choice; `overrides`
@@ -125,7 +125,7 @@ def resolve(spec: dict) -> StudyConfig:
     if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
     return cfg
 
-
+# %% ../nbs/13_config.ipynb #28f90f2d
 def seg_rows(cfg: StudyConfig) -> list:
     "The Table 1 rows this run trains: the SDM and real rows, plus the CycleGAN row when the run has a CycleGAN."
     return SEG_ROWS + ([CYCLEGAN_ROW] if cfg.cyclegan else [])

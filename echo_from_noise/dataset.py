@@ -180,7 +180,7 @@ def _remove_stale(out: Path):
         pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
         if pid is None or not _alive(pid): shutil.rmtree(p, ignore_errors=True)
 
-
+# %% ../nbs/01_dataset.ipynb #52ca6aad
 class DatasetWriter:
     """Write a canonical dataset into a temporary sibling of `out`; `commit()` (or leaving the `with` block) renames it
     into place. `overwrite` replaces only a dataset this project wrote, never another folder; `out` must not be, hold
