@@ -119,8 +119,8 @@ def resolve(spec: dict) -> StudyConfig:
                                               **spec['cyclegan_train'], **shared})
     seg = apply_overrides(SegConfig(**shared), spec['seg'])
     plain = {f.name: spec[f.name] for f in fields(StudyConfig) if f.name not in SECTIONS + ('realism', 'set')}
-    cfg = StudyConfig(**plain, realism=RealismBudget(**spec['realism']), sdm=sdm, cyclegan_train=cyclegan, seg=seg,
-                      set=dict(spec.get('set') or {}))
+    realism = RealismBudget(**{**STUDY_PROFILES[profile]['realism'], **spec['realism']})
+    cfg = StudyConfig(**plain, realism=realism, sdm=sdm, cyclegan_train=cyclegan, seg=seg, set=dict(spec.get('set') or {}))
     if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={cfg.sampler}: use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
     return cfg
