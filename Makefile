@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@# ipykernel writes the spec into a temp folder's subfolder and removes only the subfolder: give it one we remove
+	@scratch=$$(mktemp -d) && TMPDIR=$$scratch $(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null; \
+	rc=$$?; rm -rf $$scratch; exit $$rc
 	touch $(STAMP)
 
 export: setup
