@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 # %% auto #0
 __all__ = ['VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'PROFILES', 'SAMPLERS', 'OBJECTIVES', 'GENERATOR_NAMES', 'STAGES',
-           'MIXES', 'DataError', 'tqdm', 'parse_value', 'apply_overrides', 'config_from_dict']
+           'MIXES', 'DataError', 'tqdm', 'parse_value', 'apply_overrides', 'config_from_dict', 'config_to_dict']
 
 # %% ../nbs/00_base.ipynb #4cbaf786
 class DataError(ValueError):
@@ -70,3 +70,8 @@ def apply_overrides(cfg, overrides=None):
 def config_from_dict(cls, d: dict):
     "A config dataclass from a saved dict (checkpoint or YAML), lists turned back into tuples."
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def config_to_dict(cfg) -> dict:
+    "A config dataclass as the plain dict YAML writes (tuples as lists); `config_from_dict` reads it back."
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}

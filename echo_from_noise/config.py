@@ -12,7 +12,7 @@ from typing import get_args, get_type_hints
 
 import yaml
 
-from .base import MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides
+from .base import MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict
 from .cyclegan import CYCLEGAN_PROFILES, CycleGANConfig, make_cyclegan_config
 from .sdm import PROFILES as SDM_PROFILES, SDMConfig, make_config
 from .segment import SegConfig
@@ -20,8 +20,8 @@ from .segment import SegConfig
 # %% auto #0
 __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS', 'STUDY_OWNED', 'FLAGGED',
            'STAGE_OF', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'row_slug',
-           'real_dataset', 'setting_keys', 'resume_config', 'saved_study', 'changed_settings', 'first_stage',
-           'flat_settings']
+           'real_dataset', 'setting_keys', 'resume_config', 'run_changes', 'saved_study', 'changed_settings',
+           'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
 STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced')     # every profile's, unless it says otherwise
@@ -91,7 +91,7 @@ class StudyConfig:
         "Plain values for config.yaml: the study's and every stage's full configuration (size, seed, device once)."
         d = asdict(self)
         for s in SECTIONS:
-            d[s] = {k: list(v) if isinstance(v, tuple) else v for k, v in d[s].items() if k not in STUDY_OWNED}
+            d[s] = {k: v for k, v in config_to_dict(getattr(self, s)).items() if k not in STUDY_OWNED}
         return d
 
 # %% ../nbs/13_config.ipynb #30733569
@@ -99,11 +99,15 @@ def study_config(profile: str = 'cpu', data: str = 'phantom', device: str = 'aut
                  with_cyclegan: bool | None = None, overrides=None) -> StudyConfig:
     """The configuration of a study run from a profile: `with_cyclegan` None keeps the profile's choice; `overrides`
     are `--set` values ({key: value} or ['key=value', ...], see `setting_keys`), checked here, before any stage runs."""
-    if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
-    spec = dict(profile=profile, data=str(data), device=device, seed=int(seed),
-                **copy.deepcopy({**STUDY_DEFAULTS, **STUDY_PROFILES[profile]}))
+    spec = dict(_profile_spec(profile), profile=profile, data=str(data), device=device, seed=int(seed))
     if with_cyclegan is not None: spec['cyclegan'] = bool(with_cyclegan)
     return resolve(_apply(spec, overrides))
+
+
+def _profile_spec(profile: str) -> dict:
+    "A fresh copy of a profile's plain values (study values and each stage's changes); an unknown profile is refused."
+    if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
+    return copy.deepcopy({'test_patients': None, **STUDY_DEFAULTS, **STUDY_PROFILES[profile]})
 
 
 def resolve(spec: dict) -> StudyConfig:
@@ -111,15 +115,15 @@ def resolve(spec: dict) -> StudyConfig:
     entry, a config.yaml's `study`: sparse in runs made before the typed config, complete since). Values the dict
     lacks come from its profile; every stage's own checks run here."""
     profile = spec.get('profile')
-    if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
-    spec = {'test_patients': None, **STUDY_DEFAULTS, **STUDY_PROFILES[profile], **spec}
+    defaults = _profile_spec(profile)
+    spec = {**defaults, **spec}
     shared = dict(size=spec['size'], seed=spec['seed'], device=spec['device'])
     sdm = make_config(profile, {**spec['sdm'], **shared})
     cyclegan = make_cyclegan_config(profile, {'phases': list(sdm.phases),    # the baseline sees the SDM's frames
                                               **spec['cyclegan_train'], **shared})
     seg = apply_overrides(SegConfig(**shared), spec['seg'])
     plain = {f.name: spec[f.name] for f in fields(StudyConfig) if f.name not in SECTIONS + ('realism', 'set')}
-    realism = RealismBudget(**{**STUDY_PROFILES[profile]['realism'], **spec['realism']})
+    realism = RealismBudget(**{**defaults['realism'], **spec['realism']})
     cfg = StudyConfig(**plain, realism=realism, sdm=sdm, cyclegan_train=cyclegan, seg=seg, set=dict(spec.get('set') or {}))
     if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={cfg.sampler}: use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
@@ -159,9 +163,9 @@ def _scalars() -> dict:
 
 def setting_keys(profile: str = 'cpu') -> list:
     "Every key `--set` accepts."
-    keys = list(_scalars()) + [f'realism.{f.name}' for f in fields(RealismBudget)]
+    keys, cfg = list(_scalars()) + [f'realism.{f.name}' for f in fields(RealismBudget)], study_config(profile)
     for s in SECTIONS:
-        keys += [f'{s}.{f.name}' for f in fields(getattr(study_config(profile), s)) if f.name not in STUDY_OWNED]
+        keys += [f'{s}.{f.name}' for f in fields(getattr(cfg, s)) if f.name not in STUDY_OWNED]
     return keys
 
 
@@ -198,15 +202,21 @@ def resume_config(conf_path: Path, cfg: StudyConfig, with_cyclegan: bool | None 
     """`cfg` checked against the study a run directory was made with (its config.yaml, if any): a run resumes only with
     the settings that made it; the CycleGAN setting, when not given, is the run's own."""
     old = (yaml.safe_load(conf_path.read_text()) or {}).get('study') if conf_path.exists() else None
-    if not old: return cfg
-    if with_cyclegan is None and 'cyclegan' in old: cfg = replace(cfg, cyclegan=bool(old['cyclegan']))  # as it was made
-    diff = changed_settings(saved_study(old), cfg)
+    cfg, diff = run_changes(old, cfg, with_cyclegan)
     if diff:
         raise DataError(f'{conf_path}: this run was made with ' + ', '.join(f'{k}={a}' for k, (a, _) in diff.items()) +
                         ' but now ' + ', '.join(f'{k}={b}' for k, (_, b) in diff.items()) + f' (that changes stage '
                         f'{first_stage(diff)} and every later one); resume it with its own settings (the same --set), '
                         f'rerun from that stage (--redo-from {first_stage(diff)}) or use a new run directory (--out)')
     return cfg
+
+
+def run_changes(old: dict | None, cfg: StudyConfig, with_cyclegan: bool | None = None) -> tuple:
+    """(cfg, changes) against the `study` a run directory recorded (`old`; None for a new run): `cfg` takes the run's
+    own CycleGAN setting when `with_cyclegan` is None (it resumes as it was made); `changes` as `changed_settings`."""
+    if not old: return cfg, {}
+    if with_cyclegan is None and 'cyclegan' in old: cfg = replace(cfg, cyclegan=bool(old['cyclegan']))
+    return cfg, changed_settings(saved_study(old), cfg)
 
 
 def saved_study(d: dict) -> StudyConfig:
@@ -229,6 +239,7 @@ def flat_settings(cfg: StudyConfig) -> dict:
     "Every setting of a study config as {dotted key: value} (the device and the record of --set left out)."
     out = {}
     for k, v in cfg.to_dict().items():
-        if isinstance(v, dict): out.update({f'{k}.{n}': x for n, x in v.items()} if k != 'set' else {})
-        elif k != 'device': out[k] = v
+        if k in ('device', 'set'): continue
+        if isinstance(v, dict): out.update({f'{k}.{n}': x for n, x in v.items()})
+        else: out[k] = v
     return out

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from .base import PHASES, DataError, tqdm
+from .base import PHASES, DataError, config_to_dict, tqdm
 from .dataset import load_split, read_manifest
 
 # %% auto #0
@@ -198,8 +198,7 @@ def training_views(dataset, run, cfg, section: str, views=None, check=None) -> l
     if dist_info()[0] == 0:
         run.mkdir(parents=True, exist_ok=True)
         conf = yaml.safe_load((run / 'config.yaml').read_text()) if (run / 'config.yaml').exists() else {}
-        conf[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
-        conf[section].update(dataset=str(dataset), views=views)
+        conf[section] = dict(config_to_dict(cfg), dataset=str(dataset), views=views)
         (run / 'config.yaml').write_text(yaml.safe_dump(conf, sort_keys=False))
     return views
 

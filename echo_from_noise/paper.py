@@ -14,13 +14,12 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from .base import STAGES, DataError
-from .config import StudyConfig, changed_settings, first_stage, resume_config, saved_study, study_config
+from .config import StudyConfig, first_stage, resume_config, run_changes, study_config
 from .core import Terminated
 from .dataset import read_manifest
 from .study import STAGE_FUNCS, evaluate_run, set_aside
@@ -199,9 +198,7 @@ def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyC
     if stage not in STAGES: raise DataError(f'--redo-from {stage}: not a stage; stages are {", ".join(STAGES)}')
     conf_path = out / 'config.yaml'
     conf = (yaml.safe_load(conf_path.read_text()) or {}) if conf_path.exists() else {}
-    old = conf.get('study') or {}
-    if with_cyclegan is None and 'cyclegan' in old: cfg = replace(cfg, cyclegan=bool(old['cyclegan']))
-    diff = changed_settings(saved_study(old), cfg) if old else {}
+    cfg, diff = run_changes(conf.get('study'), cfg, with_cyclegan)
     if diff and STAGES.index(first_stage(diff)) < STAGES.index(stage):
         raise DataError(f'{conf_path}: {", ".join(diff)} changed, which changes stage {first_stage(diff)}; '
                         f'--redo-from {stage} would keep that stage\'s old output: use --redo-from {first_stage(diff)}')
