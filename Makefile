@@ -87,6 +87,10 @@ bench: setup demo
 	$(BIN)/python benchmarks/bench_samplers.py --run runs/demo
 	$(BIN)/python benchmarks/bench_mix.py --run runs/demo
 	$(BIN)/python benchmarks/bench_robustness.py
+	@# on a machine with a CUDA GPU only (benchmarks/gpu.md)
+	@if $(BIN)/python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then \
+	$(BIN)/python benchmarks/bench_gpu_step.py && $(BIN)/python benchmarks/bench_gpu.py; \
+	else echo "bench: no CUDA GPU here, benchmarks/bench_gpu*.py skipped"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache _proc _docs test-artifacts

@@ -24,7 +24,7 @@ __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL
            'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced')     # every profile's, unless it says otherwise
+STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', synth_batch=16)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
@@ -33,7 +33,7 @@ STUDY_PROFILES = {   # study values, and each stage's changes to its own profile
     'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sampler='dpm++', synth_steps=15,
                 seg=dict(min_steps=1000), cyclegan=False, cyclegan_train=dict(),
                 adherence_maps=None, realism=dict(steps=300, repeats=5)),
-    'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20,
+    'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
                 seg=dict(epochs=100, min_steps=3000), cyclegan=True, cyclegan_train=dict(),
                 adherence_maps=32, realism=dict(steps=300, repeats=5)),
     'paper': dict(size=256, patients=500, copies=5, sdm=dict(), sampler='ddpm', synth_steps=1000,
@@ -77,6 +77,7 @@ class StudyConfig:
     copies: int                    # deformed label maps per real train/val map (nbs/04_augment)
     sampler: str                   # reverse-diffusion sampler of the synthesis (`SAMPLERS`)
     synth_steps: int               # its network evaluations per image
+    synth_batch: int               # label maps per sampler call: more keep a GPU busier (the images depend on it)
     guidance: float                # classifier-free guidance scale; 0: off, as the paper
     mix: str                       # how "Real + SDM frames" mixes its training frames (`MIXES`)
     cyclegan: bool                 # train the CycleGAN baseline and its Table 1 row
@@ -127,6 +128,7 @@ def resolve(spec: dict) -> StudyConfig:
     cfg = StudyConfig(**plain, realism=realism, sdm=sdm, cyclegan_train=cyclegan, seg=seg, set=dict(spec.get('set') or {}))
     if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={cfg.sampler}: use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
+    if cfg.synth_batch < 1: raise DataError(f'--set synth_batch={cfg.synth_batch}: use a whole number of at least 1')
     return cfg
 
 # %% ../nbs/13_config.ipynb #28f90f2d
@@ -147,7 +149,8 @@ def real_dataset(run: Path, cfg: StudyConfig) -> Path:
 # %% ../nbs/13_config.ipynb #781d9a9a
 STAGE_OF = {   # the first stage each setting changes
     'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'sdm': 'sdm', 'cyclegan': 'cyclegan',
-    'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize', 'guidance': 'synthesize',
+    'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize', 'synth_batch': 'synthesize',
+    'guidance': 'synthesize',
     'seg': 'segment', 'mix': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
 
 

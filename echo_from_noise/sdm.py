@@ -186,6 +186,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     torch.manual_seed(cfg.seed)
     net = SDMNet(build_model(cfg)).to(dev)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
+    ema_params, net_params = list(ema.parameters()), list(net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=dev.type in ('cpu', 'cuda'))   # one kernel for all parameters
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup, cfg.steps, cfg.min_lr_ratio))
@@ -240,7 +241,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
         opt.step(); sched.step()
         decay = min(cfg.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()): pe.lerp_(p, 1 - decay)
+            torch._foreach_lerp_(ema_params, net_params, 1 - decay)   # fused, as torch.optim.swa_utils' EMA (benchmarks/gpu.md)
             for be, b in zip(ema.buffers(), net.buffers()): be.copy_(b)
         return loss, terms
 

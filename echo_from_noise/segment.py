@@ -80,7 +80,7 @@ def load_frames(dataset, split, views=None, phases=None):
 def _blur(x, sigma):
     "Gaussian blur of each image of (B, 1, H, W) with its own standard deviation `sigma` (B,) in pixels."
     B, r = x.shape[0], 3
-    k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma.clamp(min=1e-3).view(B, 1) ** 2))
+    k = torch.exp(-torch.arange(-r, r + 1.0, device=x.device) ** 2 / (2 * sigma.clamp(min=1e-3).view(B, 1) ** 2))
     k = k / k.sum(1, keepdim=True)
     y = F.conv2d(F.pad(x.transpose(0, 1), (r, r, 0, 0), mode='replicate'), k.view(B, 1, 1, -1), groups=B)
     return F.conv2d(F.pad(y, (0, 0, r, r), mode='replicate'), k.view(B, 1, -1, 1), groups=B).transpose(0, 1)
@@ -89,14 +89,14 @@ def _blur(x, sigma):
 def augment_intensity(img, cfg: SegConfig, g: torch.Generator):
     """Scanner-like intensity changes, one draw per image of a batch in [0, 1] (B, 1, H, W): gamma, contrast about the
     sector's mean (dynamic range), gain, multiplicative speckle-like noise and Gaussian blur; black outside the sector
-    stays black."""
+    stays black. The draws come from the CPU generator `g`; the work runs on `img`'s device."""
     B = img.shape[0]
-    u = lambda lo, hi: (lo + (hi - lo) * torch.rand(B, generator=g)).view(B, 1, 1, 1)
+    u = lambda lo, hi: (lo + (hi - lo) * torch.rand(B, generator=g)).view(B, 1, 1, 1).to(img.device)
     sector = (img > 0).float()
     x = img.clamp(0, 1) ** u(*cfg.gamma)
     m = (x * sector).sum((1, 2, 3), keepdim=True) / sector.sum((1, 2, 3), keepdim=True).clamp(min=1)
     x = (m + u(*cfg.contrast) * (x - m)) * u(*cfg.gain)
-    if cfg.speckle > 0: x = x * (1 + u(0, cfg.speckle) * torch.randn(x.shape, generator=g)).clamp(min=0)
+    if cfg.speckle > 0: x = x * (1 + u(0, cfg.speckle) * torch.randn(x.shape, generator=g).to(x.device)).clamp(min=0)
     if cfg.blur > 0: x = _blur(x, u(0, cfg.blur).view(B))
     return (x * sector).clamp(0, 1)
 
@@ -112,7 +112,7 @@ def augment_batch(img, lab, cfg: SegConfig, g: torch.Generator):
     tx, ty = u(-cfg.translate, cfg.translate) * 2, u(-cfg.translate, cfg.translate) * 2   # grid units span 2
     # output -> input sampling: inverse of (scale, rotate, flip) then shift
     cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
-    theta = torch.stack([torch.stack([cos * flip, sin, -tx], 1), torch.stack([-sin * flip, cos, -ty], 1)], 1)
+    theta = torch.stack([torch.stack([cos * flip, sin, -tx], 1), torch.stack([-sin * flip, cos, -ty], 1)], 1).to(img.device)
     grid = F.affine_grid(theta, img.shape, align_corners=False)
     img = F.grid_sample(img, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
     lab = F.grid_sample(lab[:, None].float(), grid, mode='nearest', padding_mode='zeros', align_corners=False)[:, 0].long()
@@ -166,8 +166,8 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
             losses = []
             for b in range(0, len(order), cfg.batch_size):
                 idx = order[b:b + cfg.batch_size]
-                x, y = augment_batch(Xtr[idx], Ytr[idx], cfg, g)
-                loss = F.cross_entropy(model(((x - mean) / std).to(dev)), y.to(dev))
+                x, y = augment_batch(Xtr[idx].to(dev), Ytr[idx].to(dev), cfg, g)    # on the GPU where there is one
+                loss = F.cross_entropy(model((x - mean) / std), y)
                 if not torch.isfinite(loss): raise RuntimeError(f'{name}: non-finite segmentation loss at epoch {epoch}')
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
                 losses.append(loss.item())

@@ -103,7 +103,7 @@ def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
         labels = run / 'data' / 'augmented_with_sdm'
         subset_dataset(aug, keep, labels)
     if not (out / 'manifest.csv').exists():
-        synthesize(run, labels, out, cfg.sampler, cfg.synth_steps, cfg.guidance, seed=cfg.seed,
+        synthesize(run, labels, out, cfg.sampler, cfg.synth_steps, cfg.guidance, cfg.synth_batch, seed=cfg.seed,
                    device=cfg.device, progress=progress)
     check_no_leak(real_dataset(run, cfg), out)
     result = dict(images=len(read_manifest(out)), sampler=cfg.sampler, steps=cfg.synth_steps)

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Why the gpu profile's SDM step is slow on a GPU, and what layout and precision buy: the gpu profile's network (128 px,
+batch 16, v objective, hybrid loss, fused AdamW) timed as `train_sdm` runs it (NCHW, bf16 autocast), in channels_last,
+in TF32 without autocast, and with torch.compile when time allows; each also as an inference forward pass (what a
+sampler step costs). Then torch.profiler's top CUDA kernels of the default step. Writes `--report`.
+
+    python benchmarks/bench_gpu_step.py --report benchmarks/gpu_step.md      # on the GPU machine
+"""
+import argparse
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from echo_from_noise.core import pick_device                      # noqa: E402
+from echo_from_noise.diffusion import bf16_autocast               # noqa: E402
+from echo_from_noise.labels import one_hot                        # noqa: E402
+from echo_from_noise.sdm import SDMNet, build_model, diffusion_for, make_config   # noqa: E402
+
+T0 = time.perf_counter()
+
+
+def timed(fn, dev, warm=5, n=10, blocks=2):
+    for _ in range(warm): fn()
+    torch.cuda.synchronize(dev) if dev.type == 'cuda' else None
+    per = []
+    for _ in range(blocks):
+        t = time.perf_counter()
+        for _ in range(n): fn()
+        torch.cuda.synchronize(dev) if dev.type == 'cuda' else None
+        per.append((time.perf_counter() - t) / n)
+    return statistics.median(per)
+
+
+def setup(cfg, dev, mode):
+    torch.manual_seed(0)
+    fmt = torch.channels_last if 'channels_last' in mode else torch.contiguous_format
+    net = SDMNet(build_model(cfg)).to(dev).to(memory_format=fmt)
+    model = torch.compile(net) if 'compile' in mode else net
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, fused=True)
+    d = diffusion_for(cfg)
+    b = cfg.batch_size
+    x0 = (torch.rand(b, 1, cfg.size, cfg.size, device=dev) * 2 - 1).contiguous(memory_format=fmt)
+    seg = one_hot(torch.randint(0, 5, (b, cfg.size, cfg.size), device=dev)).contiguous(memory_format=fmt)
+    ac = bf16_autocast(dev, 'tf32' not in mode)
+
+    def step():
+        t = torch.randint(0, cfg.timesteps, (b,), device=dev)
+        noise = torch.randn_like(x0)
+        xt = d.q_sample(x0, t, noise)
+        with ac: out = model(xt, t, seg)
+        loss = d.training_losses(out, x0, xt, t, noise, cfg.vb_weight, cfg.min_snr)['loss'].mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def forward():
+        t = torch.randint(0, cfg.timesteps, (b,), device=dev)
+        with ac: model(x0, t, seg)
+    return step, forward
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--report', default='benchmarks/gpu_step.md')
+    ap.add_argument('--profile', default='gpu')
+    ap.add_argument('--device', default='auto')
+    ap.add_argument('--budget', type=float, default=150)
+    args = ap.parse_args()
+    dev = pick_device(args.device)
+    cfg = make_config(args.profile)
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or 'cpu'
+    head = [f'# The gpu profile\'s SDM step on {name}: layout and precision', '',
+            f'Measured {date.today()}, torch {torch.__version__}; profile "{args.profile}" ({cfg.size} px, batch '
+            f'{cfg.batch_size}); `python benchmarks/bench_gpu_step.py` reproduces it. Median of two timed blocks of 10 '
+            'after 5 warm-up calls, the device synchronised.', '',
+            '| setting | training step (ms) | forward, no grad (ms) |', '|---|---|---|']
+    rows, prof_lines = [], []
+
+    def write():
+        Path(args.report).write_text('\n'.join(head + rows + [''] + prof_lines) + '\n')
+
+    for mode in ('NCHW bf16 (as train_sdm)', 'channels_last bf16', 'NCHW tf32', 'channels_last bf16 compile'):
+        if 'compile' in mode and time.perf_counter() - T0 > args.budget / 2:
+            rows.append(f'| {mode} | not run (time) | |'); continue
+        try:
+            step, fwd = setup(cfg, dev, mode)
+            s, f = timed(step, dev), timed(fwd, dev)
+            rows.append(f'| {mode} | {s * 1e3:.1f} | {f * 1e3:.1f} |')
+        except Exception as e:
+            rows.append(f'| {mode} | failed: {type(e).__name__}: {str(e)[:120]} | |')
+        print(rows[-1], f'({time.perf_counter() - T0:.0f} s)', flush=True)
+        write()
+        if mode.startswith('NCHW bf16'):
+            from torch.profiler import ProfilerActivity, profile
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+            with profile(activities=acts) as prof:
+                for _ in range(3): step()
+                torch.cuda.synchronize(dev) if dev.type == 'cuda' else None
+            key = 'self_device_time_total' if dev.type == 'cuda' else 'self_cpu_time_total'
+            ev = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
+            tot = sum(getattr(e, key, 0) for e in ev)
+            cpu = sum(e.self_cpu_time_total for e in ev)
+            prof_lines += [f'Default step, 3 steps under torch.profiler: device time {tot / 3e3:.1f} ms/step, CPU (self, '
+                           f'all ops) {cpu / 3e3:.1f} ms/step. Top operators by device time:', '',
+                           '| operator | calls/step | device ms/step | share |', '|---|---|---|---|']
+            prof_lines += [f'| {e.key[:70]} | {e.count / 3:.0f} | {getattr(e, key, 0) / 3e3:.2f} | '
+                           f'{100 * getattr(e, key, 0) / max(tot, 1):.0f} % |' for e in ev[:18]]
+            write()
+            del step, fwd
+    print(Path(args.report).read_text())
+
+
+if __name__ == '__main__':
+    main()
