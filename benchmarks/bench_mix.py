@@ -13,7 +13,10 @@ phantom data and its SDM images), seeds 0 and 1:
 - union, real val: pooled training, the epoch chosen on the real val frames only;
 - union, real val, 50 epochs: the same with as many optimiser steps as the balanced arm (a budget control);
 - balanced: the real train frames repeated until they are as many as the synthetic ones, real val frames
-  (`study.mixed_frames`, the study's default since).
+  (`study.mixed_frames`, the study's default since);
+- real only, 300 epochs: the baseline with as many optimiser steps as the balanced arm (its budget control);
+- synthetic only: the "All SDM frames" segmenter trained again (SDM train and val frames, as the study's row), and
+  the same with 60 epochs: as many optimiser steps as the balanced arm and the real-only budget control.
 
 Each segmenter is kept under WORK (default runs/bench_mix), so an interrupted benchmark resumes.
 """
@@ -31,7 +34,9 @@ from echo_from_noise.segment import SegConfig, load_frames, load_segmenter, segm
 from echo_from_noise.study import mixed_frames
 
 ARMS = [('real only', 'real', True, 30), ('union', 'union', False, 30), ('union, real val', 'union', True, 30),
-        ('union, real val, 50 epochs', 'union', True, 50), ('balanced', 'balanced', True, 30)]
+        ('union, real val, 50 epochs', 'union', True, 50), ('balanced', 'balanced', True, 30),
+        ('real only, 300 epochs', 'real', True, 300), ('synthetic only', 'synthetic', False, 30),
+        ('synthetic only, 60 epochs', 'synthetic', False, 60)]
 
 
 def main():
@@ -49,7 +54,7 @@ def main():
         for name, mix, real_val, epochs in ARMS:
             path = work / f'{name.replace(", ", "_").replace(" ", "-")}_seed{seed}'
             if not (path / 'result.json').exists():
-                train, val = (parts['real'][0], parts['real'][1]) if mix == 'real' else mixed_frames(parts, mix)
+                train, val = parts[mix] if mix in parts else mixed_frames(parts, mix)
                 if real_val: val = parts['real'][1]
                 cfg = SegConfig(size=test[0].shape[-1], seed=seed, device='cpu', min_steps=1000, epochs=epochs)
                 s = train_segmenter(train[:2], val[:2], path / 'seg.pt', cfg, name, progress=False)
