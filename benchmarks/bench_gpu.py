@@ -31,11 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from echo_from_noise.base import STAGES                                   # noqa: E402
 from echo_from_noise.config import study_config                           # noqa: E402
 from echo_from_noise.core import pick_device                              # noqa: E402
-from echo_from_noise.diffusion import bf16_autocast, bf16_native, sample  # noqa: E402
+from echo_from_noise.diffusion import bf16_native, sample                 # noqa: E402
 from echo_from_noise.labels import one_hot                                # noqa: E402
 from echo_from_noise.paper import run_stage                               # noqa: E402
 from echo_from_noise.sdm import SDMNet, build_model, diffusion_for        # noqa: E402
 from echo_from_noise.segment import augment_batch, build_segmenter        # noqa: E402
+from bench_gpu_step import setup                                          # noqa: E402  (beside this file)
 
 T0 = time.perf_counter()
 R = dict(parts={})
@@ -72,26 +73,9 @@ def sdm_steps(cfg, dev, batches):
     "s/step and peak memory of the SDM's training step (hybrid loss, fused AdamW, bf16 autocast where native)."
     rows = []
     for b in batches:
-        torch.manual_seed(0)
         peak_reset(dev)
-        net = SDMNet(build_model(cfg)).to(dev)
+        step, _, net = setup(cfg, dev, 'NCHW bf16' if cfg.bf16 else 'NCHW tf32', b)
         ema = [p.detach().clone() for p in net.parameters()]
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, fused=dev.type in ('cpu', 'cuda'))
-        d = diffusion_for(cfg)
-        x0 = torch.rand(b, 1, cfg.size, cfg.size, device=dev) * 2 - 1
-        seg = one_hot(torch.randint(0, 5, (b, cfg.size, cfg.size), device=dev))
-        ac = bf16_autocast(dev, cfg.bf16)
-
-        def step():
-            t = torch.randint(0, cfg.timesteps, (b,), device=dev)
-            noise = torch.randn_like(x0)
-            xt = d.q_sample(x0, t, noise)
-            with ac: out = net(xt, t, seg)
-            loss = d.training_losses(out, x0, xt, t, noise, cfg.vb_weight, cfg.min_snr)['loss'].mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
         s = timed(step, dev, warm=5, n=10)
         params = list(net.parameters())
         loop = lambda: [e.lerp_(p, 1e-3) for e, p in zip(ema, params)]
@@ -100,7 +84,7 @@ def sdm_steps(cfg, dev, batches):
                          ema_loop_ms=timed(loop, dev, 3, 10) * 1e3, ema_foreach_ms=timed(fused, dev, 3, 10) * 1e3,
                          params_m=sum(p.numel() for p in params) / 1e6))
         print(f'SDM step batch {b}: {s * 1e3:.1f} ms, {b / s:.0f} img/s, peak {rows[-1]["peak_gib"]:.2f} GiB', flush=True)
-        net = opt = ema = params = step = None     # freed before the next batch size's peak is measured
+        net = ema = params = step = None     # freed before the next batch size's peak is measured
     return rows
 
 

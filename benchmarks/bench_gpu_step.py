@@ -37,14 +37,15 @@ def timed(fn, dev, warm=5, n=10, blocks=2):
     return statistics.median(per)
 
 
-def setup(cfg, dev, mode):
+def setup(cfg, dev, mode: str = 'NCHW bf16', batch: int | None = None):
+    "(training step, inference forward, the network) of the profile's SDM on `dev`, random data, `batch` (the profile's)."
     torch.manual_seed(0)
     fmt = torch.channels_last if 'channels_last' in mode else torch.contiguous_format
     net = SDMNet(build_model(cfg)).to(dev).to(memory_format=fmt)
     model = torch.compile(net) if 'compile' in mode else net
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, fused=True)
     d = diffusion_for(cfg)
-    b = cfg.batch_size
+    b = batch or cfg.batch_size
     x0 = (torch.rand(b, 1, cfg.size, cfg.size, device=dev) * 2 - 1).contiguous(memory_format=fmt)
     seg = one_hot(torch.randint(0, 5, (b, cfg.size, cfg.size), device=dev)).contiguous(memory_format=fmt)
     ac = bf16_autocast(dev, 'tf32' not in mode)
@@ -63,7 +64,7 @@ def setup(cfg, dev, mode):
     def forward():
         t = torch.randint(0, cfg.timesteps, (b,), device=dev)
         with ac: model(x0, t, seg)
-    return step, forward
+    return step, forward, net
 
 
 def main():
@@ -92,7 +93,7 @@ def main():
         if 'compile' in mode and time.perf_counter() - T0 > args.budget / 2:
             rows.append(f'| {mode} | not run (time) | |'); continue
         try:
-            step, fwd = setup(cfg, dev, mode)
+            step, fwd, _ = setup(cfg, dev, mode)
             s, f = timed(step, dev), timed(fwd, dev)
             rows.append(f'| {mode} | {s * 1e3:.1f} | {f * 1e3:.1f} |')
         except Exception as e:
