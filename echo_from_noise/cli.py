@@ -291,7 +291,7 @@ def _add_paper(sub):
                      help='no CycleGAN baseline (default in the cpu profile)')
     pa.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE',
                     help='change any setting of the profile, e.g. --set sdm.steps=3000 sampler=ddim synth_steps=50 '
-                         'seg.epochs=50 (keys: copies, sampler, synth_steps, ..., sdm.*, cyclegan_train.*, seg.*, '
+                         'seg.min_steps=2400 (keys: copies, sampler, synth_steps, ..., sdm.*, cyclegan_train.*, seg.*, '
                          'realism.*; an unknown key lists them all)')
     pa.add_argument('--redo-from', metavar='STAGE', choices=STAGES,
                     help=f'run this stage and every later one again ({", ".join(STAGES)}); their old outputs move to '
