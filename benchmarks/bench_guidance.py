@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Classifier-free guidance against the SDM's adherence and grey levels, on the built-in phantom at the cpu profile.
+Writes benchmarks/guidance.md.
+
+Question (issue 14): at equal segmenter budgets the synthetic-only segmenter stays 1.2-1.5 Dice below the real one
+(benchmarks/mix.md, demo.md) while the SDM's images already match the real grey levels; what is left looks like
+label-image disagreement (adherence 95.5 at 0x deformation against about 96.7 for real frames). The SDM paper (Wang et
+al. 2022) raised adherence with classifier-free guidance (eq. 1 of the echo paper, which dropped it for speed). A
+guided model must also learn the unconditional score: trained with the label map dropped for a share `p_uncond` of
+the samples. Screen, one view (4CH ED, as bench_objective's models; same data, seed, budget and sampler):
+- v-1200: bench_objective's v SDM (p_uncond 0), unguided: the reference;
+- v-1200-puncond0.2: the same with p_uncond 0.2 (the SDM paper's share), drawn at guidance s = 0, 1.5 and 3.
+Adherence: the adherence study's deformed 4CH test maps (0-3x), judged by RUN's "All real frames" segmenter (as
+bench_adherence.py). Grey levels: every model draws the 4CH test maps undeformed; `realism.grey_table` against the
+real test frames. Models are kept under WORK (default runs/bench_objective): an interrupted benchmark resumes.
+"""
+import argparse
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_adherence import paired                                               # noqa: E402
+from echo_from_noise.adherence import adherence_study, summarize_adherence       # noqa: E402
+from echo_from_noise.config import REAL_ROW, real_dataset, row_slug, saved_study  # noqa: E402
+from echo_from_noise.dataset import load_split                                   # noqa: E402
+from echo_from_noise.realism import grey_table, region_histograms                # noqa: E402
+from echo_from_noise.sdm import make_config, train_sdm                           # noqa: E402
+from echo_from_noise.segment import load_segmenter                              # noqa: E402
+from echo_from_noise.synthesis import load_generator                             # noqa: E402
+
+OUT = Path(__file__).parent / 'guidance.md'
+MODEL = 'v-1200-puncond0.2'
+SCALES = (0.0, 1.5, 3.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--run', default='runs/demo_cg')
+    ap.add_argument('--work', default='runs/bench_objective')
+    a = ap.parse_args()
+    run, work = Path(a.run), Path(a.work)
+    ref = work / 'v-1200' / 'checkpoints' / 'sdm_4CH.pt'
+    if not ref.exists(): sys.exit(f'missing {ref}: run benchmarks/bench_objective.py first')
+    cfg = make_config('cpu', dict(objective='v', steps=1200, seed=0, device='cpu', phases=('ED',), p_uncond=0.2))
+    train_sdm(work / 'real', work / MODEL, 'sdm_4CH', '4CH', cfg)            # resumes; returns at once when done
+    study = saved_study(yaml.safe_load((run / 'config.yaml').read_text())['study'])
+    sampler, steps = study.sampler, study.synth_steps
+    gens = {'v-1200, s = 0': load_generator(work / 'v-1200', '4CH', 'sdm', sampler, steps)[1]}
+    for s in SCALES:
+        gens[f'p_uncond 0.2, s = {s:g}'] = load_generator(work / MODEL, '4CH', 'sdm', sampler, steps, guidance=s)[1]
+    model, _, norm = load_segmenter(run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt', 'cpu')
+    real = real_dataset(run, study)
+    per, _ = adherence_study(real, {k: (lambda view, labs, seed, g=g: g(labs, seed)) for k, g in gens.items()},
+                             (model, norm, 'cpu'), seed=study.seed, views=['4CH'])
+    summ = summarize_adherence(per)
+    imgs, labs, _ = load_split(real, 'test', ['4CH'])
+    real_h = region_histograms(imgs, labs)
+    grey = {}
+    for k, g in gens.items():
+        syn = np.concatenate([g(labs[i:i + 16], i) for i in range(0, len(labs), 16)])
+        grey[k] = grey_table(real_h, region_histograms(syn, labs))
+    ks = sorted(per['strength'].unique())
+    lines = ['# Classifier-free guidance: adherence and grey levels (4CH ED, cpu profile, phantom)', '',
+             f'Measured {date.today()} on {platform.machine()}, torch {torch.__version__}; `python '
+             f'benchmarks/bench_guidance.py --run {run} --work {work}` reproduces it. Sampler {sampler}, {steps} steps '
+             f'(guided: two network calls per step). {per["id"].nunique()} test maps of {per["patient"].nunique()} '
+             'patients; see the script\'s docstring for the models.', '',
+             '## Adherence: mean Dice (%) ± sd over the maps', '',
+             '| generator | ' + ' | '.join(f'{k:g}x' for k in ks) + ' |', '|---|' + '---|' * len(ks)]
+    for g in gens:
+        s = summ[summ['generator'] == g].sort_values('strength')
+        lines.append(f'| {g} | ' + ' | '.join(f'{m:.1f} ± {d:.1f}' for m, d in zip(s['dice_mean'], s['dice_mean_sd'])) + ' |')
+    lines += ['', '## Paired against v-1200, s = 0 (Dice points; SE over patients; share of maps higher)', '',
+              '| generator | ' + ' | '.join(f'{k:g}x' for k in ks) + ' |', '|---|' + '---|' * len(ks)]
+    for g in list(gens)[1:]:
+        p = paired(per, g, 'v-1200, s = 0')
+        lines.append(f'| {g} | ' + ' | '.join(f'{r.diff:+.1f} ± {r.se:.1f} ({r.wins:.0f} %)' for r in p.itertuples()) + ' |')
+    lines += ['', '## Grey levels on the undeformed test maps (synthetic / real)', '',
+              '| generator | cavity | myocardium | LA | sector | myocardium-cavity contrast |', '|---|---|---|---|---|---|']
+    for g, t in grey.items():
+        r = {(m, s): v for m, s, v in zip(t['metric'], t['structure'], t['ratio'])}
+        lines.append(f'| {g} | ' + ' | '.join(f'{r[("grey_mean", s)]:.2f}' for s in ('cavity', 'myocardium', 'LA', 'sector'))
+                     + f' | {r[("contrast", "myocardium-cavity")]:.2f} |')
+    OUT.write_text('\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+
+if __name__ == '__main__':
+    main()
