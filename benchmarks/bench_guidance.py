@@ -9,7 +9,10 @@ al. 2022) raised adherence with classifier-free guidance (eq. 1 of the echo pape
 guided model must also learn the unconditional score: trained with the label map dropped for a share `p_uncond` of
 the samples. Screen, one view (4CH ED, as bench_objective's models; same data, seed, budget and sampler):
 - v-1200: bench_objective's v SDM (p_uncond 0), unguided: the reference;
-- v-1200-puncond0.2: the same with p_uncond 0.2 (the SDM paper's share), drawn at guidance s = 0, 1.5 and 3.
+- v-1200-puncond0.2: the same with p_uncond 0.2 (the SDM paper's share), drawn at guidance s = 0, 1.5 and 3, and at
+  s = 1.5 with the guided prediction rescaled to the conditional one's standard deviation per image, mixed 0.7 : 0.3
+  with the unrescaled one (Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed": their
+  remedy for guidance's over-exposure); a wrapper here, not yet a sampler option.
 Adherence: the adherence study's deformed 4CH test maps (0-3x), judged by RUN's "All real frames" segmenter (as
 bench_adherence.py). Grey levels: every model draws the 4CH test maps undeformed; `realism.grey_table` against the
 real test frames. Models are kept under WORK (default runs/bench_objective): an interrupted benchmark resumes.
@@ -30,13 +33,28 @@ from echo_from_noise.adherence import adherence_study, summarize_adherence      
 from echo_from_noise.config import REAL_ROW, real_dataset, row_slug, saved_study  # noqa: E402
 from echo_from_noise.dataset import load_split                                   # noqa: E402
 from echo_from_noise.realism import grey_table, region_histograms                # noqa: E402
-from echo_from_noise.sdm import make_config, train_sdm                           # noqa: E402
+from echo_from_noise.sdm import load_sdm, make_config, sdm_generate, train_sdm   # noqa: E402
 from echo_from_noise.segment import load_segmenter                              # noqa: E402
 from echo_from_noise.synthesis import load_generator                             # noqa: E402
 
 OUT = Path(__file__).parent / 'guidance.md'
 MODEL = 'v-1200-puncond0.2'
 SCALES = (0.0, 1.5, 3.0)
+RESCALED = (1.5, 0.7)       # guidance scale, rescale share
+
+
+class RescaledGuidance(torch.nn.Module):
+    "The network under classifier-free guidance with Lin et al.'s rescaling, as one plain call (sample with s = 0)."
+    def __init__(self, net, s: float, phi: float):
+        super().__init__(); self.net, self.s, self.phi = net, s, phi
+
+    def forward(self, x, t, seg):
+        out = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([seg, torch.zeros_like(seg)])).float()
+        (c, var), (u, _) = (o.chunk(2, dim=1) for o in out.chunk(2))
+        g = c + self.s * (c - u)
+        dims = tuple(range(1, g.ndim))
+        r = g * c.std(dim=dims, keepdim=True) / g.std(dim=dims, keepdim=True).clamp(min=1e-8)
+        return torch.cat([self.phi * r + (1 - self.phi) * g, var], dim=1)
 
 
 def main():
@@ -54,6 +72,10 @@ def main():
     gens = {'v-1200, s = 0': load_generator(work / 'v-1200', '4CH', 'sdm', sampler, steps)[1]}
     for s in SCALES:
         gens[f'p_uncond 0.2, s = {s:g}'] = load_generator(work / MODEL, '4CH', 'sdm', sampler, steps, guidance=s)[1]
+    net, mcfg, _ = load_sdm(work / MODEL / 'checkpoints' / 'sdm_4CH.pt')
+    wrapped = RescaledGuidance(net, *RESCALED)
+    gens[f'p_uncond 0.2, s = {RESCALED[0]:g}, rescaled {RESCALED[1]:g}'] = \
+        lambda labs, seed: sdm_generate(wrapped, mcfg, labs, sampler, steps, 0.0, seed)
     model, _, norm = load_segmenter(run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt', 'cpu')
     real = real_dataset(run, study)
     per, _ = adherence_study(real, {k: (lambda view, labs, seed, g=g: g(labs, seed)) for k, g in gens.items()},
