@@ -6,7 +6,7 @@ written into the report). Writes `--report` (benchmarks/gpu_profile.md) after ev
 reports what it measured; `--artifacts DIR` also gets the study's Table 1, realism table, Figure 3 and SDM loss log.
 benchmarks/gpu.md reads the results.
 
-    python benchmarks/bench_gpu.py --budget 480 --artifacts $OUT        # on the GPU machine
+    python benchmarks/bench_gpu.py --budget 480 --artifacts DIR         # on a machine with a CUDA GPU
     python benchmarks/bench_gpu.py --profile smoke --device cpu --budget 300 --report /tmp/gpu.md   # a dry run here
 
 Timing: each micro-benchmark runs warm-up steps first (cuDNN's algorithm search, allocator growth), then times a
