@@ -19,7 +19,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import sys
 import time
 from datetime import date
@@ -36,7 +35,7 @@ from echo_from_noise.labels import one_hot                                # noqa
 from echo_from_noise.paper import run_stage                               # noqa: E402
 from echo_from_noise.sdm import SDMNet, build_model, diffusion_for        # noqa: E402
 from echo_from_noise.segment import augment_batch, build_segmenter        # noqa: E402
-from bench_gpu_step import setup                                          # noqa: E402  (beside this file)
+from bench_gpu_step import setup, timed as step_timed                    # noqa: E402  (beside this file)
 
 T0 = time.perf_counter()
 R = dict(parts={})
@@ -45,21 +44,9 @@ R = dict(parts={})
 def elapsed(): return time.perf_counter() - T0
 
 
-def sync(dev):
-    if dev.type == 'cuda': torch.cuda.synchronize(dev)
-
-
-def timed(fn, dev, warm: int, n: int, blocks: int = 3) -> float:
-    "Median seconds per call of `fn` over `blocks` blocks of `n` calls, after `warm` calls."
-    for _ in range(warm): fn()
-    sync(dev)
-    per = []
-    for _ in range(blocks):
-        t = time.perf_counter()
-        for _ in range(n): fn()
-        sync(dev)
-        per.append((time.perf_counter() - t) / n)
-    return statistics.median(per)
+def timed(fn, dev, warm: int, n: int) -> float:
+    "`bench_gpu_step.timed` with three timed blocks."
+    return step_timed(fn, dev, warm, n, blocks=3)
 
 
 def peak_reset(dev):

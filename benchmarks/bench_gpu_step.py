@@ -25,14 +25,19 @@ from echo_from_noise.sdm import SDMNet, build_model, diffusion_for, make_config 
 T0 = time.perf_counter()
 
 
-def timed(fn, dev, warm=5, n=10, blocks=2):
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize(dev)
+
+
+def timed(fn, dev, warm: int = 5, n: int = 10, blocks: int = 2) -> float:
+    "Median seconds per call of `fn` over `blocks` blocks of `n` calls, after `warm` calls, the device synchronised."
     for _ in range(warm): fn()
-    torch.cuda.synchronize(dev) if dev.type == 'cuda' else None
+    sync(dev)
     per = []
     for _ in range(blocks):
         t = time.perf_counter()
         for _ in range(n): fn()
-        torch.cuda.synchronize(dev) if dev.type == 'cuda' else None
+        sync(dev)
         per.append((time.perf_counter() - t) / n)
     return statistics.median(per)
 
@@ -105,7 +110,7 @@ def main():
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
             with profile(activities=acts) as prof:
                 for _ in range(3): step()
-                torch.cuda.synchronize(dev) if dev.type == 'cuda' else None
+                sync(dev)
             key = 'self_device_time_total' if dev.type == 'cuda' else 'self_cpu_time_total'
             ev = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
             tot = sum(getattr(e, key, 0) for e in ev)
