@@ -8,6 +8,7 @@ benchmarks/gpu.md reads the results.
 
     python benchmarks/bench_gpu.py --budget 480 --artifacts DIR         # on a machine with a CUDA GPU
     python benchmarks/bench_gpu.py --profile smoke --device cpu --budget 300 --report /tmp/gpu.md   # a dry run here
+    python benchmarks/bench_gpu.py --sdm-steps 400 --seg-steps 800 --budget 520 --artifacts DIR  # the study alone
 
 Timing: each micro-benchmark runs warm-up steps first (cuDNN's algorithm search, allocator growth), then times a
 fixed number of steps with the device synchronised before each clock read; the median over three timed blocks.
@@ -116,14 +117,15 @@ def seg_steps(cfg, dev):
 def study(args, dev, rep: Path):
     "One study, every stage, with the step counts that fit the time left; each stage's seconds recorded."
     full = study_config(args.profile, 'phantom', args.device, 0, False, {})
-    sdm = R['parts']['sdm_step'][0]
-    seg = R['parts']['seg_step']
     # synthesis of the augmented maps (about 0.9 of the patients' 4 frames, times copies) at the measured rate, and
     # 120 s for data, evaluation, adherence and figures, come first; the SDM gets 2/3 of the rest, the segmenters 1/3
-    rate = max(r['img_s'] for r in R['parts']['sampling'] if r['batch'] <= full.synth_batch) if 'sampling' in R['parts'] else 10
-    left = args.budget - elapsed() - 0.9 * 4 * full.patients * full.copies / rate - 120
-    n_sdm = int(min(full.sdm.steps, max(100, left * 2 / 3 / 2 / (1.3 * sdm['s_step'])) // 50 * 50))
-    n_seg = int(min(full.seg.min_steps, max(50, left / 3 / 7 / (1.5 * seg['s_step'])) // 10 * 10))
+    if args.sdm_steps and args.seg_steps: n_sdm, n_seg = args.sdm_steps, args.seg_steps
+    else:
+        sdm, seg = R['parts']['sdm_step'][0], R['parts']['seg_step']
+        rate = max(r['img_s'] for r in R['parts']['sampling'] if r['batch'] <= full.synth_batch) if 'sampling' in R['parts'] else 10
+        left = args.budget - elapsed() - 0.9 * 4 * full.patients * full.copies / rate - 120
+        n_sdm = int(min(full.sdm.steps, max(100, left * 2 / 3 / 2 / (1.3 * sdm['s_step'])) // 50 * 50))
+        n_seg = int(min(full.seg.min_steps, max(50, left / 3 / 7 / (1.5 * seg['s_step'])) // 10 * 10))
     over = {**R.get('sampler_fallback', {}), 'sdm.steps': n_sdm, 'sdm.save_every': n_sdm, 'sdm.warmup': min(full.sdm.warmup, n_sdm // 5),
             'seg.epochs': 1, 'seg.min_steps': n_seg}
     R['study'] = dict(overrides=over, profile=args.profile, cyclegan=False, stages={}, run_dir=args.run_dir,
@@ -147,8 +149,9 @@ def study(args, dev, rep: Path):
             break
         print(f'stage {st}: {R["study"]["stages"][st]} s (elapsed {elapsed():.0f} s)', flush=True)
         write_report(rep)
-    for name in ('table1.md', 'metrics/realism.csv', 'figures/fig3.png', 'metrics/sdm_4CH_loss.csv'):
-        if args.artifacts and (run / name).exists(): shutil.copy(run / name, Path(args.artifacts) / Path(name).name)
+        # copied after every stage, so a run stopped by its time limit still hands back what it made
+        for name in ('table1.md', 'metrics/realism.csv', 'figures/fig3.png', 'metrics/sdm_4CH_loss.csv'):
+            if args.artifacts and (run / name).exists(): shutil.copy(run / name, Path(args.artifacts) / Path(name).name)
 
 
 def fmt(x, nd=1): return f'{x:.{nd}f}' if isinstance(x, (int, float)) and not math.isnan(x) else '-'
@@ -195,8 +198,8 @@ def write_report(path: Path):
                   f'({s["images"] / s["stages"]["synthesize"]:.1f} images/s, model loading and PNG writing included).', '']
         if isinstance(s['stages'].get('sdm'), float):
             per = s['stages']['sdm'] / (2 * s['overrides']['sdm.steps'])
-            L += [f'SDM stage: {fmt(per * 1e3)} ms per step in `train_sdm` (two views), against '
-                  f'{fmt(P["sdm_step"][0]["s_step"] * 1e3)} ms for the bare step above; at that rate the profile\'s '
+            bare = f', against {fmt(P["sdm_step"][0]["s_step"] * 1e3)} ms for the bare step above' if 'sdm_step' in P else ''
+            L += [f'SDM stage: {fmt(per * 1e3)} ms per step in `train_sdm` (two views){bare}; at that rate the profile\'s '
                   f'{f["sdm_steps"]} steps per view take {fmt(2 * f["sdm_steps"] * per / 60)} min for the two views.', '']
         if (Path(s['run_dir']) / 'table1.md').exists():
             L += [(Path(s['run_dir']) / 'table1.md').read_text(), '']
@@ -212,6 +215,8 @@ def main():
     ap.add_argument('--report', default='benchmarks/gpu_profile.md')
     ap.add_argument('--artifacts', help='folder to copy the study\'s Table 1, realism table, Figure 3 and SDM loss log into')
     ap.add_argument('--run-dir', default='runs/bench_gpu')
+    ap.add_argument('--sdm-steps', type=int, help='with --seg-steps: skip the micro-benchmarks, run the study at these counts')
+    ap.add_argument('--seg-steps', type=int, help='steps per segmenter (every Table 1 row the same)')
     args = ap.parse_args()
     dev = pick_device(args.device)
     rep = Path(args.report)
@@ -227,6 +232,11 @@ def main():
     R['env'] = dict(date=str(date.today()), gpu=gpu, gpu_gib=gib, cpus=os.cpu_count(), torch=torch.__version__,
                     bf16=bf16_native(dev), profile=args.profile, size=cfg.size, python=platform.python_version())
     print(R['env'], flush=True)
+    if args.sdm_steps and args.seg_steps:      # the study alone, at the step counts given
+        study(args, dev, rep)
+        write_report(rep)
+        print(rep.read_text())
+        return
     parts = [('sdm_step', lambda: sdm_steps(cfg.sdm, dev, (cfg.sdm.batch_size, 4 * cfg.sdm.batch_size))),
              ('sampling', lambda: sampling(cfg.sdm, dev, cfg.sampler, cfg.synth_steps, sorted({16, cfg.synth_batch}))),
              ('seg_step', lambda: seg_steps(cfg.seg, dev))]
