@@ -12,7 +12,9 @@ the samples. Screen, one view (4CH ED, as bench_objective's models; same data, s
 - v-1200-puncond0.2: the same with p_uncond 0.2 (the SDM paper's share), drawn at guidance s = 0, 1.5 and 3, and at
   s = 1.5 with the guided prediction rescaled to the conditional one's standard deviation per image, mixed 0.7 : 0.3
   with the unrescaled one (Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed": their
-  remedy for guidance's over-exposure); a wrapper here, not yet a sampler option.
+  remedy for guidance's over-exposure); a wrapper here, not yet a sampler option;
+- the same at s = 1.5 and 3 with the guidance term (conditional minus unconditional output) made zero-mean inside each
+  label region of each image before it is added, so that guidance cannot move a region's mean level (a wrapper too).
 Adherence: the adherence study's deformed 4CH test maps (0-3x), judged by RUN's "All real frames" segmenter (as
 bench_adherence.py). Grey levels: every model draws the 4CH test maps undeformed; `realism.grey_table` against the
 real test frames. Models are kept under WORK (default runs/bench_objective): an interrupted benchmark resumes.
@@ -41,6 +43,7 @@ OUT = Path(__file__).parent / 'guidance.md'
 MODEL = 'v-1200-puncond0.2'
 SCALES = (0.0, 1.5, 3.0)
 RESCALED = (1.5, 0.7)       # guidance scale, rescale share
+CENTRED = (1.5, 3.0)        # guidance scales with the guidance term zero-mean per label region
 
 
 class RescaledGuidance(torch.nn.Module):
@@ -55,6 +58,23 @@ class RescaledGuidance(torch.nn.Module):
         dims = tuple(range(1, g.ndim))
         r = g * c.std(dim=dims, keepdim=True) / g.std(dim=dims, keepdim=True).clamp(min=1e-8)
         return torch.cat([self.phi * r + (1 - self.phi) * g, var], dim=1)
+
+
+class RegionCentredGuidance(torch.nn.Module):
+    """The network under classifier-free guidance with the guidance term made zero-mean inside each label region of
+    each image before it is added: guidance can sharpen what lies inside and across a region's edges but cannot move
+    the region's mean level (in the v or eps output, hence in the x0 estimate, which is linear in it at a given t)."""
+    def __init__(self, net, s: float):
+        super().__init__(); self.net, self.s = net, s
+
+    def forward(self, x, t, seg):
+        out = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([seg, torch.zeros_like(seg)])).float()
+        (c, var), (u, _) = (o.chunk(2, dim=1) for o in out.chunk(2))
+        m = seg.float()                                                   # (B, K, H, W) one-hot regions
+        d = c - u                                                         # (B, 1, H, W)
+        mean = (d * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp(min=1)   # (B, K, 1, 1)
+        d = d - (m * mean).sum(1, keepdim=True)
+        return torch.cat([c + self.s * d, var], dim=1)
 
 
 def main():
@@ -76,6 +96,9 @@ def main():
     wrapped = RescaledGuidance(net, *RESCALED)
     gens[f'p_uncond 0.2, s = {RESCALED[0]:g}, rescaled {RESCALED[1]:g}'] = \
         lambda labs, seed: sdm_generate(wrapped, mcfg, labs, sampler, steps, 0.0, seed)
+    for s in CENTRED:
+        gens[f'p_uncond 0.2, s = {s:g}, region-centred'] = \
+            lambda labs, seed, w=RegionCentredGuidance(net, s): sdm_generate(w, mcfg, labs, sampler, steps, 0.0, seed)
     model, _, norm = load_segmenter(run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt', 'cpu')
     real = real_dataset(run, study)
     per, _ = adherence_study(real, {k: (lambda view, labs, seed, g=g: g(labs, seed)) for k, g in gens.items()},
