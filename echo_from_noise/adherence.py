@@ -51,13 +51,14 @@ def adherence_scores(predictions, label_maps) -> pd.DataFrame:
     return pd.DataFrame([frame_metrics(p, seg_target(lab)) for p, lab in zip(predictions, label_maps)])
 
 # %% ../nbs/11_adherence.ipynb #db4813cb
-def run_generators(run, sampler: str = 'ddpm', steps: int = 50, device='cpu') -> dict:
-    "{'SDM': fn, 'CycleGAN': fn} for the generators `run/checkpoints` holds; fn(view, label maps, seed) -> uint8 images."
+def run_generators(run, sampler: str = 'ddpm', steps: int = 50, device='cpu', guidance: float = 0.0) -> dict:
+    """{'SDM': fn, 'CycleGAN': fn} for the generators `run/checkpoints` holds; fn(view, label maps, seed) -> uint8 images.
+    The sampler settings (`guidance` included: a study's adherence is that of the images it trains on) apply to the SDM."""
     ckpts, cache = Path(run) / 'checkpoints', {}
 
     def make(kind):
         def draw(view, labels, seed):
-            if (kind, view) not in cache: cache[kind, view] = load_generator(run, view, kind, sampler, steps, device=device)[1]
+            if (kind, view) not in cache: cache[kind, view] = load_generator(run, view, kind, sampler, steps, guidance, device=device)[1]
             return cache[kind, view](labels, seed)
         return draw
     return {name: make(kind) for kind, name in GENERATOR_NAMES.items() if list(ckpts.glob(f'{kind}_*.pt'))}

@@ -252,7 +252,7 @@ def _stage_adherence(run: Path, cfg: StudyConfig, progress: bool) -> dict:
                         'run the segment stage first')
     dev = pick_device(cfg.device)
     model, _, norm = load_segmenter(ck, dev)
-    gens = run_generators(run, cfg.sampler, cfg.synth_steps, dev)
+    gens = run_generators(run, cfg.sampler, cfg.synth_steps, dev, cfg.guidance)
     per, samples = adherence_study(real_dataset(run, cfg), gens, (model, norm, dev), max_maps=cfg.adherence_maps,
                                    seed=cfg.seed, views=sorted(sdm_views(run)), progress=progress)
     (run / 'metrics').mkdir(parents=True, exist_ok=True)
@@ -276,7 +276,7 @@ def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     test = df[(df['split'] == 'test') & df['view'].isin(sdm_views(run))]
     if test.empty: raise DataError(f'{real}: no test frame of a view with an SDM, nothing to draw')
     test = test.sort_values(['view', 'phase'], ascending=[False, True])       # 4CH before 2CH, ED before ES
-    sdm = run_generators(run, cfg.sampler, cfg.synth_steps, pick_device(cfg.device))['SDM']
+    sdm = run_generators(run, cfg.sampler, cfg.synth_steps, pick_device(cfg.device), cfg.guidance)['SDM']
     patient = test.groupby('patient').size().sort_values(ascending=False).index[0]
     frames = []
     for _, r in test[test['patient'] == patient].iterrows():
