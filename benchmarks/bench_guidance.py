@@ -77,6 +77,45 @@ class RegionCentredGuidance(torch.nn.Module):
         return torch.cat([c + self.s * d, var], dim=1)
 
 
+def measure(run: Path, study, gens: dict):
+    """Adherence of each generator {name: fn(label maps, seed)} on the adherence study's deformed 4CH test maps (judged by
+    RUN's "All real frames" segmenter), and its grey levels on the undeformed 4CH test maps against the real frames."""
+    model, _, norm = load_segmenter(run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt', 'cpu')
+    real = real_dataset(run, study)
+    per, _ = adherence_study(real, {k: (lambda view, labs, seed, g=g: g(labs, seed)) for k, g in gens.items()},
+                             (model, norm, 'cpu'), seed=study.seed, views=['4CH'])
+    imgs, labs, _ = load_split(real, 'test', ['4CH'])
+    real_h = region_histograms(imgs, labs)
+    grey = {}
+    for k, g in gens.items():
+        syn = np.concatenate([g(labs[i:i + 16], i) for i in range(0, len(labs), 16)])
+        grey[k] = grey_table(real_h, region_histograms(syn, labs))
+    return per, summarize_adherence(per), grey
+
+
+def tables(per, summ, grey: dict, ref: str) -> list:
+    "Markdown lines: adherence per generator and strength, paired against generator `ref`, and the grey-level ratios."
+    ks = sorted(per['strength'].unique())
+    lines = ['## Adherence: mean Dice (%) ± sd over the maps', '',
+             '| generator | ' + ' | '.join(f'{k:g}x' for k in ks) + ' |', '|---|' + '---|' * len(ks)]
+    for g in grey:
+        s = summ[summ['generator'] == g].sort_values('strength')
+        lines.append(f'| {g} | ' + ' | '.join(f'{m:.1f} ± {d:.1f}' for m, d in zip(s['dice_mean'], s['dice_mean_sd'])) + ' |')
+    lines += ['', f'## Paired against {ref} (Dice points; SE over patients; share of maps higher)', '',
+              '| generator | ' + ' | '.join(f'{k:g}x' for k in ks) + ' |', '|---|' + '---|' * len(ks)]
+    for g in grey:
+        if g == ref: continue
+        p = paired(per, g, ref)
+        lines.append(f'| {g} | ' + ' | '.join(f'{r.diff:+.1f} ± {r.se:.1f} ({r.wins:.0f} %)' for r in p.itertuples()) + ' |')
+    lines += ['', '## Grey levels on the undeformed test maps (synthetic / real)', '',
+              '| generator | cavity | myocardium | LA | sector | myocardium-cavity contrast |', '|---|---|---|---|---|---|']
+    for g, t in grey.items():
+        r = {(m, s): v for m, s, v in zip(t['metric'], t['structure'], t['ratio'])}
+        lines.append(f'| {g} | ' + ' | '.join(f'{r[("grey_mean", s)]:.2f}' for s in ('cavity', 'myocardium', 'LA', 'sector'))
+                     + f' | {r[("contrast", "myocardium-cavity")]:.2f} |')
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--run', default='runs/demo_cg')
@@ -99,39 +138,13 @@ def main():
     for s in CENTRED:
         gens[f'p_uncond 0.2, s = {s:g}, region-centred'] = \
             lambda labs, seed, w=RegionCentredGuidance(net, s): sdm_generate(w, mcfg, labs, sampler, steps, 0.0, seed)
-    model, _, norm = load_segmenter(run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt', 'cpu')
-    real = real_dataset(run, study)
-    per, _ = adherence_study(real, {k: (lambda view, labs, seed, g=g: g(labs, seed)) for k, g in gens.items()},
-                             (model, norm, 'cpu'), seed=study.seed, views=['4CH'])
-    summ = summarize_adherence(per)
-    imgs, labs, _ = load_split(real, 'test', ['4CH'])
-    real_h = region_histograms(imgs, labs)
-    grey = {}
-    for k, g in gens.items():
-        syn = np.concatenate([g(labs[i:i + 16], i) for i in range(0, len(labs), 16)])
-        grey[k] = grey_table(real_h, region_histograms(syn, labs))
-    ks = sorted(per['strength'].unique())
+    per, summ, grey = measure(run, study, gens)
     lines = ['# Classifier-free guidance: adherence and grey levels (4CH ED, cpu profile, phantom)', '',
              f'Measured {date.today()} on {platform.machine()}, torch {torch.__version__}; `python '
              f'benchmarks/bench_guidance.py --run {run} --work {work}` reproduces it. Sampler {sampler}, {steps} steps '
              f'(guided: two network calls per step). {per["id"].nunique()} test maps of {per["patient"].nunique()} '
-             'patients; see the script\'s docstring for the models.', '',
-             '## Adherence: mean Dice (%) ± sd over the maps', '',
-             '| generator | ' + ' | '.join(f'{k:g}x' for k in ks) + ' |', '|---|' + '---|' * len(ks)]
-    for g in gens:
-        s = summ[summ['generator'] == g].sort_values('strength')
-        lines.append(f'| {g} | ' + ' | '.join(f'{m:.1f} ± {d:.1f}' for m, d in zip(s['dice_mean'], s['dice_mean_sd'])) + ' |')
-    lines += ['', '## Paired against v-1200, s = 0 (Dice points; SE over patients; share of maps higher)', '',
-              '| generator | ' + ' | '.join(f'{k:g}x' for k in ks) + ' |', '|---|' + '---|' * len(ks)]
-    for g in list(gens)[1:]:
-        p = paired(per, g, 'v-1200, s = 0')
-        lines.append(f'| {g} | ' + ' | '.join(f'{r.diff:+.1f} ± {r.se:.1f} ({r.wins:.0f} %)' for r in p.itertuples()) + ' |')
-    lines += ['', '## Grey levels on the undeformed test maps (synthetic / real)', '',
-              '| generator | cavity | myocardium | LA | sector | myocardium-cavity contrast |', '|---|---|---|---|---|---|']
-    for g, t in grey.items():
-        r = {(m, s): v for m, s, v in zip(t['metric'], t['structure'], t['ratio'])}
-        lines.append(f'| {g} | ' + ' | '.join(f'{r[("grey_mean", s)]:.2f}' for s in ('cavity', 'myocardium', 'LA', 'sector'))
-                     + f' | {r[("contrast", "myocardium-cavity")]:.2f} |')
+             'patients; see the script\'s docstring for the models.', '']
+    lines += tables(per, summ, grey, 'v-1200, s = 0')
     OUT.write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
 

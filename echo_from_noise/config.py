@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import get_args, get_type_hints
@@ -24,7 +25,7 @@ __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL
            'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', synth_batch=16)     # every profile's, unless it says otherwise
+STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', synth_batch=16, augment_strength=1.0)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
@@ -75,6 +76,7 @@ class StudyConfig:
     patients: int                  # phantom patients (with a real dataset: unused)
     test_patients: int | None      # phantom test patients; None: a share of them
     copies: int                    # deformed label maps per real train/val map (nbs/04_augment)
+    augment_strength: float        # how strongly they are deformed: 1 = the paper's ranges, 0 = not at all
     sampler: str                   # reverse-diffusion sampler of the synthesis (`SAMPLERS`)
     synth_steps: int               # its network evaluations per image
     synth_batch: int               # label maps per sampler call: more keep a GPU busier (the images depend on it)
@@ -129,6 +131,8 @@ def resolve(spec: dict) -> StudyConfig:
     if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={cfg.sampler}: use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
     if cfg.synth_batch < 1: raise DataError(f'--set synth_batch={cfg.synth_batch}: use a whole number of at least 1')
+    if not math.isfinite(cfg.augment_strength) or cfg.augment_strength < 0:
+        raise DataError(f'--set augment_strength={cfg.augment_strength}: use 0 (no deformation), 1 (the paper\'s) or any value in between or above')
     return cfg
 
 # %% ../nbs/13_config.ipynb #28f90f2d
@@ -148,7 +152,8 @@ def real_dataset(run: Path, cfg: StudyConfig) -> Path:
 
 # %% ../nbs/13_config.ipynb #781d9a9a
 STAGE_OF = {   # the first stage each setting changes
-    'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'sdm': 'sdm', 'cyclegan': 'cyclegan',
+    'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'augment_strength': 'data',
+    'sdm': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize', 'synth_batch': 'synthesize',
     'guidance': 'synthesize',
     'seg': 'segment', 'mix': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}

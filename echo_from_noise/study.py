@@ -49,7 +49,7 @@ def _stage_data(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     if not (df['split'] == 'test').any(): raise DataError(f'{real}: has no test split to evaluate on')
     aug = run / 'data' / 'augmented'
     if not (aug / 'manifest.csv').exists():
-        augment_dataset(real, aug, cfg.copies, cfg.seed, progress=progress)
+        augment_dataset(real, aug, cfg.copies, cfg.seed, cfg.augment_strength, progress=progress)
     check_no_leak(real, aug)
     counts = df.groupby(['split', 'view', 'phase']).size().reset_index(name='frames')
     return dict(real=str(real), augmented=str(aug), frames=counts.to_dict('records'))
