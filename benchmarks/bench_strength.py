@@ -11,7 +11,12 @@ finished cpu-profile demo run (its real data and its SDMs, untouched):
 
 - strength 1 (the study's maps; their synthetic set is drawn again here, so all arms are drawn the same way);
 - strength 0.5 and strength 0 (the real training maps themselves, five draws each: diversity from the sampler only);
-- real only: the real train and val frames, the same segmenter settings and seeds (the row to reach).
+- real only: the real train and val frames, the same segmenter settings and seeds (the row to reach);
+- real frames warped with their maps: each real train/val frame and its map deformed together at strength 1
+  (bench_pairwarp's `warp_pair`), as many copies as the synthetic set: the strength-1 shapes without the generator,
+  so images that match their maps exactly. It separates the two ways deformation can cost Dice: label noise (the SDM
+  drawing a deformed map less faithfully) or the shapes themselves (deformed hearts unlike the test hearts; the
+  paper's scale range 0.8-1.05 also shrinks them on average).
 
 For each: `augment_dataset` at that strength (same copies and seed), `synthesize` with the run's SDMs and sampler,
 then the synthetic-only segmenter (the run's segmenter settings; train and val frames synthetic, as the study's row)
@@ -78,6 +83,18 @@ def main():
         r = trained_dice(work / f'seg_real_seed{seed}', *real_parts, cfg, 'real only', test)
         dice['real', seed] = np.array(r['dice'])
         rows.append(dict(strength='real only', seed=seed, mean=float(np.mean(r['dice'])), train=r['train'], epochs=r['epochs']))
+    # the real frames warped with their maps at strength 1, as many as the synthetic set: the same shapes as the
+    # strength-1 synthetic maps, but images that match their maps exactly (no generator in between)
+    from bench_pairwarp import warped_dataset
+    warped = warped_dataset(real, work / 'real_warped_1', study.copies, 1.0, study.seed, views=('2CH', '4CH'),
+                            splits=('train', 'val'), originals=False)
+    warped_parts = load_frames(warped, 'train'), load_frames(warped, 'val')
+    for seed in seeds:
+        cfg = dataclasses.replace(study.seg, seed=seed, device='cpu')
+        r = trained_dice(work / f'seg_realwarped_seed{seed}', *warped_parts, cfg, 'real frames warped with their maps', test)
+        dice['real warped', seed] = np.array(r['dice'])
+        rows.append(dict(strength='real frames warped with their maps, 1', seed=seed, mean=float(np.mean(r['dice'])),
+                         train=r['train'], epochs=r['epochs']))
     patients = np.asarray(test[2]['patient'])
     lines = [f'# Deformation strength of the synthetic training maps ({date.today()}, `benchmarks/bench_strength.py --run {run}`)',
              '', f'{platform.machine()}, {os.cpu_count()} CPU cores. ' + __doc__.split('\n\n', 1)[1].rsplit('\n\n', 1)[0], '',
@@ -96,11 +113,12 @@ def main():
             lines.append(f'| {k:g} | {seed} | {diff.mean():+.2f} ± {se:.2f} |')
     lines += ['', '## Synthetic only minus real only (same seed, same test image; SE over test patients)', '',
               '| strength | seed | difference (Dice points) |', '|---|---|---|']
-    for k in STRENGTHS:
+    for k in STRENGTHS + ('real warped',):
         for seed in seeds:
             diff = dice[k, seed] - dice['real', seed]
             pm = [diff[patients == p].mean() for p in np.unique(patients)]
-            lines.append(f'| {k:g} | {seed} | {diff.mean():+.2f} ± {np.std(pm, ddof=1) / np.sqrt(len(pm)):.2f} |')
+            lines.append(f'| {k if isinstance(k, str) else format(k, "g")} | {seed} | {diff.mean():+.2f} ± '
+                         f'{np.std(pm, ddof=1) / np.sqrt(len(pm)):.2f} |')
     out = Path(__file__).with_name('strength.md')
     out.write_text('\n'.join(lines) + '\n')
     print(out.read_text())
