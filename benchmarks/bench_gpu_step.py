@@ -5,6 +5,7 @@ in TF32 without autocast, and with torch.compile when time allows; each also as 
 sampler step costs). Then torch.profiler's top CUDA kernels of the default step. Writes `--report`.
 
     python benchmarks/bench_gpu_step.py --report benchmarks/gpu_step.md      # on the GPU machine
+    python benchmarks/bench_gpu_step.py --no-profile --budget 600 --modes "NCHW bf16,NCHW bf16 compile,NCHW bf16 compile reduce-overhead"
 """
 import argparse
 import platform
@@ -47,7 +48,8 @@ def setup(cfg, dev, mode: str = 'NCHW bf16', batch: int | None = None):
     torch.manual_seed(0)
     fmt = torch.channels_last if 'channels_last' in mode else torch.contiguous_format
     net = SDMNet(build_model(cfg)).to(dev).to(memory_format=fmt)
-    model = torch.compile(net) if 'compile' in mode else net
+    model = (torch.compile(net, mode='reduce-overhead') if 'reduce-overhead' in mode else torch.compile(net)) \
+        if 'compile' in mode else net
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, fused=True)
     d = diffusion_for(cfg)
     b = batch or cfg.batch_size
@@ -78,6 +80,10 @@ def main():
     ap.add_argument('--profile', default='gpu')
     ap.add_argument('--device', default='auto')
     ap.add_argument('--budget', type=float, default=150)
+    ap.add_argument('--modes', default='NCHW bf16 (as train_sdm),channels_last bf16,NCHW tf32,channels_last bf16 compile',
+                    help='comma-separated settings; a name holds what it sets: channels_last, tf32 (else bf16), compile, '
+                         'reduce-overhead (torch.compile\'s CUDA-graph mode)')
+    ap.add_argument('--no-profile', action='store_true', help='skip torch.profiler\'s table')
     args = ap.parse_args()
     dev = pick_device(args.device)
     cfg = make_config(args.profile)
@@ -94,7 +100,7 @@ def main():
     def write():
         Path(args.report).write_text('\n'.join(head + rows + [''] + prof_lines) + '\n')
 
-    for mode in ('NCHW bf16 (as train_sdm)', 'channels_last bf16', 'NCHW tf32', 'channels_last bf16 compile'):
+    for mode in args.modes.split(','):
         if 'compile' in mode and time.perf_counter() - T0 > args.budget / 2:
             rows.append(f'| {mode} | not run (time) | |'); continue
         try:
@@ -105,7 +111,7 @@ def main():
             rows.append(f'| {mode} | failed: {type(e).__name__}: {str(e)[:120]} | |')
         print(rows[-1], f'({time.perf_counter() - T0:.0f} s)', flush=True)
         write()
-        if mode.startswith('NCHW bf16'):
+        if mode.startswith('NCHW bf16') and 'compile' not in mode and not args.no_profile:
             from torch.profiler import ProfilerActivity, profile
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
             with profile(activities=acts) as prof:

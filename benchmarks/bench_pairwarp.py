@@ -61,13 +61,13 @@ def warp_pair(image, label, rng, cfg: AugmentConfig):
 
 
 def warped_dataset(real: Path, out: Path, copies: int, strength: float, seed: int = 0, views=('4CH',),
-                   splits=('train',), originals: bool = True) -> Path:
+                   splits=('train',), originals: bool = True, family: AugmentConfig = AugmentConfig()) -> Path:
     """`copies` jointly warped copies of each frame of `views` and `splits` of `real`, and the frames themselves when
     `originals` (a canonical dataset at `out`)."""
     if (out / 'manifest.csv').exists(): return out
     df = read_manifest(real)
     df = df[df['split'].isin(splits) & df['view'].isin(views)]
-    cfg = AugmentConfig().scaled(strength)
+    cfg = family.scaled(strength)
     w = None
     for _, r in df.iterrows():
         img, lab = load_frame(real, r)

@@ -16,7 +16,9 @@ finished cpu-profile demo run (its real data and its SDMs, untouched):
   (bench_pairwarp's `warp_pair`), as many copies as the synthetic set: the strength-1 shapes without the generator,
   so images that match their maps exactly. It separates the two ways deformation can cost Dice: label noise (the SDM
   drawing a deformed map less faithfully) or the shapes themselves (deformed hearts unlike the test hearts; the
-  paper's scale range 0.8-1.05 also shrinks them on average).
+  paper's scale range 0.8-1.05 also shrinks them on average);
+- strength 1 with the scale range moved to 0.875-1.125 (the paper's width, centred on 1), synthetic and real-warped:
+  whether the shrinking is what costs.
 
 For each: `augment_dataset` at that strength (same copies and seed), `synthesize` with the run's SDMs and sampler,
 then the synthetic-only segmenter (the run's segmenter settings; train and val frames synthetic, as the study's row)
@@ -34,13 +36,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from echo_from_noise.augment import augment_dataset
+from echo_from_noise.augment import AugmentConfig, augment_dataset
 from echo_from_noise.config import saved_study
 from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.segment import load_frames, load_segmenter, segment, train_segmenter
 from echo_from_noise.synthesis import synthesize
 
 STRENGTHS = (1.0, 0.5, 0.0)
+SYMMETRIC = (0.875, 1.125)   # the paper's scale range's width, centred on 1
 
 
 def trained_dice(path: Path, train, val, cfg, name: str, test) -> dict:
@@ -95,6 +98,23 @@ def main():
         dice['real warped', seed] = np.array(r['dice'])
         rows.append(dict(strength='real frames warped with their maps, 1', seed=seed, mean=float(np.mean(r['dice'])),
                          train=r['train'], epochs=r['epochs']))
+    # the paper's scale range (0.8, 1.05) shrinks the hearts by 7.5 % on average; the same width centred on 1
+    sym = AugmentConfig(scale=SYMMETRIC)
+    maps, syn = work / 'maps_1_symmetric', work / 'synthetic_1_symmetric'
+    if not (maps / 'manifest.csv').exists(): augment_dataset(real, maps, study.copies, study.seed, 1.0, sym, progress=False)
+    if not (syn / 'manifest.csv').exists():
+        synthesize(run, maps, syn, study.sampler, study.synth_steps, study.guidance, study.synth_batch, seed=study.seed,
+                   device='cpu', progress=False)
+    sets = {'1, symmetric scale': (load_frames(syn, 'train'), load_frames(syn, 'val')),
+            'real frames warped with their maps, 1, symmetric scale': tuple(load_frames(
+                warped_dataset(real, work / 'real_warped_1_symmetric', study.copies, 1.0, study.seed, views=('2CH', '4CH'),
+                               splits=('train', 'val'), originals=False, family=sym), s) for s in ('train', 'val'))}
+    for name, parts in sets.items():
+        for seed in seeds:
+            cfg = dataclasses.replace(study.seg, seed=seed, device='cpu')
+            r = trained_dice(work / f'seg_{name.replace(", ", "_").replace(" ", "-")}_seed{seed}', *parts, cfg, name, test)
+            dice[name, seed] = np.array(r['dice'])
+            rows.append(dict(strength=name, seed=seed, mean=float(np.mean(r['dice'])), train=r['train'], epochs=r['epochs']))
     patients = np.asarray(test[2]['patient'])
     lines = [f'# Deformation strength of the synthetic training maps ({date.today()}, `benchmarks/bench_strength.py --run {run}`)',
              '', f'{platform.machine()}, {os.cpu_count()} CPU cores. ' + __doc__.split('\n\n', 1)[1].rsplit('\n\n', 1)[0], '',
@@ -113,7 +133,7 @@ def main():
             lines.append(f'| {k:g} | {seed} | {diff.mean():+.2f} ± {se:.2f} |')
     lines += ['', '## Synthetic only minus real only (same seed, same test image; SE over test patients)', '',
               '| strength | seed | difference (Dice points) |', '|---|---|---|']
-    for k in STRENGTHS + ('real warped',):
+    for k in STRENGTHS + ('real warped', '1, symmetric scale', 'real frames warped with their maps, 1, symmetric scale'):
         for seed in seeds:
             diff = dice[k, seed] - dice['real', seed]
             pm = [diff[patients == p].mean() for p in np.unique(patients)]
