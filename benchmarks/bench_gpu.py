@@ -232,12 +232,8 @@ def main():
     R['env'] = dict(date=str(date.today()), gpu=gpu, gpu_gib=gib, cpus=os.cpu_count(), torch=torch.__version__,
                     bf16=bf16_native(dev), profile=args.profile, size=cfg.size, python=platform.python_version())
     print(R['env'], flush=True)
-    if args.sdm_steps and args.seg_steps:      # the study alone, at the step counts given
-        study(args, dev, rep)
-        write_report(rep)
-        print(rep.read_text())
-        return
-    parts = [('sdm_step', lambda: sdm_steps(cfg.sdm, dev, (cfg.sdm.batch_size, 4 * cfg.sdm.batch_size))),
+    alone = bool(args.sdm_steps and args.seg_steps)      # the study alone, at the step counts given
+    parts = [] if alone else [('sdm_step', lambda: sdm_steps(cfg.sdm, dev, (cfg.sdm.batch_size, 4 * cfg.sdm.batch_size))),
              ('sampling', lambda: sampling(cfg.sdm, dev, cfg.sampler, cfg.synth_steps, sorted({16, cfg.synth_batch}))),
              ('seg_step', lambda: seg_steps(cfg.seg, dev))]
     for name, fn in parts:
@@ -246,7 +242,7 @@ def main():
             R['parts'][name + '_error'] = f'{type(e).__name__}: {e}'[:300]
             print(f'{name} failed: {e}', flush=True)
         write_report(rep)
-    if 'sdm_step' in R['parts'] and 'seg_step' in R['parts']: study(args, dev, rep)
+    if alone or ('sdm_step' in R['parts'] and 'seg_step' in R['parts']): study(args, dev, rep)
     write_report(rep)
     print(rep.read_text())
 

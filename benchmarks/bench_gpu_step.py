@@ -48,8 +48,7 @@ def setup(cfg, dev, mode: str = 'NCHW bf16', batch: int | None = None):
     torch.manual_seed(0)
     fmt = torch.channels_last if 'channels_last' in mode else torch.contiguous_format
     net = SDMNet(build_model(cfg)).to(dev).to(memory_format=fmt)
-    model = (torch.compile(net, mode='reduce-overhead') if 'reduce-overhead' in mode else torch.compile(net)) \
-        if 'compile' in mode else net
+    model = torch.compile(net, mode='reduce-overhead' if 'reduce-overhead' in mode else None) if 'compile' in mode else net
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, fused=True)
     d = diffusion_for(cfg)
     b = batch or cfg.batch_size

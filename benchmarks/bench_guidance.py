@@ -116,6 +116,15 @@ def tables(per, summ, grey: dict, ref: str) -> list:
     return lines
 
 
+def write_report(out: Path, title: str, command: str, settings: str, per, summ, grey: dict, ref: str):
+    "Write and print a `measure` report: its title, how it was made, then `tables` against generator `ref`."
+    lines = [title, '', f'Measured {date.today()} on {platform.machine()}, torch {torch.__version__}; `python {command}` '
+             f'reproduces it. {settings} {per["id"].nunique()} test maps of {per["patient"].nunique()} patients; see the '
+             'script\'s docstring for the models.', ''] + tables(per, summ, grey, ref)
+    out.write_text('\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--run', default='runs/demo_cg')
@@ -139,15 +148,9 @@ def main():
         gens[f'p_uncond 0.2, s = {s:g}, region-centred'] = \
             lambda labs, seed, w=RegionCentredGuidance(net, s): sdm_generate(w, mcfg, labs, sampler, steps, 0.0, seed)
     per, summ, grey = measure(run, study, gens)
-    lines = ['# Classifier-free guidance: adherence and grey levels (4CH ED, cpu profile, phantom)', '',
-             f'Measured {date.today()} on {platform.machine()}, torch {torch.__version__}; `python '
-             f'benchmarks/bench_guidance.py --run {run} --work {work}` reproduces it. Sampler {sampler}, {steps} steps '
-             f'(guided: two network calls per step). {per["id"].nunique()} test maps of {per["patient"].nunique()} '
-             'patients; see the script\'s docstring for the models.', '']
-    lines += tables(per, summ, grey, 'v-1200, s = 0')
-    OUT.write_text('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
-
+    write_report(OUT, '# Classifier-free guidance: adherence and grey levels (4CH ED, cpu profile, phantom)',
+                 f'benchmarks/bench_guidance.py --run {run} --work {work}',
+                 f'Sampler {sampler}, {steps} steps (guided: two network calls per step).', per, summ, grey, 'v-1200, s = 0')
 
 if __name__ == '__main__':
     main()

@@ -21,19 +21,16 @@ runs/bench_objective): an interrupted benchmark resumes.
 """
 import argparse
 import json
-import platform
 import sys
 import zlib
-from datetime import date
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_guidance import measure, tables                                       # noqa: E402
+from bench_guidance import measure, write_report                                      # noqa: E402
 from echo_from_noise.augment import AugmentConfig, draw_deformation, source_coords, warp_labels   # noqa: E402
 from echo_from_noise.config import saved_study                                   # noqa: E402
 from echo_from_noise.dataset import DatasetWriter, load_frame, read_manifest     # noqa: E402
@@ -85,8 +82,7 @@ def downstream(run: Path, work: Path, copies: int, strength: float, seeds=(0, 1)
     the pair-warped frames, an image for every map of bench_strength's strength-1 maps (RUN's augmentation again), and
     the synthetic-only segmenter for `seeds`, paired per test image against bench_strength's strength-1 and real-only
     segmenters of the same seeds (run benchmarks/bench_strength.py first)."""
-    import dataclasses
-    from bench_strength import trained_dice
+    from bench_strength import paired, splits, trained_dice
     from echo_from_noise.segment import load_frames
     from echo_from_noise.synthesis import synthesize
     study = saved_study(yaml.safe_load((run / 'config.yaml').read_text())['study'])
@@ -99,17 +95,11 @@ def downstream(run: Path, work: Path, copies: int, strength: float, seeds=(0, 1)
                    seed=study.seed, device='cpu', progress=False)
     test = load_frames(real, 'test')
     patients = np.asarray(test[2]['patient'])
-    train, val = load_frames(syn, 'train'), load_frames(syn, 'val')
     lines = ['| seed | synthetic only, pair-warped SDMs | minus strength 1 (study SDMs) | minus real only |', '|---|---|---|---|']
     for seed in seeds:
-        cfg = dataclasses.replace(study.seg, seed=seed, device='cpu')
-        d = np.array(trained_dice(out / f'seg_seed{seed}', train, val, cfg, 'synthetic, pair-warped SDM', test)['dice'])
-        cells = []
-        for ref in (f'seg_1_seed{seed}', f'seg_real_seed{seed}'):
-            diff = d - np.array(json.loads((work / ref / 'dice.json').read_text())['dice'])
-            pm = [diff[patients == q].mean() for q in np.unique(patients)]
-            cells.append(f'{diff.mean():+.2f} ± {np.std(pm, ddof=1) / np.sqrt(len(pm)):.2f}')
-        lines.append(f'| {seed} | {d.mean():.2f} | {cells[0]} | {cells[1]} |')
+        d = trained_dice(out / f'seg_seed{seed}', *splits(syn), study.seg, seed, 'synthetic, pair-warped SDM', test)['dice']
+        refs = [json.loads((work / ref / 'dice.json').read_text())['dice'] for ref in (f'seg_1_seed{seed}', f'seg_real_seed{seed}')]
+        lines.append(f'| {seed} | {np.mean(d):.2f} | {paired(d, refs[0], patients)} | {paired(d, refs[1], patients)} |')
     return lines
 
 
@@ -139,15 +129,9 @@ def main():
     gens = {'v-1200': load_generator(work / 'v-1200', '4CH', 'sdm', sampler, steps)[1],
             f'v-1200, {name}': load_generator(work / f'v-1200-{name}', '4CH', 'sdm', sampler, steps)[1]}
     per, summ, grey = measure(run, study, gens)
-    lines = ['# SDM trained on jointly warped pairs: adherence and grey levels (4CH ED, cpu profile, phantom)', '',
-             f'Measured {date.today()} on {platform.machine()}, torch {torch.__version__}; `python benchmarks/bench_pairwarp.py '
-             f'--run {run} --work {work} --copies {a.copies} --strength {a.strength:g}` reproduces it. Sampler {sampler}, '
-             f'{steps} steps. {per["id"].nunique()} test maps of {per["patient"].nunique()} patients; see the script\'s '
-             'docstring for the models.', '']
-    lines += tables(per, summ, grey, 'v-1200')
-    OUT.write_text('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
-
+    write_report(OUT, '# SDM trained on jointly warped pairs: adherence and grey levels (4CH ED, cpu profile, phantom)',
+                 f'benchmarks/bench_pairwarp.py --run {run} --work {work} --copies {a.copies} --strength {a.strength:g}',
+                 f'Sampler {sampler}, {steps} steps.', per, summ, grey, 'v-1200')
 
 if __name__ == '__main__':
     main()

@@ -42,18 +42,34 @@ from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.segment import load_frames, load_segmenter, segment, train_segmenter
 from echo_from_noise.synthesis import synthesize
 
+from bench_pairwarp import warped_dataset        # beside this file
+
 STRENGTHS = (1.0, 0.5, 0.0)
 SYMMETRIC = (0.875, 1.125)   # the paper's scale range's width, centred on 1
 
 
-def trained_dice(path: Path, train, val, cfg, name: str, test) -> dict:
-    "Train (once; kept at `path`) a segmenter on `train` with `val` picking the epoch; its Dice (%) per test frame."
+def trained_dice(path: Path, train, val, seg_cfg, seed: int, name: str, test) -> dict:
+    """Train (once; kept at `path`) a segmenter with the study's settings `seg_cfg` and `seed` on `train`, `val` picking
+    the epoch; its Dice (%) per test frame."""
     if not (path / 'dice.json').exists():
+        cfg = dataclasses.replace(seg_cfg, seed=seed, device='cpu')
         s = train_segmenter(train[:2], val[:2], path / 'seg.pt', cfg, name, progress=False)
         model, _, norm = load_segmenter(path / 'seg.pt')
         d = [100 * frame_metrics(p, t)['dice_mean'] for p, t in zip(segment(model, norm, test[0]), test[1])]
         (path / 'dice.json').write_text(json.dumps(dict(dice=d, epochs=s['epochs'], train=len(train[0]))))
     return json.loads((path / 'dice.json').read_text())
+
+
+def paired(a, b, patients) -> str:
+    "Mean of the per-frame differences `a - b` (Dice points) ± its SE over the patients' means."
+    diff = np.asarray(a) - np.asarray(b)
+    pm = [diff[patients == p].mean() for p in np.unique(patients)]
+    return f'{diff.mean():+.2f} ± {np.std(pm, ddof=1) / np.sqrt(len(pm)):.2f}'
+
+
+def splits(dataset: Path) -> tuple:
+    "(train frames, val frames) of a canonical dataset."
+    return load_frames(dataset, 'train'), load_frames(dataset, 'val')
 
 
 def main():
@@ -68,77 +84,54 @@ def main():
     test = load_frames(real, 'test')
     seeds = [int(s) for s in args.seeds.split(',')]
     dice, rows = {}, []
-    for k in STRENGTHS:
-        maps, syn = work / f'maps_{k:g}', work / f'synthetic_{k:g}'
-        if not (maps / 'manifest.csv').exists(): augment_dataset(real, maps, study.copies, study.seed, strength=k, progress=False)
+
+    def arm(key, label: str, slug: str, parts):
+        "The segmenter of every seed on `parts` (kept under WORK/seg_SLUG_seedN), recorded as `key` and table row `label`."
+        for seed in seeds:
+            r = trained_dice(work / f'seg_{slug}_seed{seed}', *parts, study.seg, seed, label, test)
+            dice[key, seed] = np.array(r['dice'])
+            rows.append(dict(strength=label, seed=seed, mean=float(np.mean(r['dice'])), train=r['train'], epochs=r['epochs']))
+
+    def drawn(tag: str, strength: float, family: AugmentConfig = AugmentConfig()) -> tuple:
+        "The run's SDM images of its real maps deformed at `strength` of `family` (kept under WORK): their splits."
+        maps, syn = work / f'maps_{tag}', work / f'synthetic_{tag}'
+        if not (maps / 'manifest.csv').exists():
+            augment_dataset(real, maps, study.copies, study.seed, strength, family, progress=False)
         if not (syn / 'manifest.csv').exists():
             synthesize(run, maps, syn, study.sampler, study.synth_steps, study.guidance, study.synth_batch, seed=study.seed,
                        device='cpu', progress=False)
-        train, val = load_frames(syn, 'train'), load_frames(syn, 'val')
-        for seed in seeds:
-            cfg = dataclasses.replace(study.seg, seed=seed, device='cpu')     # the study's row settings
-            r = trained_dice(work / f'seg_{k:g}_seed{seed}', train, val, cfg, f'synthetic, strength {k:g}', test)
-            dice[k, seed] = np.array(r['dice'])
-            rows.append(dict(strength=k, seed=seed, mean=float(np.mean(r['dice'])), train=r['train'], epochs=r['epochs']))
-    real_parts = load_frames(real, 'train'), load_frames(real, 'val')
-    for seed in seeds:        # the real-only segmenter of the same data, settings and seed: the row to reach
-        cfg = dataclasses.replace(study.seg, seed=seed, device='cpu')
-        r = trained_dice(work / f'seg_real_seed{seed}', *real_parts, cfg, 'real only', test)
-        dice['real', seed] = np.array(r['dice'])
-        rows.append(dict(strength='real only', seed=seed, mean=float(np.mean(r['dice'])), train=r['train'], epochs=r['epochs']))
-    # the real frames warped with their maps at strength 1, as many as the synthetic set: the same shapes as the
-    # strength-1 synthetic maps, but images that match their maps exactly (no generator in between)
-    from bench_pairwarp import warped_dataset
-    warped = warped_dataset(real, work / 'real_warped_1', study.copies, 1.0, study.seed, views=('2CH', '4CH'),
-                            splits=('train', 'val'), originals=False)
-    warped_parts = load_frames(warped, 'train'), load_frames(warped, 'val')
-    for seed in seeds:
-        cfg = dataclasses.replace(study.seg, seed=seed, device='cpu')
-        r = trained_dice(work / f'seg_realwarped_seed{seed}', *warped_parts, cfg, 'real frames warped with their maps', test)
-        dice['real warped', seed] = np.array(r['dice'])
-        rows.append(dict(strength='real frames warped with their maps, 1', seed=seed, mean=float(np.mean(r['dice'])),
-                         train=r['train'], epochs=r['epochs']))
+        return splits(syn)
+
+    def warped(tag: str, family: AugmentConfig = AugmentConfig()) -> tuple:
+        "The real train/val frames warped together with their maps at strength 1 of `family`, as many as the synthetic set."
+        return splits(warped_dataset(real, work / f'real_warped_{tag}', study.copies, 1.0, study.seed, views=('2CH', '4CH'),
+                                     splits=('train', 'val'), originals=False, family=family))
+
+    for k in STRENGTHS:
+        arm(k, format(k, 'g'), format(k, 'g'), drawn(format(k, 'g'), k))
+    arm('real', 'real only', 'real', splits(real))     # the real-only segmenter of the same data and seeds: the row to reach
+    # the same shapes as the strength-1 synthetic maps, but images that match their maps exactly (no generator between)
+    arm('real warped', 'real frames warped with their maps, 1', 'realwarped', warped('1'))
     # the paper's scale range (0.8, 1.05) shrinks the hearts by 7.5 % on average; the same width centred on 1
     sym = AugmentConfig(scale=SYMMETRIC)
-    maps, syn = work / 'maps_1_symmetric', work / 'synthetic_1_symmetric'
-    if not (maps / 'manifest.csv').exists(): augment_dataset(real, maps, study.copies, study.seed, 1.0, sym, progress=False)
-    if not (syn / 'manifest.csv').exists():
-        synthesize(run, maps, syn, study.sampler, study.synth_steps, study.guidance, study.synth_batch, seed=study.seed,
-                   device='cpu', progress=False)
-    sets = {'1, symmetric scale': (load_frames(syn, 'train'), load_frames(syn, 'val')),
-            'real frames warped with their maps, 1, symmetric scale': tuple(load_frames(
-                warped_dataset(real, work / 'real_warped_1_symmetric', study.copies, 1.0, study.seed, views=('2CH', '4CH'),
-                               splits=('train', 'val'), originals=False, family=sym), s) for s in ('train', 'val'))}
-    for name, parts in sets.items():
-        for seed in seeds:
-            cfg = dataclasses.replace(study.seg, seed=seed, device='cpu')
-            r = trained_dice(work / f'seg_{name.replace(", ", "_").replace(" ", "-")}_seed{seed}', *parts, cfg, name, test)
-            dice[name, seed] = np.array(r['dice'])
-            rows.append(dict(strength=name, seed=seed, mean=float(np.mean(r['dice'])), train=r['train'], epochs=r['epochs']))
+    arm('1, symmetric scale', '1, symmetric scale', '1_symmetric-scale', drawn('1_symmetric', 1.0, sym))
+    arm('real frames warped with their maps, 1, symmetric scale', 'real frames warped with their maps, 1, symmetric scale',
+        'real-frames-warped-with-their-maps_1_symmetric-scale', warped('1_symmetric', sym))
     patients = np.asarray(test[2]['patient'])
     lines = [f'# Deformation strength of the synthetic training maps ({date.today()}, `benchmarks/bench_strength.py --run {run}`)',
              '', f'{platform.machine()}, {os.cpu_count()} CPU cores. ' + __doc__.split('\n\n', 1)[1].rsplit('\n\n', 1)[0], '',
              f'Test: the {len(test[0])} real test frames of {run}; mean Dice over LV_endo, LV_epi, LA (%). The run\'s SDMs, '
              f'sampler {study.sampler} {study.synth_steps} steps; segmenters {study.seg.min_steps} steps.', '',
              '| strength | seed | synthetic train frames | epochs | mean Dice (%) |', '|---|---|---|---|---|']
-    lines += [f"| {r['strength'] if isinstance(r['strength'], str) else format(r['strength'], 'g')} | {r['seed']} | "
-              f"{r['train']} | {r['epochs']} | {r['mean']:.2f} |" for r in rows]
+    lines += [f"| {r['strength']} | {r['seed']} | {r['train']} | {r['epochs']} | {r['mean']:.2f} |" for r in rows]
     lines += ['', '## Paired against strength 1 (same seed, same test image; SE over test patients)', '',
               '| strength | seed | difference (Dice points) |', '|---|---|---|']
-    for k in STRENGTHS[1:]:
-        for seed in seeds:
-            diff = dice[k, seed] - dice[1.0, seed]
-            pm = [diff[patients == p].mean() for p in np.unique(patients)]
-            se = np.std(pm, ddof=1) / np.sqrt(len(pm))
-            lines.append(f'| {k:g} | {seed} | {diff.mean():+.2f} ± {se:.2f} |')
+    lines += [f'| {k:g} | {seed} | {paired(dice[k, seed], dice[1.0, seed], patients)} |' for k in STRENGTHS[1:] for seed in seeds]
     lines += ['', '## Synthetic only minus real only (same seed, same test image; SE over test patients)', '',
               '| strength | seed | difference (Dice points) |', '|---|---|---|']
-    for k in STRENGTHS + ('real warped', '1, symmetric scale', 'real frames warped with their maps, 1, symmetric scale'):
-        for seed in seeds:
-            diff = dice[k, seed] - dice['real', seed]
-            pm = [diff[patients == p].mean() for p in np.unique(patients)]
-            lines.append(f'| {k if isinstance(k, str) else format(k, "g")} | {seed} | {diff.mean():+.2f} ± '
-                         f'{np.std(pm, ddof=1) / np.sqrt(len(pm)):.2f} |')
+    lines += [f'| {k if isinstance(k, str) else format(k, "g")} | {seed} | {paired(dice[k, seed], dice["real", seed], patients)} |'
+              for k in STRENGTHS + ('real warped', '1, symmetric scale', 'real frames warped with their maps, 1, symmetric scale')
+              for seed in seeds]
     out = Path(__file__).with_name('strength.md')
     out.write_text('\n'.join(lines) + '\n')
     print(out.read_text())
