@@ -301,9 +301,23 @@ def _add_paper(sub):
                          'on EchoNet-Dynamic')
     pa.set_defaults(func=_run_paper)
 
+# %% ../nbs/90_cli.ipynb #12c86a28
+def _run_stage_jobs(args):
+    from echo_from_noise.study import stage_worker
+    stage_worker(args.run, args.stage, progress=not args.no_progress)
+
+
+def _add_stage_jobs(sub):
+    sj = sub.add_parser('stage-jobs', description="One worker of a study stage's trainings (started by efn paper under "
+                                                   'torchrun; not for typing).')
+    sj.add_argument('run', help='run directory (its config.yaml holds the study)')
+    sj.add_argument('stage', help='sdm or segment')
+    sj.add_argument('--no-progress', action='store_true', help='no progress bars')
+    sj.set_defaults(func=_run_stage_jobs)
+
 # %% ../nbs/90_cli.ipynb #163d48c6
 COMMANDS = (_add_prepare, _add_phantom, _add_augment, _add_train_sdm, _add_train_cyclegan, _add_synthesize, _add_evaluate,
-            _add_realism, _add_paper)
+            _add_realism, _add_paper, _add_stage_jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:

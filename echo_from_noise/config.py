@@ -20,15 +20,15 @@ from .segment import SegConfig
 
 # %% auto #0
 __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS', 'STUDY_OWNED', 'FLAGGED',
-           'STAGE_OF', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'row_slug',
+           'STAGE_OF', 'MACHINE', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'row_slug',
            'real_dataset', 'setting_keys', 'resume_config', 'run_changes', 'saved_study', 'changed_settings',
            'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', synth_batch=16, augment_strength=1.0)     # every profile's, unless it says otherwise
+STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', synth_batch=16, augment_strength=1.0, procs=0)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
-    'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3,
+    'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3, procs=1,
                   seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
                   realism=dict(steps=20, repeats=2)),
     'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sampler='dpm++', synth_steps=15,
@@ -84,6 +84,7 @@ class StudyConfig:
     mix: str                       # how "Real + SDM frames" mixes its training frames (`MIXES`)
     cyclegan: bool                 # train the CycleGAN baseline and its Table 1 row
     adherence_maps: int | None     # test maps per view in the adherence study; None: all
+    procs: int                     # processes training a stage's independent models at once (SDM views, Table 1 rows); 0: one per CPU core or GPU
     realism: RealismBudget
     sdm: SDMConfig
     cyclegan_train: CycleGANConfig
@@ -131,6 +132,7 @@ def resolve(spec: dict) -> StudyConfig:
     if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={cfg.sampler}: use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
     if cfg.synth_batch < 1: raise DataError(f'--set synth_batch={cfg.synth_batch}: use a whole number of at least 1')
+    if cfg.procs < 0: raise DataError(f'--set procs={cfg.procs}: use 0 (one process per CPU core or GPU) or a whole number of processes')
     if not math.isfinite(cfg.augment_strength) or cfg.augment_strength < 0:
         raise DataError(f'--set augment_strength={cfg.augment_strength}: use 0 (no deformation), 1 (the paper\'s) or any value in between or above')
     return cfg
@@ -243,11 +245,14 @@ def first_stage(keys) -> str:
     return min((STAGE_OF.get(k.split('.')[0], 'data') for k in keys), key=STAGES.index)
 
 
+MACHINE = ('device', 'procs', 'set')   # how a run uses this machine, and the record of --set: not what it makes
+
+
 def flat_settings(cfg: StudyConfig) -> dict:
-    "Every setting of a study config as {dotted key: value} (the device and the record of --set left out)."
+    "Every setting of a study config as {dotted key: value}, the `MACHINE` keys left out."
     out = {}
     for k, v in cfg.to_dict().items():
-        if k in ('device', 'set'): continue
+        if k in MACHINE: continue
         if isinstance(v, dict): out.update({f'{k}.{n}': x for n, x in v.items()})
         else: out[k] = v
     return out

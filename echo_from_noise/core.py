@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import atexit
+import codecs
 import math
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -25,8 +29,9 @@ from .dataset import load_split, read_manifest
 
 # %% auto #0
 __all__ = ['check_settings', 'pick_device', 'dist_info', 'close_distributed', 'init_distributed', 'TrainingDiverged',
-           'Terminated', 'stop_on_sigterm', 'stop_requested', 'save_checkpoint', 'load_checkpoint', 'same_setting',
-           'check_resume', 'check_training', 'training_views', 'FrameSet', 'warmup_cosine', 'batch_plan', 'run_steps',
+           'Terminated', 'stop_on_sigterm', 'stop_requested', 'WorkerFailed', 'cpu_cores', 'job_procs', 'worker_device',
+           'worker_share', 'launch_workers', 'save_checkpoint', 'load_checkpoint', 'same_setting', 'check_resume',
+           'check_training', 'training_views', 'FrameSet', 'warmup_cosine', 'batch_plan', 'run_steps',
            'write_loss_curve']
 
 # %% ../nbs/05a_core.ipynb #dfc95621
@@ -110,6 +115,89 @@ def stop_requested() -> bool:
     "True once SIGTERM has arrived inside `stop_on_sigterm`."
     return _STOP.is_set()
 
+
+# %% ../nbs/05a_core.ipynb #37966dce
+class WorkerFailed(RuntimeError):
+    "A process started by `launch_workers` failed; the message is the worker's own error line."
+
+
+def cpu_cores() -> int:
+    "CPU cores this process may use (its affinity mask, where the system has one)."
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+def job_procs(procs: int, jobs: int, device: str = 'auto') -> int:
+    """How many processes train `jobs` independent models at once: `procs` when it is positive; 0 (auto) is one per
+    GPU where the device is 'auto' or 'cuda' and there are GPUs, one for a named GPU ('cuda:1'), else one per CPU core.
+    Never more than `jobs`, and 1 inside a torchrun process (it is already one of several)."""
+    if not isinstance(procs, int) or procs < 0:
+        raise DataError(f'procs={procs!r}: use a whole number, 0 for one process per CPU core or GPU (--set procs=N)')
+    if jobs < 2 or dist_info()[1] > 1: return 1
+    if procs == 0:
+        if device.startswith('cuda:'): procs = 1
+        elif device in ('auto', 'cuda') and torch.cuda.is_available(): procs = torch.cuda.device_count()
+        else: procs = cpu_cores()
+    return max(1, min(procs, jobs))
+
+
+_TORCHRUN_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE', 'ROLE_RANK',
+                  'ROLE_WORLD_SIZE', 'ROLE_NAME')
+
+
+def worker_device(device: str) -> str:
+    "The device of a `launch_workers` process: its own GPU (cuda:LOCAL_RANK) where `device` is 'auto' or 'cuda' on GPUs."
+    if device in ('auto', 'cuda') and torch.cuda.is_available(): return f'cuda:{dist_info()[2]}'
+    return device
+
+
+def worker_share(items: list) -> list:
+    """In a `launch_workers` process: its share of `items` (every world-size-th, from its rank). From here on the
+    process is a plain single one, so that a trainer does not take the other processes for data-parallel partners."""
+    rank, world, _ = dist_info()
+    for k in _TORCHRUN_VARS: os.environ.pop(k, None)
+    return list(items)[rank::world]
+
+
+_ERROR_LINE = re.compile(r'^efn: (?:error: )?(.+)$', re.M)     # what a failing `efn` command prints last
+
+
+def launch_workers(args: list, procs: int, what: str, stream=None):
+    """Run `python -m echo_from_noise ARGS` in `procs` processes started by torchrun, each with cores // procs threads,
+    and wait for them. Their output goes on to `stream` (default: this process's stderr: a notebook, efn paper's log).
+    SIGTERM here is passed on (each worker saves its finished steps) and raises `Terminated`; a failed worker raises
+    `WorkerFailed` with its own error line."""
+    stream = stream or sys.stderr
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={procs}',
+           '-m', 'echo_from_noise', *map(str, args)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, cpu_cores() // procs)), PYTHONUNBUFFERED='1')
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    stopped = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def forward(signum, frame):
+            stopped.set()
+            proc.send_signal(signal.SIGTERM)       # torchrun passes it on to every worker
+        previous = signal.signal(signal.SIGTERM, forward)
+    decode, tail = codecs.getincrementaldecoder('utf-8')(errors='replace'), ''
+    try:
+        while chunk := os.read(proc.stdout.fileno(), 1 << 16):
+            text = decode.decode(chunk)
+            stream.write(text); stream.flush()
+            tail = (tail + text)[-20000:]
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:                    # interrupted here: stop the workers, which save their steps
+            proc.send_signal(signal.SIGTERM)
+            try: proc.wait(120)
+            except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        proc.stdout.close()
+        if previous is not None: signal.signal(signal.SIGTERM, previous)
+    said = [m for m in _ERROR_LINE.findall(tail.replace('\r', '\n'))]
+    if stopped.is_set() or (rc and said and said[-1].startswith('stopped by SIGTERM')):
+        raise Terminated(f'{what}: stopped by SIGTERM; the finished steps are saved, run the same command again to resume')
+    if rc:
+        raise WorkerFailed(f'{what}: ' + (said[-1] if said else f'a worker process failed (torchrun exit code {rc}); '
+                                          f'its output ends:\n{tail[-3000:]}'))
 
 # %% ../nbs/05a_core.ipynb #4223b7d6
 def save_checkpoint(path, payload: dict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,9 @@ from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_s
                                        run_generators, save_samples, summarize_adherence)
 from .augment import augment_dataset
 from .base import MIXES, STAGES, DataError
-from .config import REAL_ROW, StudyConfig, real_dataset, row_slug, saved_study, seg_rows
-from .core import load_checkpoint, pick_device
+from .config import REAL_ROW, StudyConfig, real_dataset, resolve, row_slug, saved_study, seg_rows
+from .core import (job_procs, launch_workers, load_checkpoint, pick_device, worker_device,
+                                  worker_share)
 from .cyclegan import train_cyclegan
 from .dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 from .evaluate import dice_table, figure3, score_segmenters, summarize, table1
@@ -31,8 +33,8 @@ from .segment import load_frames, load_segmenter, SEG_KIND, train_segmenter
 from .synthesis import synthesize
 
 # %% auto #0
-__all__ = ['STAGE_FUNCS', 'STAGE_OUTPUTS', 'check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames', 'run_segmenters',
-           'evaluate_run', 'set_aside']
+__all__ = ['STAGE_JOBS', 'STAGE_FUNCS', 'STAGE_OUTPUTS', 'check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames',
+           'run_jobs', 'stage_worker', 'run_segmenters', 'evaluate_run', 'set_aside']
 
 # %% ../nbs/14_study.ipynb #95d3e4a5
 def _stage_data(run: Path, cfg: StudyConfig, progress: bool) -> dict:
@@ -72,13 +74,18 @@ def sdm_views(run: Path) -> set:
     return {p.stem[len('sdm_'):] for p in (run / 'checkpoints').glob('sdm_*.pt')}
 
 
-def _stage_sdm(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+def _sdm_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
+    "(view, training) for each view with training frames of the SDM's phases."
     real = real_dataset(run, cfg)
     df = read_manifest(real)
     sdm_cfg = cfg.sdm
     views = sorted(df.loc[(df['split'] == 'train') & df['phase'].isin(sdm_cfg.phases), 'view'].unique())
     if not views: raise DataError(f'{real}: no training frames of phases {", ".join(sdm_cfg.phases)} for the SDM')
-    return {v: train_sdm(real, run, f'sdm_{v}', v, sdm_cfg, progress=progress) for v in views}
+    return [(v, partial(train_sdm, real, run, f'sdm_{v}', v, sdm_cfg, progress=progress)) for v in views]
+
+
+def _stage_sdm(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+    return run_jobs(run, cfg, 'sdm', progress)
 
 
 # %% ../nbs/14_study.ipynb #55c69dfd
@@ -127,24 +134,30 @@ def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
 
 
 # %% ../nbs/14_study.ipynb #22c3015b
-def _stage_segment(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+def _train_row(run: Path, cfg: StudyConfig, row: str, source: str, views, phases, progress: bool) -> dict:
+    "Train (or return the finished) segmenter of one Table 1 row; a row without frames is skipped, with the reason."
     sets = dict(synthetic=run / 'synthetic', real=real_dataset(run, cfg), cyclegan=run / 'synthetic_cyclegan')
-    seg_cfg = cfg.seg
-    out = {}
-    for row, source, views, phases in seg_rows(cfg):
-        try:     # a source like 'real+synthetic' is the union of its datasets' frames
-            parts = [(load_frames(sets[s], 'train', views, phases), load_frames(sets[s], 'val', views, phases))
-                     for s in source.split('+')]
-        except DataError as e:
-            out[row] = dict(skipped=str(e))
-            print(f'{row}: skipped ({e})')
-            continue
-        train, val = mixed_frames(dict(zip(source.split('+'), parts)), cfg.mix)
-        for s in source.split('+'):
-            if s != 'real': check_no_leak(sets['real'], sets[s])
-        assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
-        out[row] = train_segmenter(train[:2], val[:2], run / 'checkpoints' / f'seg_{row_slug(row)}.pt', seg_cfg, row,
-                                   progress=progress)
+    try:     # a source like 'real+synthetic' is the union of its datasets' frames
+        parts = [(load_frames(sets[s], 'train', views, phases), load_frames(sets[s], 'val', views, phases))
+                 for s in source.split('+')]
+    except DataError as e:
+        return dict(skipped=str(e))
+    train, val = mixed_frames(dict(zip(source.split('+'), parts)), cfg.mix)
+    for s in source.split('+'):
+        if s != 'real': check_no_leak(sets['real'], sets[s])
+    assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
+    return train_segmenter(train[:2], val[:2], run / 'checkpoints' / f'seg_{row_slug(row)}.pt', cfg.seg, row,
+                           progress=progress)
+
+
+def _segment_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
+    return [(row, partial(_train_row, run, cfg, row, *spec, progress)) for row, *spec in seg_rows(cfg)]
+
+
+def _stage_segment(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+    out = run_jobs(run, cfg, 'segment', progress)
+    for row, r in out.items():
+        if 'skipped' in r: print(f'{row}: skipped ({r["skipped"]})')
     return out
 
 
@@ -162,6 +175,35 @@ def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
     k = max(1, round(sum(len(t[0]) for t in synthetic) / len(real[0][0])))
     return cat([real[0]] * k + synthetic), real[1]
 
+
+# %% ../nbs/14_study.ipynb #300c6284
+STAGE_JOBS = dict(sdm=_sdm_jobs, segment=_segment_jobs)     # stages made of independent trainings: (name, training)
+
+
+def run_jobs(run: Path, cfg: StudyConfig, stage: str, progress: bool) -> dict:
+    "{name: summary} of a stage's trainings, with `cfg.procs` processes at once (`job_procs`) when that is more than one."
+    jobs = STAGE_JOBS[stage](run, cfg, progress)
+    procs = job_procs(cfg.procs, len(jobs), cfg.device)
+    if procs > 1:
+        launch_workers(['stage-jobs', run, stage] + ([] if progress else ['--no-progress']), procs,
+                       f'stage {stage} ({procs} processes)')
+        jobs = STAGE_JOBS[stage](run, cfg, False)     # collected below: no second set of progress bars
+    return {name: train() for name, train in jobs}      # the finished ones return their summaries
+
+
+def stage_worker(run, stage: str, progress: bool = True) -> list:
+    "One process of `run_jobs`: its share of the stage's trainings, with the study of the run's config.yaml."
+    path = Path(run) / 'config.yaml'
+    conf = (yaml.safe_load(path.read_text()) or {}).get('study') if path.exists() else None
+    if not conf: raise DataError(f'{path}: no study recorded there; efn stage-jobs runs inside efn paper\'s stages')
+    run = path.parent
+    if stage not in STAGE_JOBS: raise DataError(f'stage-jobs: {stage!r} is not one of {list(STAGE_JOBS)}')
+    cfg = resolve(dict(conf, device=worker_device(conf['device'])))
+    done = []
+    for name, train in worker_share(STAGE_JOBS[stage](run, cfg, progress)):
+        train()
+        done.append(name)
+    return done
 
 # %% ../nbs/14_study.ipynb #6b7f9d68
 def _stage_evaluate(run: Path, cfg: StudyConfig, progress: bool) -> dict:
