@@ -93,9 +93,12 @@ def _stage_cyclegan(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     if not cfg.cyclegan:
         print('no CycleGAN in this run (efn paper --with-cyclegan adds one)')
         return dict(skipped='with_cyclegan is off')
-    cg_cfg = cfg.cyclegan_train
-    return {v: train_cyclegan(real_dataset(run, cfg), run, f'cyclegan_{v}', v, cg_cfg, progress=progress)
-            for v in sorted(sdm_views(run))}     # the SDM's views and training frames
+    return run_jobs(run, cfg, 'cyclegan', progress)
+
+
+def _cyclegan_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
+    return [(v, partial(train_cyclegan, real_dataset(run, cfg), run, f'cyclegan_{v}', v, cfg.cyclegan_train,
+                        progress=progress)) for v in sorted(sdm_views(run))]     # the SDM's views and training frames
 
 
 # %% ../nbs/14_study.ipynb #fb390f90
@@ -177,7 +180,7 @@ def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
 
 
 # %% ../nbs/14_study.ipynb #300c6284
-STAGE_JOBS = dict(sdm=_sdm_jobs, segment=_segment_jobs)     # stages made of independent trainings: (name, training)
+STAGE_JOBS = dict(sdm=_sdm_jobs, cyclegan=_cyclegan_jobs, segment=_segment_jobs)   # stages of independent trainings
 
 
 def run_jobs(run: Path, cfg: StudyConfig, stage: str, progress: bool) -> dict:

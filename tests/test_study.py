@@ -295,15 +295,16 @@ def test_redo_from_reruns_a_stage_with_new_settings(study, tmp_path):
 
 
 def test_procs_trains_the_models_one_process_would(tmp_path):
-    "procs=2: the SDMs (one per view) and the segmenters (one per row), two torchrun processes side by side, come out as one process trains them."
+    "procs=2: the SDMs and CycleGANs (one per view) and the segmenters (one per row), two torchrun processes side by side, come out as one process trains them."
     import torch
-    from echo_from_noise.config import SEG_ROWS, row_slug
+    from echo_from_noise.config import CYCLEGAN_ROW, SEG_ROWS, row_slug
     runs = dict(one=tmp_path / 'one', two=tmp_path / 'two')
     for name, run in runs.items():
         for stage in STAGES[:STAGES.index('segment') + 1]:
-            run_stage(stage, run, 'smoke', progress=False, with_cyclegan=False, overrides={'procs': len(name) - 2})
+            run_stage(stage, run, 'smoke', progress=False, overrides={'procs': len(name) - 2})
     load = lambda run, f: torch.load(run / 'checkpoints' / f, map_location='cpu', weights_only=True)
-    for f in ['sdm_2CH.pt', 'sdm_4CH.pt'] + [f'seg_{row_slug(r[0])}.pt' for r in SEG_ROWS]:
+    rows = SEG_ROWS + [CYCLEGAN_ROW]
+    for f in [f'{m}_{v}.pt' for m in ('sdm', 'cyclegan') for v in ('2CH', '4CH')] + [f'seg_{row_slug(r[0])}.pt' for r in rows]:
         a, b = load(runs['one'], f), load(runs['two'], f)
         key = 'ema' if f.startswith('sdm') else 'model'
         worst = max((a[key][k].float() - b[key][k].float()).abs().max().item() for k in a[key])
@@ -311,4 +312,4 @@ def test_procs_trains_the_models_one_process_would(tmp_path):
     for v in ('2CH', '4CH'):       # each SDM trained in one process, not split over the two
         assert json.loads((runs['two'] / f'metrics/sdm_{v}_train.json').read_text())['world_size'] == 1
     seg = json.loads((runs['two'] / 'stages/segment.json').read_text())['result']
-    assert set(seg) == {r[0] for r in SEG_ROWS} and all('best_val_dice' in s for s in seg.values())
+    assert set(seg) == {r[0] for r in rows} and all('best_val_dice' in s for s in seg.values())
