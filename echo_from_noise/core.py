@@ -192,7 +192,7 @@ def launch_workers(args: list, procs: int, what: str, stream=None):
             except subprocess.TimeoutExpired: proc.kill(); proc.wait()
         proc.stdout.close()
         if previous is not None: signal.signal(signal.SIGTERM, previous)
-    said = [m for m in _ERROR_LINE.findall(tail.replace('\r', '\n'))]
+    said = _ERROR_LINE.findall(tail.replace('\r', '\n'))
     if stopped.is_set() or (rc and said and said[-1].startswith('stopped by SIGTERM')):
         raise Terminated(f'{what}: stopped by SIGTERM; the finished steps are saved, run the same command again to resume')
     if rc:
