@@ -23,11 +23,12 @@ from .core import (Terminated, check_resume, load_checkpoint, pick_device, save_
                                  stop_on_sigterm, stop_requested)
 
 # %% auto #0
-__all__ = ['SEG_KIND', 'NO_INTENSITY', 'SegConfig', 'saved_seg_config', 'build_segmenter', 'load_frames', 'augment_intensity',
-           'augment_batch', 'dice_per_class', 'train_segmenter', 'load_segmenter', 'segment']
+__all__ = ['SEG_KIND', 'SAVE_EVERY_S', 'NO_INTENSITY', 'SegConfig', 'saved_seg_config', 'build_segmenter', 'load_frames',
+           'augment_intensity', 'augment_batch', 'dice_per_class', 'train_segmenter', 'load_segmenter', 'segment']
 
 # %% ../nbs/07_segment.ipynb #82abae88
 SEG_KIND = 'echo_from_noise.segmenter'
+SAVE_EVERY_S = 30.0     # a running segmenter checkpoints after an epoch at most this often (and always at the end)
 
 
 @dataclass
@@ -156,6 +157,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
         if ck.get('finished'): return ck['summary']
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
         log, best, start, best_state = ck['log'], ck['best_dice'], ck['epoch'], ck['best_model']
+    saved, last_save = start, time.perf_counter()      # the epoch on disk, and when it was written
     with stop_on_sigterm():
         bar = tqdm(range(start, epochs), desc=f'segment {name}', unit='epoch', disable=not progress)
         for epoch in bar:
@@ -171,9 +173,9 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
                 if not torch.isfinite(loss): raise RuntimeError(f'{name}: non-finite segmentation loss at epoch {epoch}')
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
                 losses.append(loss.item())
-                if stop_requested():       # SIGTERM: the last finished epoch is on disk, resume from there
+                if stop_requested():       # SIGTERM: resume from the last epoch on disk (at most SAVE_EVERY_S old)
                     raise Terminated(f'{name}: stopped by SIGTERM in epoch {epoch + 1}; run the same command again to '
-                                     f'resume from epoch {epoch}')
+                                     f'resume from epoch {saved}')
             sched.step()
             model.eval()
             d = dice_per_class(_predict(model, ((Xv - mean) / std).to(dev)).cpu(), Yv)
@@ -183,9 +185,11 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
             if dm > best:
                 best, best_state = dm, copy.deepcopy(model.state_dict())
             bar.set_postfix(loss=f'{np.mean(losses):.3f}', val_dice=f'{dm:.3f}', best=f'{best:.3f}')
-            save_checkpoint(path, dict(kind=SEG_KIND, finished=False, epoch=epoch + 1, model=model.state_dict(),
-                                       optimizer=opt.state_dict(), scheduler=sched.state_dict(), log=log, best_dice=best,
-                                       best_model=best_state, config=asdict(cfg), norm=[mean, std]))
+            if stop_requested() or epoch == start or time.perf_counter() - last_save >= SAVE_EVERY_S:
+                save_checkpoint(path, dict(kind=SEG_KIND, finished=False, epoch=epoch + 1, model=model.state_dict(),
+                                           optimizer=opt.state_dict(), scheduler=sched.state_dict(), log=log,
+                                           best_dice=best, best_model=best_state, config=asdict(cfg), norm=[mean, std]))
+                saved, last_save = epoch + 1, time.perf_counter()
             if stop_requested():
                 raise Terminated(f'{name}: stopped by SIGTERM after epoch {epoch + 1}; run the same command again to resume')
     best_epoch = max(log, key=lambda r: r['val_dice'])['epoch'] if log else 0

@@ -139,6 +139,33 @@ def test_sigterm_in_sdm_cyclegan_and_segmenter_loops(phantom, tmp_path, monkeypa
     assert S.train_segmenter(train[:2], val[:2], tmp_path / 'seg.pt', seg_cfg, progress=False)['epochs'] == 5
 
 
+def test_segmenter_saves_at_most_every_save_every_s_and_resumes_exactly(phantom, tmp_path, monkeypatch):
+    """A checkpoint after every epoch cost about a quarter of a short-epoch segmenter's time (nbs/07_segment): a call
+    saves its first epoch, then at most every SAVE_EVERY_S seconds, and the end. Stopped later, it resumes from the
+    epoch on disk and ends with the weights of an unbroken run."""
+    import echo_from_noise.segment as S
+    saved, real_save = [], S.save_checkpoint
+    monkeypatch.setattr(S, 'save_checkpoint', lambda p, d: (saved.append(d.get('epoch', 'end')), real_save(p, d)))
+    train, val = S.load_frames(phantom, 'train')[:2], S.load_frames(phantom, 'val')[:2]
+    cfg = S.SegConfig(size=32, width=2, epochs=5, batch_size=len(train[0]))      # one batch per epoch
+    S.train_segmenter(train, val, tmp_path / 'whole.pt', cfg, progress=False)
+    assert saved == [1, 'end']
+
+    real_augment, calls = S.augment_batch, []
+    def augment_then_kill(*a):
+        calls.append(1)
+        if len(calls) == 4: os.kill(os.getpid(), signal.SIGTERM)      # in epoch 4: epochs 2 and 3 are not on disk
+        return real_augment(*a)
+    monkeypatch.setattr(S, 'augment_batch', augment_then_kill)
+    with pytest.raises(Terminated, match='in epoch 4; .* resume from epoch 1'):
+        S.train_segmenter(train, val, tmp_path / 'broken.pt', cfg, progress=False)
+    monkeypatch.setattr(S, 'augment_batch', real_augment)
+    S.train_segmenter(train, val, tmp_path / 'broken.pt', cfg, progress=False)
+    whole, broken = (load_checkpoint(tmp_path / f'{n}.pt', S.SEG_KIND) for n in ('whole', 'broken'))
+    assert [r['epoch'] for r in broken['log']] == [1, 2, 3, 4, 5]
+    assert all(torch.equal(whole['model'][k], broken['model'][k]) for k in whole['model'])
+
+
 # ------------------------------------------------------------------ 8. resuming with other settings
 
 def test_resume_refuses_other_settings_and_other_views(phantom, tmp_path, capsys):
