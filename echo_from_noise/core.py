@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import json
 import math
 import os
 import re
@@ -31,8 +32,8 @@ from .dataset import load_split, read_manifest
 __all__ = ['check_settings', 'pick_device', 'dist_info', 'close_distributed', 'init_distributed', 'TrainingDiverged',
            'Terminated', 'stop_on_sigterm', 'stop_requested', 'WorkerFailed', 'cpu_cores', 'job_procs', 'worker_device',
            'worker_share', 'launch_workers', 'save_checkpoint', 'load_checkpoint', 'same_setting', 'check_resume',
-           'check_training', 'training_views', 'FrameSet', 'warmup_cosine', 'batch_plan', 'run_steps',
-           'write_loss_curve']
+           'check_training', 'training_views', 'FrameSet', 'warmup_cosine', 'batch_plan', 'run_steps', 'write_summary',
+           'finished_summary', 'write_loss_curve']
 
 # %% ../nbs/05a_core.ipynb #dfc95621
 def check_settings(cfg, positive=(), at_least_zero=(), fractions=()):
@@ -356,6 +357,23 @@ def run_steps(name: str, start: int, total: int, train_step, log, checkpoint, lo
             raise
         finally:
             bar.close()
+
+
+def write_summary(run: Path, name: str, summary: dict) -> None:
+    "A finished training's summary, `run/metrics/{name}_train.json` (`steps`: the steps it trained)."
+    (Path(run) / 'metrics').mkdir(parents=True, exist_ok=True)
+    (Path(run) / 'metrics' / f'{name}_train.json').write_text(json.dumps(summary, indent=2))
+
+
+def finished_summary(run: Path, name: str, done: int, total: int) -> dict | None:
+    """The summary `write_summary` left when the checkpoint of `name` has done all `total` steps, else None (not
+    finished, or the record missing or torn: the trainer then takes its normal path, which has no step left to train
+    and writes the record again). Lets a trainer return for a finished model before loading frames or building it."""
+    record = Path(run) / 'metrics' / f'{name}_train.json'
+    if done != total or not record.is_file(): return None
+    try: summary = json.loads(record.read_text())
+    except ValueError: return None
+    return summary if summary.get('steps') == total else None
 
 
 def write_loss_curve(run: Path, name: str, history: list, series: dict | None = None):

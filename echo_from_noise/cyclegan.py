@@ -5,7 +5,6 @@
 # %% ../nbs/10_cyclegan.ipynb #832625c3
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from dataclasses import asdict, dataclass
@@ -19,7 +18,7 @@ from .base import apply_overrides, config_from_dict, DataError
 from .diffusion import bf16_autocast
 from .labels import LABEL_VALUES, check_labels
 from .core import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings, dist_info,
-                                  load_checkpoint, pick_device, run_steps, save_checkpoint, write_loss_curve)
+                                  load_checkpoint, pick_device, run_steps, save_checkpoint, write_loss_curve, write_summary)
 from .sdm import PROFILES as SDM_PROFILES, SDMConfig, to_uint8_images
 
 # %% auto #0
@@ -278,8 +277,7 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
                    final=dict((k, history[-1][k]) for k in ('g_adv', 'cycle', 'identity', 'd')) if history else None)
     write_loss_curve(run, name, history, {'g_adv': 'generator adversarial', 'd': 'discriminators',
                                           'cycle': 'cycle L1', 'identity': 'identity L1'})
-    (run / 'metrics').mkdir(parents=True, exist_ok=True)
-    (run / 'metrics' / f'{name}_train.json').write_text(json.dumps(summary, indent=2))
+    write_summary(run, name, summary)
     return summary
 
 # %% ../nbs/10_cyclegan.ipynb #33864d8e

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import zlib
 from dataclasses import asdict, dataclass, fields
@@ -19,7 +18,8 @@ import torch.distributed as dist
 from .base import OBJECTIVES, apply_overrides, config_from_dict, DataError
 from .core import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings, dist_info,
                                   init_distributed, load_checkpoint, pick_device, run_steps, save_checkpoint,
-                                  stop_requested, warmup_cosine, write_loss_curve)
+                                  finished_summary, stop_requested, warmup_cosine, write_loss_curve,
+                                  write_summary)
 from .diffusion import Diffusion, bf16_autocast, sample
 from .labels import N_COND_CLASSES, one_hot
 
@@ -182,6 +182,10 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     dev = pick_device(cfg.device, local)
     run = Path(run)
     ckpt_path = run / 'checkpoints' / f'{name}.pt'
+    ck = load_checkpoint(ckpt_path, CKPT_KIND) if ckpt_path.exists() else None
+    if ck is not None:
+        check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps)
+        if (done := finished_summary(run, name, int(ck['step']), cfg.steps)) is not None: return done
     data = FrameSet(dataset, 'train', [view] if view else None, list(cfg.phases), cfg.size)
     torch.manual_seed(cfg.seed)
     net = SDMNet(build_model(cfg)).to(dev)
@@ -191,9 +195,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
                             fused=dev.type in ('cpu', 'cuda'))   # one kernel for all parameters
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup, cfg.steps, cfg.min_lr_ratio))
     start, history = 0, []
-    if ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, CKPT_KIND)
-        check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps)
+    if ck is not None:
         net.load_state_dict(ck['model']); ema.load_state_dict(ck['ema'])
         opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
         torch.set_rng_state(ck['rng_cpu'])
@@ -265,8 +267,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
         summary['max_rank_param_diff'] = float(max((g - flat).abs().max() for g in gathered))
     if rank == 0:
         write_loss_curve(run, name, history)
-        (run / 'metrics').mkdir(parents=True, exist_ok=True)
-        (run / 'metrics' / f'{name}_train.json').write_text(json.dumps(summary, indent=2))
+        write_summary(run, name, summary)
     return summary
 
 

@@ -44,6 +44,21 @@ def test_resume_after_interruption_matches_uninterrupted(phantom, tmp_path):
     assert ca['optimizer']['state'][0]['step'] == cb['optimizer']['state'][0]['step'] == 6
 
 
+def test_a_finished_sdm_returns_its_summary_without_building_anything(phantom, tmp_path, monkeypatch):
+    "A study collects its finished SDMs by calling train_sdm again: that must not load frames or build the network."
+    import echo_from_noise.sdm as S
+    cfg = make_config('smoke', dict(steps=2))
+    first = train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', cfg, progress=False)
+    def refuse(*a, **k): raise AssertionError('built for a finished model')
+    monkeypatch.setattr(S, 'FrameSet', refuse); monkeypatch.setattr(S, 'build_model', refuse)
+    assert train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', cfg, progress=False) == first
+    with pytest.raises(DataError, match='lr=0.001, now 0.002'):          # its settings are still checked
+        train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', make_config('smoke', dict(steps=2, lr=2e-3)), progress=False)
+    (tmp_path / 'r/metrics/sdm_4CH_train.json').write_text('{"ste')      # a torn record: trained again from the end
+    monkeypatch.undo()
+    assert train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', cfg, progress=False) == first
+    assert json.loads((tmp_path / 'r/metrics/sdm_4CH_train.json').read_text()) == first
+
 def test_two_process_gloo_matches_one_process(phantom, tmp_path):
     sets = ['steps=3', 'bf16=false', 'save_every=3', 'log_every=1']
     env = dict(os.environ, OMP_NUM_THREADS='1')
