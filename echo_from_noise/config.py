@@ -79,7 +79,7 @@ class StudyConfig:
     augment_strength: float        # how strongly they are deformed: 1 = the paper's ranges, 0 = not at all
     sampler: str                   # reverse-diffusion sampler of the synthesis (`SAMPLERS`)
     synth_steps: int               # its network evaluations per image
-    synth_batch: int               # label maps per sampler call: more keep a GPU busier (the images depend on it)
+    synth_batch: int               # label maps per sampler call: more keep a GPU busier (each map's noise is its own)
     guidance: float                # classifier-free guidance scale; 0: off, as the paper
     mix: str                       # how "Real + SDM frames" mixes its training frames (`MIXES`)
     cyclegan: bool                 # train the CycleGAN baseline and its Table 1 row

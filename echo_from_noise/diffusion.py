@@ -196,6 +196,15 @@ def guided(model, x, t_model, seg, guidance: float = 0.0):
     return torch.cat([eps_c + guidance * (eps_c - eps_u), v_c], dim=1)
 
 
+def _noise(shape, generator, dev):
+    """Standard normal noise of `shape` drawn on the CPU (the same numbers on any device): from one generator for the
+    batch, or, given a list, each map's from its own, so that a map's noise does not depend on the batch around it."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]: raise ValueError(f'{len(generator)} generators for a batch of {shape[0]}')
+        return torch.stack([torch.randn(shape[1:], generator=g) for g in generator]).to(dev)
+    return torch.randn(shape, generator=generator, device='cpu').to(dev)
+
+
 @torch.no_grad()
 def sample(model,                       # network: (x_t, t, seg) -> (first output, variance interpolation) channels
            seg,                         # one-hot label maps (B, C, H, W) on the model's device
@@ -203,7 +212,7 @@ def sample(model,                       # network: (x_t, t, seg) -> (first outpu
            sampler: str = 'dpm++',      # one of `SAMPLERS`
            steps: int = 20,             # network evaluations (DDPM: respaced steps)
            guidance: float = 0.0,       # classifier-free guidance scale s of the paper's eq. (1); 0: one plain call
-           generator: torch.Generator | None = None,   # seeds the initial noise (and DDPM's / SDE's per-step noise)
+           generator=None,              # torch.Generator for the batch, or one per map: seeds all the noise drawn
            bf16: bool = False,          # bf16 autocast where the hardware has it
            channels: int = 1,           # image channels
            progress: bool = False,      # a progress bar over the steps
@@ -213,7 +222,7 @@ def sample(model,                       # network: (x_t, t, seg) -> (first outpu
     if sampler not in SAMPLERS: raise ValueError(f'unknown sampler {sampler!r}; use one of {SAMPLERS}')
     dev = seg.device
     B, _, H, W = seg.shape
-    x = torch.randn((B, channels, H, W), generator=generator, device='cpu').to(dev)
+    x = _noise((B, channels, H, W), generator, dev)
     ac = bf16_autocast(dev, bf16)
 
     def net(x, t_model):
@@ -232,7 +241,7 @@ def sample(model,                       # network: (x_t, t, seg) -> (first outpu
         for k, t in enumerate(tqdm(sch.timesteps, desc=sampler, disable=not progress, leave=False)):
             tm = torch.full((B,), int(t), device=dev, dtype=torch.long)
             pred = net(x, tm)[:, :channels]
-            z = torch.randn(x.shape, generator=generator, device='cpu').to(dev) if sde else None   # seeded on any device
+            z = _noise(x.shape, generator, dev) if sde else None
             x = sch.step(pred, t, x, variance_noise=z).prev_sample
             if callback: callback(k + 1, len(sch.timesteps))
         return x.clamp(-1, 1)
@@ -243,7 +252,7 @@ def sample(model,                       # network: (x_t, t, seg) -> (first outpu
         mean, log_var, x0, _ = r.p_mean_variance(out, x, t)
         if sampler == 'ddpm':
             if i > 0:
-                x = mean + torch.exp(0.5 * log_var) * torch.randn(x.shape, generator=generator, device='cpu').to(dev)
+                x = mean + torch.exp(0.5 * log_var) * _noise(x.shape, generator, dev)
             else:
                 x = mean
         else:

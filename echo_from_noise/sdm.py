@@ -289,12 +289,13 @@ def to_uint8_images(x: torch.Tensor, labels) -> np.ndarray:
 
 
 def sdm_generate(net, cfg: SDMConfig, labels, sampler: str = 'ddpm', steps: int = 50, guidance: float = 0.0,
-                 seed: int = 0, bf16: bool | None = None, callback=None) -> np.ndarray:
-    "uint8 images (B x H x W) sampled by a loaded SDM for label maps (B x H x W, values 0-4), seeded by `seed`."
+                 seed=0, bf16: bool | None = None, callback=None) -> np.ndarray:
+    """uint8 images (B x H x W) sampled by a loaded SDM for label maps (B x H x W, values 0-4), seeded by `seed`: one
+    int for the batch, or one per map (each map's image then independent of the batch it is drawn in)."""
     labels = np.asarray(labels)
     dev = next(net.parameters()).device
     seg = one_hot(torch.from_numpy(labels).long().to(dev))
-    g = torch.Generator().manual_seed(int(seed))
+    g = [torch.Generator().manual_seed(int(s)) for s in seed] if np.ndim(seed) else torch.Generator().manual_seed(int(seed))
     x = sample(net, seg, diffusion_for(cfg), sampler, steps, guidance, generator=g,
                bf16=cfg.bf16 if bf16 is None else bf16, callback=callback)
     return to_uint8_images(x, labels)

@@ -37,7 +37,7 @@ def load_generator(run,                      # run directory holding checkpoints
                    device='cpu',
                    bf16: bool | None = None, # SDM only: None is the model's own setting
                    warn: bool = True,        # warn when the SDM's training is unfinished (it is used all the same)
-                  ) -> tuple:                # (image size, fn(label maps, seed) -> uint8 images)
+                  ) -> tuple:                # (image size, fn(label maps, seed or one seed per map) -> uint8 images)
     """The run's `kind` generator of `view`, ready to draw; a missing model is refused with the command that trains
     it. The CycleGAN ignores the seed: one deterministic image per map."""
     if kind not in GENERATOR_NAMES: raise DataError(f'unknown generator {kind!r}; use one of {list(GENERATOR_NAMES)}')
@@ -62,7 +62,7 @@ def load_generator(run,                      # run directory holding checkpoints
 def generate_dataset(model_for_view, labels, out, generator: str, batch_size: int = 16, seed: int = 0,
                      overwrite: bool = False, progress: bool = True, desc: str = 'synthesize') -> Path | None:
     """Write `out`: an image for every map of the dataset `labels`. `model_for_view(view)` gives (model size,
-    fn(label maps, seed) -> uint8 images); under torchrun each rank renders its shard and rank 0 writes."""
+    fn(label maps, seed or one seed per map) -> uint8 images); under torchrun each rank renders its shard and rank 0 writes."""
     if batch_size < 1: raise DataError(f'--batch-size {batch_size}: must be at least 1')
     rank, world, _ = dist_info()
     df = read_manifest(labels)
@@ -116,7 +116,7 @@ def _render_shard(models, df, labels, batch_size, seed, rank, world, progress, d
             if labs[0].shape != (size, size):
                 raise DataError(f'{Path(labels) / chunk.iloc[0]["label"]}: {labs[0].shape[0]} px label maps but the '
                                 f'{view} model makes {size} px images; use label maps of the model size')
-            imgs = fn(np.stack(labs), zlib.crc32(f'{seed}/{chunk.iloc[0]["id"]}'.encode()))
+            imgs = fn(np.stack(labs), [zlib.crc32(f'{seed}/{i}'.encode()) for i in chunk['id']])
             for (_, r), img, lab in zip(chunk.iterrows(), imgs, labs):
                 results[r['id']] = (img, lab)
     return results
@@ -129,7 +129,7 @@ def synthesize(run,                        # study or training run whose checkpo
                steps: int = 50,            # SDM network evaluations per image
                guidance: float = 0.0,      # classifier-free guidance scale; 0: off, as the paper
                batch_size: int = 16,
-               seed: int = 0,              # with each batch's first map id, seeds its noise: the same images on any world size
+               seed: int = 0,              # with each map's id, seeds its noise: the same image whatever the batch or world size
                use_ema: bool = True,       # the SDM's EMA weights (else the raw ones)
                device: str = 'auto',
                bf16: bool | None = None,   # None: as the SDM was trained (and only where the hardware has bf16)

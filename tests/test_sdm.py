@@ -125,6 +125,31 @@ def test_atomic_save_leaves_no_temporary_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ['c.pt']
 
 
+def test_a_maps_image_does_not_depend_on_its_batch_or_the_number_of_processes(phantom, tmp_path):
+    "Each map's noise comes from the seed and its id: batch size 1, 5 and two torchrun processes draw the same images."
+    from echo_from_noise.synthesis import synthesize
+    run = tmp_path / 'run'
+    train_sdm(phantom, run, 'sdm_4CH', '4CH', make_config('smoke', dict(steps=2, bf16=False)), progress=False)
+    train_sdm(phantom, run, 'sdm_2CH', '2CH', make_config('smoke', dict(steps=2, bf16=False)), progress=False)
+    for b in (1, 5):
+        synthesize(run, phantom, tmp_path / f'b{b}', 'ddpm', 3, batch_size=b, seed=7, progress=False)
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                        '-m', 'echo_from_noise', 'synthesize', str(run), str(phantom), str(tmp_path / 'w2'),
+                        '--sampler', 'ddpm', '--steps', '3', '--batch-size', '2', '--seed', '7'],
+                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    images = {}
+    for name in ('b1', 'b5', 'w2'):
+        df = read_manifest(tmp_path / name)
+        images[name] = {row['id']: load_frame(tmp_path / name, row)[0].astype(int) for _, row in df.iterrows()}
+    assert images['b1'].keys() == images['b5'].keys() == images['w2'].keys() and len(images['b1']) > 5
+    for other in ('b5', 'w2'):      # equal up to the float rounding of a batched convolution: at most 1 grey level
+        worst = max(np.abs(images['b1'][i] - images[other][i]).max() for i in images['b1'])
+        assert worst <= 1, (other, worst)
+    again = synthesize(run, phantom, tmp_path / 'seed8', 'ddpm', 3, batch_size=5, seed=8, progress=False)
+    assert any(np.abs(load_frame(again, row)[0].astype(int) - images['b5'][row['id']]).max() > 10
+               for _, row in read_manifest(again).iterrows())                       # another seed, other images
+
 def test_cli_train_then_synthesize(phantom, tmp_path):
     run = tmp_path / 'run'
     efn = [sys.executable, '-m', 'echo_from_noise']
