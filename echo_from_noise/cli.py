@@ -311,7 +311,7 @@ def _add_stage_jobs(sub):
     sj = sub.add_parser('stage-jobs', description="One worker of a study stage's trainings (started by efn paper under "
                                                    'torchrun; not for typing).')
     sj.add_argument('run', help='run directory (its config.yaml holds the study)')
-    sj.add_argument('stage', help='sdm, cyclegan or segment')
+    sj.add_argument('stage', help='sdm, cyclegan, synthesize or segment')
     sj.add_argument('--no-progress', action='store_true', help='no progress bars')
     sj.set_defaults(func=_run_stage_jobs)
 

@@ -102,27 +102,42 @@ def _cyclegan_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
 
 
 # %% ../nbs/14_study.ipynb #fb390f90
-def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
-    out = run / 'synthetic'
+def _synth_labels(run: Path) -> Path:
+    "The deformed maps to draw: those of the views the run has an SDM for (a view without one had no training frames)."
     aug = run / 'data' / 'augmented'
-    views = sdm_views(run)
     df = read_manifest(aug)
-    keep = df[df['view'].isin(views)]
-    labels = aug
-    if len(keep) < len(df):      # views without an SDM (no training frames of the SDM's phases) cannot be synthesised
-        labels = run / 'data' / 'augmented_with_sdm'
-        subset_dataset(aug, keep, labels)
-    if not (out / 'manifest.csv').exists():
-        synthesize(run, labels, out, cfg.sampler, cfg.synth_steps, cfg.guidance, cfg.synth_batch, seed=cfg.seed,
-                   device=cfg.device, progress=progress)
-    check_no_leak(real_dataset(run, cfg), out)
-    result = dict(images=len(read_manifest(out)), sampler=cfg.sampler, steps=cfg.synth_steps)
-    if cfg.cyclegan:
-        cg = run / 'synthetic_cyclegan'
-        if not (cg / 'manifest.csv').exists():
-            synthesize(run, labels, cg, device=cfg.device, progress=progress, generator='cyclegan')
-        check_no_leak(real_dataset(run, cfg), cg)
-        result['cyclegan_images'] = len(read_manifest(cg))
+    keep = df[df['view'].isin(sdm_views(run))]
+    if len(keep) == len(df): return aug
+    subset_dataset(aug, keep, run / 'data' / 'augmented_with_sdm')
+    return run / 'data' / 'augmented_with_sdm'
+
+
+def _synthesize_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
+    """(dataset, call) for each synthetic dataset the stage has still to write: the SDM's images and, with the CycleGAN
+    baseline, the CycleGAN's. Called in torchrun processes, `synthesize` shards the maps over them."""
+    labels, jobs = _synth_labels(run), []
+    if not (run / 'synthetic' / 'manifest.csv').exists():
+        jobs.append(('synthetic', partial(synthesize, run, labels, run / 'synthetic', cfg.sampler, cfg.synth_steps,
+                                          cfg.guidance, cfg.synth_batch, seed=cfg.seed, device=cfg.device,
+                                          progress=progress)))
+    if cfg.cyclegan and not (run / 'synthetic_cyclegan' / 'manifest.csv').exists():
+        jobs.append(('synthetic_cyclegan', partial(synthesize, run, labels, run / 'synthetic_cyclegan',
+                                                   device=cfg.device, progress=progress, generator='cyclegan')))
+    return jobs
+
+
+def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+    jobs = _synthesize_jobs(run, cfg, progress)
+    procs = job_procs(cfg.procs, len(read_manifest(_synth_labels(run))), cfg.device) if jobs else 1
+    if procs > 1:         # each map's noise is seeded by its id: the same images in any number of processes
+        launch_workers(['stage-jobs', run, 'synthesize'] + ([] if progress else ['--no-progress']), procs,
+                       f'stage synthesize ({procs} processes)')
+    else:
+        for _, call in jobs: call()
+    result = dict(images=None, sampler=cfg.sampler, steps=cfg.synth_steps)
+    for name, key in [('synthetic', 'images')] + [('synthetic_cyclegan', 'cyclegan_images')] * cfg.cyclegan:
+        check_no_leak(real_dataset(run, cfg), run / name)
+        result[key] = len(read_manifest(run / name))
     return result
 
 
@@ -195,14 +210,20 @@ def run_jobs(run: Path, cfg: StudyConfig, stage: str, progress: bool) -> dict:
 
 
 def stage_worker(run, stage: str, progress: bool = True) -> list:
-    "One process of `run_jobs`: its share of the stage's trainings, with the study of the run's config.yaml."
+    "One process of `run_jobs` (or of the synthesize stage): its share of the stage's work, with the study of the run's config.yaml."
     path = Path(run) / 'config.yaml'
     conf = (yaml.safe_load(path.read_text()) or {}).get('study') if path.exists() else None
     if not conf: raise DataError(f'{path}: no study recorded there; efn stage-jobs runs inside efn paper\'s stages')
     run = path.parent
-    if stage not in STAGE_JOBS: raise DataError(f'stage-jobs: {stage!r} is not one of {list(STAGE_JOBS)}')
+    if stage not in [*STAGE_JOBS, 'synthesize']:
+        raise DataError(f"stage-jobs: {stage!r} is not one of {[*STAGE_JOBS, 'synthesize']}")
     cfg = resolve(dict(conf, device=worker_device(conf['device'])))
     done = []
+    if stage == 'synthesize':    # one process group: every process takes part in each dataset, with its share of maps
+        for name, call in _synthesize_jobs(run, cfg, progress):
+            call()
+            done.append(name)
+        return done
     for name, train in worker_share(STAGE_JOBS[stage](run, cfg, progress)):
         train()
         done.append(name)
