@@ -84,7 +84,7 @@ class StudyConfig:
     mix: str                       # how "Real + SDM frames" mixes its training frames (`MIXES`)
     cyclegan: bool                 # train the CycleGAN baseline and its Table 1 row
     adherence_maps: int | None     # test maps per view in the adherence study; None: all
-    procs: int                     # processes training a stage's independent models at once (SDM views, Table 1 rows); 0: one per CPU core or GPU
+    procs: int                     # processes training a stage's models at once (SDM views, Table 1 rows) or sharing its maps to draw; 0: one per CPU core or GPU
     realism: RealismBudget
     sdm: SDMConfig
     cyclegan_train: CycleGANConfig
