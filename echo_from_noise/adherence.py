@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .augment import AugmentConfig, deform, remove_left_atrium, septal_defect
-from .base import GENERATOR_NAMES, DataError, tqdm
+from .base import GENERATOR_NAMES, tqdm
 from .dataset import load_split
 from .evaluate import frame_metrics, save_figure
 from .labels import STRUCTURES, seg_target, show_frame

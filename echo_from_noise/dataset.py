@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .base import DEFAULT_VAL_SHARE, PHASES, SPLITS, VIEWS, DataError
-from .labels import LABEL_VALUES, LabelError, apply_sector, check_labels, sector_mask
+from .labels import LABEL_VALUES, apply_sector, check_labels, sector_mask
 
 # %% auto #0
 __all__ = ['MANIFEST', 'MANIFEST_COLUMNS', 'to_uint8_gray', 'read_png', 'resize_image', 'resize_label', 'canonical_frame',

@@ -5,7 +5,6 @@
 # %% ../nbs/08_evaluate.ipynb #dd0cff3f
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from .base import DEFAULT_VAL_SHARE, PHASES, VIEWS, DataError, tqdm
 from .dataset import (DatasetWriter, assign_splits, canonical_frame, check_views_phases, read_png,
