@@ -156,7 +156,7 @@ def real_dataset(run: Path, cfg: StudyConfig) -> Path:
 STAGE_OF = {   # the first stage each setting changes
     'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'augment_strength': 'data',
     'sdm': 'sdm', 'cyclegan': 'cyclegan',
-    'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize', 'synth_batch': 'synthesize',
+    'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize',
     'guidance': 'synthesize',
     'seg': 'segment', 'mix': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
 
@@ -245,7 +245,7 @@ def first_stage(keys) -> str:
     return min((STAGE_OF.get(k.split('.')[0], 'data') for k in keys), key=STAGES.index)
 
 
-MACHINE = ('device', 'procs', 'set')   # how a run uses this machine, and the record of --set: not what it makes
+MACHINE = ('device', 'procs', 'synth_batch', 'set')   # how a run uses this machine, and the record of --set: not what it makes
 
 
 def flat_settings(cfg: StudyConfig) -> dict:
