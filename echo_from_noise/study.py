@@ -112,10 +112,10 @@ def _synth_labels(run: Path) -> Path:
     return run / 'data' / 'augmented_with_sdm'
 
 
-def _synthesize_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
-    """(dataset, call) for each synthetic dataset the stage has still to write: the SDM's images and, with the CycleGAN
-    baseline, the CycleGAN's. Called in torchrun processes, `synthesize` shards the maps over them."""
-    labels, jobs = _synth_labels(run), []
+def _synthesize_jobs(run: Path, cfg: StudyConfig, labels: Path, progress: bool) -> list:
+    """(dataset, call) for each synthetic dataset the stage has still to write from the maps `labels`: the SDM's images
+    and, with the CycleGAN baseline, the CycleGAN's. Called in torchrun processes, `synthesize` shards the maps over them."""
+    jobs = []
     if not (run / 'synthetic' / 'manifest.csv').exists():
         jobs.append(('synthetic', partial(synthesize, run, labels, run / 'synthetic', cfg.sampler, cfg.synth_steps,
                                           cfg.guidance, cfg.synth_batch, seed=cfg.seed, device=cfg.device,
@@ -127,17 +127,17 @@ def _synthesize_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
 
 
 def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
-    jobs = _synthesize_jobs(run, cfg, progress)
-    procs = job_procs(cfg.procs, len(read_manifest(_synth_labels(run))), cfg.device) if jobs else 1
+    labels = _synth_labels(run)
+    jobs = _synthesize_jobs(run, cfg, labels, progress)
+    procs = job_procs(cfg.procs, len(read_manifest(labels)), cfg.device) if jobs else 1
     if procs > 1:         # each map's noise is seeded by its id: the same images in any number of processes
         launch_workers(['stage-jobs', run, 'synthesize'] + ([] if progress else ['--no-progress']), procs,
                        f'stage synthesize ({procs} processes)')
     else:
         for _, call in jobs: call()
-    result = dict(images=None, sampler=cfg.sampler, steps=cfg.synth_steps)
-    for name, key in [('synthetic', 'images')] + [('synthetic_cyclegan', 'cyclegan_images')] * cfg.cyclegan:
-        check_no_leak(real_dataset(run, cfg), run / name)
-        result[key] = len(read_manifest(run / name))
+    for name in ['synthetic'] + ['synthetic_cyclegan'] * cfg.cyclegan: check_no_leak(real_dataset(run, cfg), run / name)
+    result = dict(images=len(read_manifest(run / 'synthetic')), sampler=cfg.sampler, steps=cfg.synth_steps)
+    if cfg.cyclegan: result['cyclegan_images'] = len(read_manifest(run / 'synthetic_cyclegan'))
     return result
 
 
@@ -218,14 +218,13 @@ def stage_worker(run, stage: str, progress: bool = True) -> list:
     if stage not in [*STAGE_JOBS, 'synthesize']:
         raise DataError(f"stage-jobs: {stage!r} is not one of {[*STAGE_JOBS, 'synthesize']}")
     cfg = resolve(dict(conf, device=worker_device(conf['device'])))
-    done = []
     if stage == 'synthesize':    # one process group: every process takes part in each dataset, with its share of maps
-        for name, call in _synthesize_jobs(run, cfg, progress):
-            call()
-            done.append(name)
-        return done
-    for name, train in worker_share(STAGE_JOBS[stage](run, cfg, progress)):
-        train()
+        jobs = _synthesize_jobs(run, cfg, _synth_labels(run), progress)
+    else:                        # independent trainings: every procs-th one, each in a plain single process
+        jobs = worker_share(STAGE_JOBS[stage](run, cfg, progress))
+    done = []
+    for name, job in jobs:
+        job()
         done.append(name)
     return done
 
