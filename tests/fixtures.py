@@ -133,3 +133,9 @@ def write_echonet(root: Path, n: int = 3, n_frames: int = 12, traced=(3, 8), spl
     pd.DataFrame(fl).to_csv(root / 'FileList.csv', index=False)
     pd.concat(vt).to_csv(root / 'VolumeTracings.csv', index=False)
     return root
+
+
+def images_by_id(dataset) -> dict:
+    "{frame id: image as int array} of a canonical dataset, to compare two datasets drawn from the same maps."
+    from echo_from_noise.dataset import load_frame, read_manifest
+    return {row['id']: load_frame(dataset, row)[0].astype(int) for _, row in read_manifest(dataset).iterrows()}

@@ -17,6 +17,8 @@ from echo_from_noise.core import TrainingDiverged, load_checkpoint, save_checkpo
 from echo_from_noise.sdm import (CKPT_KIND, load_sdm, make_config,
                                  train_sdm)
 
+from fixtures import images_by_id
+
 
 @pytest.fixture(scope='module')
 def phantom(tmp_path_factory):
@@ -138,17 +140,13 @@ def test_a_maps_image_does_not_depend_on_its_batch_or_the_number_of_processes(ph
                         '--sampler', 'ddpm', '--steps', '3', '--batch-size', '2', '--seed', '7'],
                        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    images = {}
-    for name in ('b1', 'b5', 'w2'):
-        df = read_manifest(tmp_path / name)
-        images[name] = {row['id']: load_frame(tmp_path / name, row)[0].astype(int) for _, row in df.iterrows()}
+    images = {name: images_by_id(tmp_path / name) for name in ('b1', 'b5', 'w2')}
     assert images['b1'].keys() == images['b5'].keys() == images['w2'].keys() and len(images['b1']) > 5
     for other in ('b5', 'w2'):      # equal up to the float rounding of a batched convolution: at most 1 grey level
         worst = max(np.abs(images['b1'][i] - images[other][i]).max() for i in images['b1'])
         assert worst <= 1, (other, worst)
-    again = synthesize(run, phantom, tmp_path / 'seed8', 'ddpm', 3, batch_size=5, seed=8, progress=False)
-    assert any(np.abs(load_frame(again, row)[0].astype(int) - images['b5'][row['id']]).max() > 10
-               for _, row in read_manifest(again).iterrows())                       # another seed, other images
+    again = images_by_id(synthesize(run, phantom, tmp_path / 'seed8', 'ddpm', 3, batch_size=5, seed=8, progress=False))
+    assert any(np.abs(again[i] - images['b5'][i]).max() > 10 for i in again)          # another seed, other images
 
 def test_cli_train_then_synthesize(phantom, tmp_path):
     run = tmp_path / 'run'

@@ -311,12 +311,11 @@ def test_procs_trains_the_models_one_process_would(tmp_path):
         key = 'ema' if f.startswith('sdm') else 'model'
         worst = max((a[key][k].float() - b[key][k].float()).abs().max().item() for k in a[key])
         assert worst < 1e-3, (f, worst)
-    from echo_from_noise.dataset import load_frame, read_manifest
+    from fixtures import images_by_id
     for name in ('synthetic', 'synthetic_cyclegan'):   # drawn by two processes, each with its share of the maps
-        one, two = (read_manifest(runs[r] / name).set_index('id') for r in ('one', 'two'))
-        assert sorted(one.index) == sorted(two.index) and len(one) > 4
-        worst = max(abs(load_frame(runs['one'] / name, one.loc[i])[0].astype(int)
-                        - load_frame(runs['two'] / name, two.loc[i])[0]).max() for i in one.index)
+        one, two = (images_by_id(runs[r] / name) for r in ('one', 'two'))
+        assert sorted(one) == sorted(two) and len(one) > 4
+        worst = max(abs(one[i] - two[i]).max() for i in one)
         assert worst <= 1, (name, worst)
     for v in ('2CH', '4CH'):       # each SDM trained in one process, not split over the two
         assert json.loads((runs['two'] / f'metrics/sdm_{v}_train.json').read_text())['world_size'] == 1
