@@ -25,7 +25,7 @@ __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL
            'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', synth_batch=16, augment_strength=1.0, procs=0)     # every profile's, unless it says otherwise
+STUDY_DEFAULTS = dict(guidance=0.0, mix='curriculum', synth_batch=16, augment_strength=1.0, procs=0)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3, procs=1,

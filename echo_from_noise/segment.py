@@ -135,8 +135,11 @@ def _predict(model, x, batch=64):
         return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
-def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', progress: bool = True) -> dict:
-    "Train on `train` = (images, targets), pick the epoch with the best mean val Dice, save it atomically at `path`."
+def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', progress: bool = True,
+                    finish=None, finish_frac: float = 0.25) -> dict:
+    """Train on `train` = (images, targets), pick the epoch with the best mean val Dice, save it atomically at `path`.
+    `finish` = (images, targets): a curriculum; the last `finish_frac` of the optimiser steps train on these frames alone
+    (the real frames of a Real + SDM row under `mix='curriculum'`, nbs/14_study), the steps before on `train`."""
     path = Path(path)
     dev = pick_device(cfg.device)
     (xi, yi), (xv, yv) = train, val
@@ -145,7 +148,15 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
     Xtr, Ytr, Xv, Yv = to_x(xi), torch.from_numpy(yi).long(), to_x(xv), torch.from_numpy(yv).long()
     torch.manual_seed(cfg.seed)
     model = build_segmenter(cfg.size, cfg.width).to(dev)
-    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / math.ceil(len(Xtr) / cfg.batch_size)))
+    per_epoch = lambda X: math.ceil(len(X) / cfg.batch_size)      # optimiser steps in an epoch of X
+    epochs = main_epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch(Xtr)))
+    if finish is not None:      # the same number of steps in all, the last finish_frac of them on the finishing frames
+        if not 0 < finish_frac < 1: raise ValueError(f'{name}: finish_frac must lie between 0 and 1; got {finish_frac}')
+        Xf, Yf = to_x(finish[0]), torch.from_numpy(finish[1]).long()
+        steps = main_epochs * per_epoch(Xtr)
+        main_epochs = math.ceil((1 - finish_frac) * steps / per_epoch(Xtr))
+        epochs = main_epochs + math.ceil(finish_frac * steps / per_epoch(Xf))
+    curriculum = None if finish is None else [finish_frac, len(Xf)]
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=cfg.min_lr)
     log, best, best_state, start = [], -1.0, None, 0
@@ -153,6 +164,9 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
         ck = load_checkpoint(path, SEG_KIND)
         check_resume(path, ck, saved_seg_config(ck['config']), cfg,
                      may_change=('device',) if ck.get('finished') else ('device', 'epochs', 'min_steps'))
+        if ck.get('curriculum') != curriculum:
+            raise DataError(f'{path}: trained with curriculum (finishing fraction, frames) {ck.get("curriculum")}, asked '
+                            f'for {curriculum}; use the settings it was trained with, or delete it to train again')
         if ck.get('finished'): return ck['summary']
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
         log, best, start, best_state = ck['log'], ck['best_dice'], ck['epoch'], ck['best_model']
@@ -163,11 +177,12 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
             t0 = time.perf_counter()
             model.train()
             g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-            order = torch.randperm(len(Xtr), generator=g)
+            X, Y = (Xtr, Ytr) if epoch < main_epochs else (Xf, Yf)
+            order = torch.randperm(len(X), generator=g)
             losses = []
             for b in range(0, len(order), cfg.batch_size):
                 idx = order[b:b + cfg.batch_size]
-                x, y = augment_batch(Xtr[idx].to(dev), Ytr[idx].to(dev), cfg, g)    # on the GPU where there is one
+                x, y = augment_batch(X[idx].to(dev), Y[idx].to(dev), cfg, g)    # on the GPU where there is one
                 loss = F.cross_entropy(model((x - mean) / std), y)
                 if not torch.isfinite(loss): raise RuntimeError(f'{name}: non-finite segmentation loss at epoch {epoch}')
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
@@ -187,15 +202,17 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
             if stop_requested() or epoch == start or time.perf_counter() - last_save >= SAVE_EVERY_S:
                 save_checkpoint(path, dict(kind=SEG_KIND, finished=False, epoch=epoch + 1, model=model.state_dict(),
                                            optimizer=opt.state_dict(), scheduler=sched.state_dict(), log=log,
-                                           best_dice=best, best_model=best_state, config=asdict(cfg), norm=[mean, std]))
+                                           best_dice=best, best_model=best_state, config=asdict(cfg), norm=[mean, std],
+                                           curriculum=curriculum))
                 saved, last_save = epoch + 1, time.perf_counter()
             if stop_requested():
                 raise Terminated(f'{name}: stopped by SIGTERM after epoch {epoch + 1}; run the same command again to resume')
     best_epoch = max(log, key=lambda r: r['val_dice'])['epoch'] if log else 0
     summary = dict(name=name, best_epoch=best_epoch, best_val_dice=best, epochs=epochs, train_frames=len(Xtr),
                    val_frames=len(Xv))
+    if finish is not None: summary.update(main_epochs=main_epochs, finish_frames=len(Xf), finish_frac=finish_frac)
     save_checkpoint(path, dict(kind=SEG_KIND, finished=True, model=best_state, config=asdict(cfg), norm=[mean, std],
-                               log=log, summary=summary))
+                               log=log, summary=summary, curriculum=curriculum))
     return summary
 
 

@@ -160,12 +160,15 @@ def _train_row(run: Path, cfg: StudyConfig, row: str, source: str, views, phases
                  for s in source.split('+')]
     except DataError as e:
         return dict(skipped=str(e))
-    train, val = mixed_frames(dict(zip(source.split('+'), parts)), cfg.mix)
+    by_source = dict(zip(source.split('+'), parts))
+    train, val = mixed_frames(by_source, cfg.mix)
+    curriculum = cfg.mix == 'curriculum' and 'real' in by_source and len(by_source) > 1   # the real frames finish it
+    finish = by_source['real'][0][:2] if curriculum else None
     for s in source.split('+'):
         if s != 'real': check_no_leak(sets['real'], sets[s])
     assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
     return train_segmenter(train[:2], val[:2], run / 'checkpoints' / f'seg_{row_slug(row)}.pt', cfg.seg, row,
-                           progress=progress)
+                           progress=progress, finish=finish)
 
 
 def _segment_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
@@ -182,8 +185,9 @@ def _stage_segment(run: Path, cfg: StudyConfig, progress: bool) -> dict:
 def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
     """(train, val) frames of a segmenter from {source: (train, val)}, each (images, targets, manifest rows). One
     source: as they are. Real with synthetic sources, `mix='balanced'`: the real train frames repeated until they are
-    as many as the synthetic ones, and validation (the choice of the epoch) on the real frames only; `'union'`: all
-    frames pooled, as the paper's rows pool theirs (benchmarks/mix.md compares the two)."""
+    as many as the synthetic ones, and validation (the choice of the epoch) on the real frames only; `'curriculum'`:
+    the same frames (`_train_row` then finishes on the real train frames alone, `train_segmenter(finish=...)`);
+    `'union'`: all frames pooled, as the paper's rows pool theirs (benchmarks/mix.md, benchmarks/curriculum.md)."""
     if mix not in MIXES: raise DataError(f'mix={mix!r}: use one of {list(MIXES)}')
     cat = lambda ps: (np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]), pd.concat([p[2] for p in ps]))
     if mix == 'union' or 'real' not in parts or len(parts) == 1:

@@ -166,6 +166,29 @@ def test_segmenter_saves_at_most_every_save_every_s_and_resumes_exactly(phantom,
     assert all(torch.equal(whole['model'][k], broken['model'][k]) for k in whole['model'])
 
 
+
+def test_curriculum_finishes_on_its_own_frames_and_resumes_only_with_them(phantom, tmp_path, monkeypatch):
+    """mix='curriculum' (nbs/07_segment): the last finish_frac of the optimiser steps see only the finishing frames, the
+    steps before only the main ones, the same number of steps in all; a checkpoint is resumed only with its curriculum."""
+    import echo_from_noise.segment as S
+    train, val = S.load_frames(phantom, 'train')[:2], S.load_frames(phantom, 'val')[:2]
+    finish = (train[0][:4], train[1][:4])
+    seen, real_augment = [], S.augment_batch
+    monkeypatch.setattr(S, 'augment_batch', lambda img, lab, cfg, g: (seen.append(img.clone()), real_augment(img, lab, cfg, g))[1])
+    cfg = S.SegConfig(size=32, width=2, epochs=4, batch_size=len(train[0]))     # 4 steps: one a main epoch, one a finishing epoch
+    s = S.train_segmenter(train, val, tmp_path / 'c.pt', cfg, progress=False, finish=finish, finish_frac=0.5)
+    assert (s['main_epochs'], s['epochs'], s['finish_frames']) == (2, 4, 4)
+    assert [len(x) for x in seen] == [len(train[0])] * 2 + [4] * 2
+    as_set = lambda imgs: sorted(bytes(a) for a in imgs)
+    for x in seen[2:]:       # each finishing batch is the four finishing frames, in some order
+        assert as_set((x[:, 0] * 255).round().to(torch.uint8).numpy()) == as_set(finish[0])
+    with pytest.raises(DataError, match=r'curriculum .*\[0.5, 4\].* \[0.25, 4\]'):
+        S.train_segmenter(train, val, tmp_path / 'c.pt', cfg, progress=False, finish=finish, finish_frac=0.25)
+    with pytest.raises(DataError, match=r'\[0.5, 4\], asked for None'):
+        S.train_segmenter(train, val, tmp_path / 'c.pt', cfg, progress=False)
+    with pytest.raises(ValueError, match='finish_frac'):
+        S.train_segmenter(train, val, tmp_path / 'd.pt', cfg, progress=False, finish=finish, finish_frac=1.0)
+
 # ------------------------------------------------------------------ 8. resuming with other settings
 
 def test_resume_refuses_other_settings_and_other_views(phantom, tmp_path, capsys):

@@ -123,8 +123,11 @@ def test_no_test_patient_reaches_training(study):
     n_train_real = int((real['split'] == 'train').sum())
     assert summary['All real frames']['train_frames'] == n_train_real
     n_train_syn = int((read_manifest(out / 'synthetic')['split'] == 'train').sum())
-    k = max(1, round(n_train_syn / n_train_real))      # mix='balanced': the real frames repeated k times
+    k = max(1, round(n_train_syn / n_train_real))      # mix='curriculum': the real frames repeated k times ...
     assert summary['Real + SDM frames']['train_frames'] == k * n_train_real + n_train_syn
+    assert summary['Real + SDM frames']['finish_frames'] == n_train_real     # ... then the real train frames alone
+    assert 0 < summary['Real + SDM frames']['main_epochs'] < summary['Real + SDM frames']['epochs']
+    assert not any('finish_frames' in summary[r] for r in ('All real frames', 'All SDM frames'))
     n_val_real = int((real['split'] == 'val').sum())
     assert summary['Real + SDM frames']['val_frames'] == n_val_real          # the epoch is chosen on real frames
 
