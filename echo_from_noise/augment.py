@@ -215,8 +215,10 @@ def paint(label, mask, value: int) -> np.ndarray:
 
 # %% ../nbs/04_augment.ipynb #e6c17016
 def augment_dataset(dataset, out, copies: int = 5, seed: int = 0, strength: float = 1.0,
-                    cfg: AugmentConfig = AugmentConfig(), overwrite: bool = False, progress: bool = True) -> dict:
-    "Write `copies` deformed copies of each train/val label map of `dataset` to `out` (label-only); returns counts."
+                    cfg: AugmentConfig = AugmentConfig(), overwrite: bool = False, progress: bool = True,
+                    tag: str = 'aug') -> dict:
+    """Write `copies` deformed copies of each train/val label map of `dataset` to `out` (label-only), with ids
+    `ID_{tag}K`; returns counts."""
     if copies < 1: raise DataError(f'copies must be at least 1, got {copies}')
     if strength < 0: raise DataError(f'strength must be >= 0, got {strength}')
     check_not_overlapping(out, [dataset])
@@ -239,7 +241,7 @@ def augment_dataset(dataset, out, copies: int = 5, seed: int = 0, strength: floa
                 rng = np.random.default_rng([seed, zlib.crc32(row['id'].encode()), k])
                 new, d, rep = deform(lab, rng, cfg)
                 counts['vanished'] += bool(rep['vanished']); counts['split'] += bool(rep['split'])
-                writer.add(f"{row['id']}_aug{k}", row['patient'], row['view'], row['phase'], row['split'], new,
+                writer.add(f"{row['id']}_{tag}{k}", row['patient'], row['view'], row['phase'], row['split'], new,
                            source='augment', label_source=row['id'], strength=strength,
                            vanished=' '.join(map(str, rep['vanished'])), split_structures=' '.join(map(str, rep['split'])),
                            **d.summary())

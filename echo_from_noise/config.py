@@ -25,7 +25,7 @@ __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL
            'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STUDY_DEFAULTS = dict(guidance=0.0, mix='curriculum', synth_batch=16, augment_strength=1.0, procs=0)     # every profile's, unless it says otherwise
+STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, procs=0)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3, procs=1,
@@ -37,7 +37,7 @@ STUDY_PROFILES = {   # study values, and each stage's changes to its own profile
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
                 seg=dict(epochs=1, min_steps=6000), cyclegan=True, cyclegan_train=dict(),
                 adherence_maps=32, realism=dict(steps=300, repeats=5)),
-    'paper': dict(size=256, patients=500, copies=5, sdm=dict(), sampler='ddpm', synth_steps=1000,
+    'paper': dict(size=256, patients=500, copies=5, finish=0.0, sdm=dict(), sampler='ddpm', synth_steps=1000,
                   seg=dict(epochs=300, batch_size=1, width=1), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
                   realism=dict(steps=300, repeats=5)),
 }
@@ -82,6 +82,7 @@ class StudyConfig:
     synth_batch: int               # label maps per sampler call: more keep a GPU busier (each map's noise is its own)
     guidance: float                # classifier-free guidance scale; 0: off, as the paper
     mix: str                       # how "Real + SDM frames" mixes its training frames (`MIXES`)
+    finish: float                  # share of the steps a segmenter with synthetic frames ends on undeformed anatomy; 0: the paper's recipe
     cyclegan: bool                 # train the CycleGAN baseline and its Table 1 row
     adherence_maps: int | None     # test maps per view in the adherence study; None: all
     procs: int                     # processes training a stage's models at once (SDM views, Table 1 rows) or sharing its maps to draw; 0: one per CPU core or GPU
@@ -131,6 +132,9 @@ def resolve(spec: dict) -> StudyConfig:
     cfg = StudyConfig(**plain, realism=realism, sdm=sdm, cyclegan_train=cyclegan, seg=seg, set=dict(spec.get('set') or {}))
     if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={cfg.sampler}: use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
+    if not 0 <= cfg.finish < 1:
+        raise DataError(f'--set finish={cfg.finish}: use 0 (the paper\'s recipe: no finishing phase) or a share of the '
+                        'steps below 1, such as 0.25')
     if cfg.synth_batch < 1: raise DataError(f'--set synth_batch={cfg.synth_batch}: use a whole number of at least 1')
     if cfg.procs < 0: raise DataError(f'--set procs={cfg.procs}: use 0 (one process per CPU core or GPU) or a whole number of processes')
     if not math.isfinite(cfg.augment_strength) or cfg.augment_strength < 0:
@@ -157,7 +161,7 @@ STAGE_OF = {   # the first stage each setting changes
     'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'augment_strength': 'data',
     'sdm': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize',
-    'guidance': 'synthesize',
+    'guidance': 'synthesize', 'finish': 'synthesize',
     'seg': 'segment', 'mix': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
 
 
@@ -230,8 +234,9 @@ def run_changes(old: dict | None, cfg: StudyConfig, with_cyclegan: bool | None =
 
 
 def saved_study(d: dict) -> StudyConfig:
-    "The `StudyConfig` of a config.yaml's `study` dict, resolved on the CPU (an old run's device is not this machine's)."
-    return resolve(dict(d, device='cpu'))
+    """The `StudyConfig` of a config.yaml's `study` dict, resolved on the CPU (an old run's device is not this machine's);
+    a run recorded before the `finish` setting was made without a finishing phase."""
+    return resolve({'finish': 0.0, **d, 'device': 'cpu'})
 
 
 def changed_settings(old: StudyConfig, new: StudyConfig) -> dict:

@@ -138,8 +138,8 @@ def _predict(model, x, batch=64):
 def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', progress: bool = True,
                     finish=None, finish_frac: float = 0.25) -> dict:
     """Train on `train` = (images, targets), pick the epoch with the best mean val Dice, save it atomically at `path`.
-    `finish` = (images, targets): a curriculum; the last `finish_frac` of the optimiser steps train on these frames alone
-    (the real frames of a Real + SDM row under `mix='curriculum'`, nbs/14_study), the steps before on `train`."""
+    `finish` = (images, targets): a finishing phase; the last `finish_frac` of the optimiser steps train on these frames
+    alone, at a decaying learning rate, the steps before on `train` (the study's `finish`, nbs/14_study)."""
     path = Path(path)
     dev = pick_device(cfg.device)
     (xi, yi), (xv, yv) = train, val
@@ -158,7 +158,12 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
         epochs = main_epochs + math.ceil(finish_frac * steps / per_epoch(Xf))
     curriculum = None if finish is None else [finish_frac, len(Xf)]
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=cfg.min_lr)
+    if finish is None:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=cfg.min_lr)
+    else:       # stable, then decay: lr through the main epochs, the cosine down to min_lr over the finishing ones
+        lo, n = cfg.min_lr / cfg.lr, max(epochs - main_epochs, 1)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda e: 1.0 if e < main_epochs else lo + (1 - lo) * (1 + math.cos(math.pi * (e - main_epochs) / n)) / 2)
     log, best, best_state, start = [], -1.0, None, 0
     if path.exists():
         ck = load_checkpoint(path, SEG_KIND)
@@ -178,6 +183,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
             model.train()
             g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
             X, Y = (Xtr, Ytr) if epoch < main_epochs else (Xf, Yf)
+            lr = opt.param_groups[0]['lr']
             order = torch.randperm(len(X), generator=g)
             losses = []
             for b in range(0, len(order), cfg.batch_size):
@@ -194,7 +200,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
             model.eval()
             d = dice_per_class(_predict(model, ((Xv - mean) / std).to(dev)).cpu(), Yv)
             dm = float(np.mean(list(d.values())))
-            log.append(dict(epoch=epoch + 1, loss=float(np.mean(losses)), val_dice=dm, **{f'val_{k}': v for k, v in d.items()},
+            log.append(dict(epoch=epoch + 1, lr=lr, loss=float(np.mean(losses)), val_dice=dm, **{f'val_{k}': v for k, v in d.items()},
                             seconds=time.perf_counter() - t0))
             if dm > best:
                 best, best_state = dm, copy.deepcopy(model.state_dict())

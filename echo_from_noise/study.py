@@ -102,41 +102,54 @@ def _cyclegan_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
 
 
 # %% ../nbs/14_study.ipynb #fb390f90
-def _synth_labels(run: Path) -> Path:
-    "The deformed maps to draw: those of the views the run has an SDM for (a view without one had no training frames)."
-    aug = run / 'data' / 'augmented'
-    df = read_manifest(aug)
-    keep = df[df['view'].isin(sdm_views(run))]
-    if len(keep) == len(df): return aug
-    subset_dataset(aug, keep, run / 'data' / 'augmented_with_sdm')
-    return run / 'data' / 'augmented_with_sdm'
+def _synth_labels(run: Path, cfg: StudyConfig) -> dict:
+    """{suffix of the synthetic datasets: the label maps they draw}: '' the deformed maps and, with a finishing phase
+    (`finish` > 0), '_maps' the real train/val maps themselves, undeformed (written here, once); each kept to the views
+    the run has an SDM for (a view without one had no training frames)."""
+    if cfg.finish > 0 and not (run / 'data' / 'maps' / 'manifest.csv').exists():
+        augment_dataset(real_dataset(run, cfg), run / 'data' / 'maps', 1, cfg.seed, 0.0, progress=False, tag='map')
+    out = {}
+    for suffix, name in [('', 'augmented')] + [('_maps', 'maps')] * (cfg.finish > 0):
+        src = run / 'data' / name
+        df = read_manifest(src)
+        keep = df[df['view'].isin(sdm_views(run))]
+        if len(keep) < len(df):
+            subset_dataset(src, keep, run / 'data' / f'{name}_with_sdm')
+            src = run / 'data' / f'{name}_with_sdm'
+        out[suffix] = src
+    return out
 
 
-def _synthesize_jobs(run: Path, cfg: StudyConfig, labels: Path, progress: bool) -> list:
-    """(dataset, call) for each synthetic dataset the stage has still to write from the maps `labels`: the SDM's images
-    and, with the CycleGAN baseline, the CycleGAN's. Called in torchrun processes, `synthesize` shards the maps over them."""
+def _synthesize_jobs(run: Path, cfg: StudyConfig, labels: dict, progress: bool) -> list:
+    """(dataset, call) for each synthetic dataset the stage has still to write from the maps `labels` (`_synth_labels`):
+    the SDM's images and, with the CycleGAN baseline, the CycleGAN's. Called in torchrun processes, `synthesize` shards
+    the maps over them."""
     jobs = []
-    if not (run / 'synthetic' / 'manifest.csv').exists():
-        jobs.append(('synthetic', partial(synthesize, run, labels, run / 'synthetic', cfg.sampler, cfg.synth_steps,
-                                          cfg.guidance, cfg.synth_batch, seed=cfg.seed, device=cfg.device,
-                                          progress=progress)))
-    if cfg.cyclegan and not (run / 'synthetic_cyclegan' / 'manifest.csv').exists():
-        jobs.append(('synthetic_cyclegan', partial(synthesize, run, labels, run / 'synthetic_cyclegan',
-                                                   device=cfg.device, progress=progress, generator='cyclegan')))
+    for suffix, maps in labels.items():
+        name, gan = f'synthetic{suffix}', f'synthetic_cyclegan{suffix}'
+        if not (run / name / 'manifest.csv').exists():
+            jobs.append((name, partial(synthesize, run, maps, run / name, cfg.sampler, cfg.synth_steps, cfg.guidance,
+                                       cfg.synth_batch, seed=cfg.seed, device=cfg.device, progress=progress)))
+        if cfg.cyclegan and not (run / gan / 'manifest.csv').exists():
+            jobs.append((gan, partial(synthesize, run, maps, run / gan, device=cfg.device, progress=progress,
+                                      generator='cyclegan')))
     return jobs
 
 
 def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
-    labels = _synth_labels(run)
+    labels = _synth_labels(run, cfg)
     jobs = _synthesize_jobs(run, cfg, labels, progress)
-    procs = job_procs(cfg.procs, len(read_manifest(labels)), cfg.device) if jobs else 1
+    procs = job_procs(cfg.procs, len(read_manifest(labels[''])), cfg.device) if jobs else 1
     if procs > 1:         # each map's noise is seeded by its id: the same images in any number of processes
         launch_workers(['stage-jobs', run, 'synthesize'] + ([] if progress else ['--no-progress']), procs,
                        f'stage synthesize ({procs} processes)')
     else:
         for _, call in jobs: call()
-    for name in ['synthetic'] + ['synthetic_cyclegan'] * cfg.cyclegan: check_no_leak(real_dataset(run, cfg), run / name)
+    for suffix in labels:
+        for name in [f'synthetic{suffix}'] + [f'synthetic_cyclegan{suffix}'] * cfg.cyclegan:
+            check_no_leak(real_dataset(run, cfg), run / name)
     result = dict(images=len(read_manifest(run / 'synthetic')), sampler=cfg.sampler, steps=cfg.synth_steps)
+    if '_maps' in labels: result['undeformed_map_images'] = len(read_manifest(run / 'synthetic_maps'))
     if cfg.cyclegan: result['cyclegan_images'] = len(read_manifest(run / 'synthetic_cyclegan'))
     return result
 
@@ -155,20 +168,24 @@ def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
 def _train_row(run: Path, cfg: StudyConfig, row: str, source: str, views, phases, progress: bool) -> dict:
     "Train (or return the finished) segmenter of one Table 1 row; a row without frames is skipped, with the reason."
     sets = dict(synthetic=run / 'synthetic', real=real_dataset(run, cfg), cyclegan=run / 'synthetic_cyclegan')
+    sources = source.split('+')
+    # with a finishing phase, a generator's row ends on (and picks its epoch by) its images of the undeformed maps
+    own_maps = run / f'{sets[sources[0]].name}_maps' if cfg.finish > 0 and sources in (['synthetic'], ['cyclegan']) else None
     try:     # a source like 'real+synthetic' is the union of its datasets' frames
         parts = [(load_frames(sets[s], 'train', views, phases), load_frames(sets[s], 'val', views, phases))
-                 for s in source.split('+')]
+                 for s in sources]
+        if own_maps: finish, val = (load_frames(own_maps, s, views, phases) for s in ('train', 'val'))
     except DataError as e:
         return dict(skipped=str(e))
-    by_source = dict(zip(source.split('+'), parts))
-    train, val = mixed_frames(by_source, cfg.mix)
-    curriculum = cfg.mix == 'curriculum' and 'real' in by_source and len(by_source) > 1   # the real frames finish it
-    finish = by_source['real'][0][:2] if curriculum else None
-    for s in source.split('+'):
-        if s != 'real': check_no_leak(sets['real'], sets[s])
+    for d in [sets[s] for s in sources if s != 'real'] + [own_maps] * bool(own_maps):
+        check_no_leak(sets['real'], d)
+    if own_maps: train = parts[0][0]
+    else:      # real with synthetic frames ends on the real train frames
+        train, val = mixed_frames(dict(zip(sources, parts)), cfg.mix)
+        finish = parts[sources.index('real')][0] if cfg.finish > 0 and 'real' in sources and len(sources) > 1 else None
     assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
     return train_segmenter(train[:2], val[:2], run / 'checkpoints' / f'seg_{row_slug(row)}.pt', cfg.seg, row,
-                           progress=progress, finish=finish)
+                           progress=progress, finish=None if finish is None else finish[:2], finish_frac=cfg.finish)
 
 
 def _segment_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
@@ -185,9 +202,9 @@ def _stage_segment(run: Path, cfg: StudyConfig, progress: bool) -> dict:
 def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
     """(train, val) frames of a segmenter from {source: (train, val)}, each (images, targets, manifest rows). One
     source: as they are. Real with synthetic sources, `mix='balanced'`: the real train frames repeated until they are
-    as many as the synthetic ones, and validation (the choice of the epoch) on the real frames only; `'curriculum'`:
-    the same frames (`_train_row` then finishes on the real train frames alone, `train_segmenter(finish=...)`);
-    `'union'`: all frames pooled, as the paper's rows pool theirs (benchmarks/mix.md, benchmarks/curriculum.md)."""
+    as many as the synthetic ones, and validation (the choice of the epoch) on the real frames only; `'union'`: all
+    frames pooled, as the paper's rows pool theirs (benchmarks/mix.md compares the two). With a finishing phase
+    (`finish`), `_train_row` ends the training on the real train frames alone (benchmarks/curriculum.md)."""
     if mix not in MIXES: raise DataError(f'mix={mix!r}: use one of {list(MIXES)}')
     cat = lambda ps: (np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]), pd.concat([p[2] for p in ps]))
     if mix == 'union' or 'real' not in parts or len(parts) == 1:
@@ -223,7 +240,7 @@ def stage_worker(run, stage: str, progress: bool = True) -> list:
         raise DataError(f"stage-jobs: {stage!r} is not one of {[*STAGE_JOBS, 'synthesize']}")
     cfg = resolve(dict(conf, device=worker_device(conf['device'])))
     if stage == 'synthesize':    # one process group: every process takes part in each dataset, with its share of maps
-        jobs = _synthesize_jobs(run, cfg, _synth_labels(run), progress)
+        jobs = _synthesize_jobs(run, cfg, _synth_labels(run, cfg), progress)
     else:                        # independent trainings: every procs-th one, each in a plain single process
         jobs = worker_share(STAGE_JOBS[stage](run, cfg, progress))
     done = []
@@ -290,8 +307,11 @@ def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'aut
 
 def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
     """`efn realism` for each of the run's synthetic sets against the real data: metrics/realism.csv, the histogram
-    figure, and (markdown table, {generator: summary})."""
-    sets = {'SDM': run / 'synthetic', 'CycleGAN': run / 'synthetic_cyclegan'}
+    figure, and (markdown table, {generator: summary}). The training sets are drawn from deformed maps, whose anatomy
+    a classifier can tell from real hearts by itself; a generator's images of the real maps themselves (drawn when
+    the run has a finishing phase) measure its images alone, and are reported as '... (undeformed maps)'."""
+    sets = {'SDM': run / 'synthetic', 'CycleGAN': run / 'synthetic_cyclegan',
+            'SDM (undeformed maps)': run / 'synthetic_maps', 'CycleGAN (undeformed maps)': run / 'synthetic_cyclegan_maps'}
     tables, hists, out = [], {}, {}
     for gen, path in sets.items():
         if not (path / 'manifest.csv').exists(): continue
@@ -308,7 +328,9 @@ def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(run / 'metrics' / 'realism.csv', index=False)
     realism_figure(hists, run / 'figures' / 'realism_histograms', 'Grey levels per structure: real (black) and synthetic')
-    caption = ('Table 1b. Realism of the synthetic training images against the real frames of the same views and phases '
+    caption = ('Table 1b. Realism of the synthetic images against the real frames of the same views and phases: each '
+               'generator\'s training set (drawn from deformed maps) and, where the run drew them, its images of the real '
+               'maps themselves ("undeformed maps"), which measure the images apart from the deformed anatomy '
                '(`efn realism`; figures/realism_histograms.png).')
     return realism_markdown(table, caption), out
 
@@ -385,7 +407,8 @@ STAGE_FUNCS = dict(data=_stage_data, sdm=_stage_sdm, cyclegan=_stage_cyclegan, s
 STAGE_OUTPUTS = {   # what each stage writes in a run directory (besides stages/, notebooks/ and logs/)
     'data': ['data'], 'sdm': ['checkpoints/sdm_*.pt', 'metrics/sdm_*'],
     'cyclegan': ['checkpoints/cyclegan_*.pt', 'metrics/cyclegan_*'],
-    'synthesize': ['synthetic', 'synthetic_cyclegan', 'data/augmented_with_sdm'], 'segment': ['checkpoints/seg_*.pt'],
+    'synthesize': ['synthetic', 'synthetic_cyclegan', 'synthetic_maps', 'synthetic_cyclegan_maps', 'data/augmented_with_sdm',
+                   'data/maps', 'data/maps_with_sdm'], 'segment': ['checkpoints/seg_*.pt'],
     'evaluate': ['metrics/per_image.csv', 'metrics/summary.json', 'metrics/realism.csv', 'figures/realism_histograms.*',
                  'table1.md', 'table1.csv', 'table_external.md', 'external'],
     'adherence': ['metrics/adherence*', 'figures/fig5_adherence.*'],

@@ -168,7 +168,7 @@ def test_segmenter_saves_at_most_every_save_every_s_and_resumes_exactly(phantom,
 
 
 def test_curriculum_finishes_on_its_own_frames_and_resumes_only_with_them(phantom, tmp_path, monkeypatch):
-    """mix='curriculum' (nbs/07_segment): the last finish_frac of the optimiser steps see only the finishing frames, the
+    """A finishing phase (nbs/07_segment): the last finish_frac of the optimiser steps see only the finishing frames, the
     steps before only the main ones, the same number of steps in all; a checkpoint is resumed only with its curriculum."""
     import echo_from_noise.segment as S
     train, val = S.load_frames(phantom, 'train')[:2], S.load_frames(phantom, 'val')[:2]
@@ -179,6 +179,8 @@ def test_curriculum_finishes_on_its_own_frames_and_resumes_only_with_them(phanto
     s = S.train_segmenter(train, val, tmp_path / 'c.pt', cfg, progress=False, finish=finish, finish_frac=0.5)
     assert (s['main_epochs'], s['epochs'], s['finish_frames']) == (2, 4, 4)
     assert [len(x) for x in seen] == [len(train[0])] * 2 + [4] * 2
+    lrs = [r['lr'] for r in load_checkpoint(tmp_path / 'c.pt', S.SEG_KIND)['log']]     # stable, then the cosine decay
+    assert lrs == pytest.approx([cfg.lr, cfg.lr, cfg.lr, (cfg.lr + cfg.min_lr) / 2])
     as_set = lambda imgs: sorted(bytes(a) for a in imgs)
     for x in seen[2:]:       # each finishing batch is the four finishing frames, in some order
         assert as_set((x[:, 0] * 255).round().to(torch.uint8).numpy()) == as_set(finish[0])

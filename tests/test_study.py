@@ -114,7 +114,7 @@ def test_no_test_patient_reaches_training(study):
     real = read_manifest(out / 'data/real')
     test_ids = set(real.loc[real['split'] == 'test', 'id'])
     test_patients = set(real.loc[real['split'] == 'test', 'patient'])
-    for name in ('data/augmented', 'synthetic', 'synthetic_cyclegan'):
+    for name in ('data/augmented', 'synthetic', 'synthetic_cyclegan', 'data/maps', 'synthetic_maps', 'synthetic_cyclegan_maps'):
         d = read_manifest(out / name)
         assert not set(d['label_source']) & test_ids and not set(d['patient']) & test_patients
         assert set(d['split']) <= {'train', 'val'}
@@ -123,11 +123,18 @@ def test_no_test_patient_reaches_training(study):
     n_train_real = int((real['split'] == 'train').sum())
     assert summary['All real frames']['train_frames'] == n_train_real
     n_train_syn = int((read_manifest(out / 'synthetic')['split'] == 'train').sum())
-    k = max(1, round(n_train_syn / n_train_real))      # mix='curriculum': the real frames repeated k times ...
+    k = max(1, round(n_train_syn / n_train_real))      # mix='balanced': the real frames repeated k times ...
     assert summary['Real + SDM frames']['train_frames'] == k * n_train_real + n_train_syn
-    assert summary['Real + SDM frames']['finish_frames'] == n_train_real     # ... then the real train frames alone
+    assert summary['Real + SDM frames']['finish_frames'] == n_train_real     # ... then (finish) the real train frames alone
     assert 0 < summary['Real + SDM frames']['main_epochs'] < summary['Real + SDM frames']['epochs']
-    assert not any('finish_frames' in summary[r] for r in ('All real frames', 'All SDM frames'))
+    # a generator's rows end on its images of the real train maps themselves and pick the epoch on those of the val maps
+    maps = read_manifest(out / 'data/maps')
+    assert sorted(maps['label_source']) == sorted(real.loc[real['split'] != 'test', 'id'])
+    for row, name in (('All SDM frames', 'synthetic_maps'), ('All CycleGAN frames', 'synthetic_cyclegan_maps')):
+        m = read_manifest(out / name)
+        assert summary[row]['train_frames'] == int((read_manifest(out / name.replace('_maps', ''))['split'] == 'train').sum())
+        assert (summary[row]['finish_frames'], summary[row]['val_frames']) == ((m['split'] == 'train').sum(), (m['split'] == 'val').sum())
+    assert 'finish_frames' not in summary['All real frames']
     n_val_real = int((real['split'] == 'val').sum())
     assert summary['Real + SDM frames']['val_frames'] == n_val_real          # the epoch is chosen on real frames
 
@@ -135,7 +142,8 @@ def test_no_test_patient_reaches_training(study):
 def test_realism_table_for_each_generator(study):
     out, _ = study
     t = pd.read_csv(out / 'metrics/realism.csv')
-    assert set(t['generator']) == {'SDM', 'CycleGAN'}
+    gens = {'SDM', 'CycleGAN', 'SDM (undeformed maps)', 'CycleGAN (undeformed maps)'}
+    assert set(t['generator']) == gens
     for gen, g in t.groupby('generator'):
         auc = g.query('metric == "classifier_auc"')['synthetic'].item()
         assert 0 <= auc <= 1
@@ -144,9 +152,9 @@ def test_realism_table_for_each_generator(study):
         assert set(grey.index) == {'cavity', 'myocardium', 'LA', 'sector'}
         assert np.allclose(grey['ratio'], grey['synthetic'] / grey['real'])
     md = (out / 'table1.md').read_text()
-    assert 'Table 1b. Realism' in md and md.count('classifier AUC') == 2 and md.count('(sd over 2 seeds)') == 2
+    assert 'Table 1b. Realism' in md and md.count('classifier AUC') == 4 and md.count('(sd over 2 seeds)') == 4
     result = json.loads((out / 'stages/evaluate.json').read_text())['result']['realism']
-    assert set(result) == {'SDM', 'CycleGAN'} and set(result['SDM']['grey_ratio']) == {'cavity', 'myocardium', 'LA', 'sector'}
+    assert set(result) == gens and set(result['SDM']['grey_ratio']) == {'cavity', 'myocardium', 'LA', 'sector'}
     assert result['SDM']['auc_sd'] >= 0
 
 
@@ -315,7 +323,7 @@ def test_procs_trains_the_models_one_process_would(tmp_path):
         worst = max((a[key][k].float() - b[key][k].float()).abs().max().item() for k in a[key])
         assert worst < 1e-3, (f, worst)
     from fixtures import images_by_id
-    for name in ('synthetic', 'synthetic_cyclegan'):   # drawn by two processes, each with its share of the maps
+    for name in ('synthetic', 'synthetic_cyclegan', 'synthetic_maps'):   # drawn by two processes, each with its share of the maps
         one, two = (images_by_id(runs[r] / name) for r in ('one', 'two'))
         assert sorted(one) == sorted(two) and len(one) > 4
         worst = max(abs(one[i] - two[i]).max() for i in one)
