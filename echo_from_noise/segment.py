@@ -156,7 +156,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
         steps = main_epochs * per_epoch(Xtr)
         main_epochs = math.ceil((1 - finish_frac) * steps / per_epoch(Xtr))
         epochs = main_epochs + math.ceil(finish_frac * steps / per_epoch(Xf))
-    curriculum = None if finish is None else [finish_frac, len(Xf)]
+    finishing = None if finish is None else [finish_frac, len(Xf)]     # recorded, and checked on resume
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     if finish is None:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=cfg.min_lr)
@@ -169,9 +169,9 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
         ck = load_checkpoint(path, SEG_KIND)
         check_resume(path, ck, saved_seg_config(ck['config']), cfg,
                      may_change=('device',) if ck.get('finished') else ('device', 'epochs', 'min_steps'))
-        if ck.get('curriculum') != curriculum:
-            raise DataError(f'{path}: trained with curriculum (finishing fraction, frames) {ck.get("curriculum")}, asked '
-                            f'for {curriculum}; use the settings it was trained with, or delete it to train again')
+        if ck.get('finishing') != finishing:
+            raise DataError(f'{path}: trained with finishing phase [share of steps, frames] {ck.get("finishing")}, asked '
+                            f'for {finishing}; use the settings it was trained with, or delete it to train again')
         if ck.get('finished'): return ck['summary']
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
         log, best, start, best_state = ck['log'], ck['best_dice'], ck['epoch'], ck['best_model']
@@ -209,7 +209,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
                 save_checkpoint(path, dict(kind=SEG_KIND, finished=False, epoch=epoch + 1, model=model.state_dict(),
                                            optimizer=opt.state_dict(), scheduler=sched.state_dict(), log=log,
                                            best_dice=best, best_model=best_state, config=asdict(cfg), norm=[mean, std],
-                                           curriculum=curriculum))
+                                           finishing=finishing))
                 saved, last_save = epoch + 1, time.perf_counter()
             if stop_requested():
                 raise Terminated(f'{name}: stopped by SIGTERM after epoch {epoch + 1}; run the same command again to resume')
@@ -218,7 +218,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
                    val_frames=len(Xv))
     if finish is not None: summary.update(main_epochs=main_epochs, finish_frames=len(Xf), finish_frac=finish_frac)
     save_checkpoint(path, dict(kind=SEG_KIND, finished=True, model=best_state, config=asdict(cfg), norm=[mean, std],
-                               log=log, summary=summary, curriculum=curriculum))
+                               log=log, summary=summary, finishing=finishing))
     return summary
 
 

@@ -167,9 +167,9 @@ def test_segmenter_saves_at_most_every_save_every_s_and_resumes_exactly(phantom,
 
 
 
-def test_curriculum_finishes_on_its_own_frames_and_resumes_only_with_them(phantom, tmp_path, monkeypatch):
+def test_finishing_phase_trains_on_its_own_frames_and_resumes_only_with_them(phantom, tmp_path, monkeypatch):
     """A finishing phase (nbs/07_segment): the last finish_frac of the optimiser steps see only the finishing frames, the
-    steps before only the main ones, the same number of steps in all; a checkpoint is resumed only with its curriculum."""
+    steps before only the main ones, the same number of steps in all; a checkpoint is resumed only with its finishing phase."""
     import echo_from_noise.segment as S
     train, val = S.load_frames(phantom, 'train')[:2], S.load_frames(phantom, 'val')[:2]
     finish = (train[0][:4], train[1][:4])
@@ -184,7 +184,7 @@ def test_curriculum_finishes_on_its_own_frames_and_resumes_only_with_them(phanto
     as_set = lambda imgs: sorted(bytes(a) for a in imgs)
     for x in seen[2:]:       # each finishing batch is the four finishing frames, in some order
         assert as_set((x[:, 0] * 255).round().to(torch.uint8).numpy()) == as_set(finish[0])
-    with pytest.raises(DataError, match=r'curriculum .*\[0.5, 4\].* \[0.25, 4\]'):
+    with pytest.raises(DataError, match=r'finishing phase .*\[0.5, 4\], asked for \[0.25, 4\]'):
         S.train_segmenter(train, val, tmp_path / 'c.pt', cfg, progress=False, finish=finish, finish_frac=0.25)
     with pytest.raises(DataError, match=r'\[0.5, 4\], asked for None'):
         S.train_segmenter(train, val, tmp_path / 'c.pt', cfg, progress=False)

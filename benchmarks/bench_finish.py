@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The finishing phase (`finish`): segmenters with synthetic frames end on undeformed anatomy. Writes benchmarks/curriculum.md.
+"""The finishing phase (`finish`): segmenters with synthetic frames end on undeformed anatomy. Writes benchmarks/finish.md.
 
 Question (issue 14): at equal optimiser steps the balanced Real + SDM row stayed 0.4-0.7 Dice below All real on the
 phantom, and All SDM 1.2-1.3 below (benchmarks/demo.md). benchmarks/strength.md traced most of the synthetic-only gap
@@ -23,7 +23,7 @@ map more closely than that of a test map it never saw (pixel correlation inside 
 each structure's mean)? Realism: the classifier two-sample AUC of the run's deformed synthetic set and of as many
 images of the undeformed maps (five draws per map), with the same ten classifier seeds, paired per seed.
 
-Everything is kept under WORK (default runs/bench_curriculum), so an interrupted benchmark resumes.
+Everything is kept under WORK (default runs/bench_finish), so an interrupted benchmark resumes.
 """
 import argparse
 import os
@@ -91,7 +91,7 @@ def copying(run: Path, study, real: Path, train_maps: Path, work: Path) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('runs', nargs='+', help='finished cpu-profile study runs made without a finishing phase')
-    ap.add_argument('--work', default='runs/bench_curriculum')
+    ap.add_argument('--work', default='runs/bench_finish')
     ap.add_argument('--frac', type=float, default=0.25, help='finishing share of the steps (default: %(default)s)')
     ap.add_argument('--auc-seeds', type=int, default=10)
     args = ap.parse_args()
@@ -136,7 +136,7 @@ def main():
         checks.append(dict(run=run, seed=study.seed, copy=c, auc=aucs, diff=(diff.mean(), diff.std(ddof=1) / np.sqrt(len(diff))),
                            frames=(len(ri), len(load_split(syn, list(SPLITS))[0]))))
     doc = __doc__.split('\n\n', 1)[1].rsplit('\n\n', 1)[0]
-    lines = [f'# The finishing phase: ending on undeformed anatomy ({date.today()}, `benchmarks/bench_curriculum.py '
+    lines = [f'# The finishing phase: ending on undeformed anatomy ({date.today()}, `benchmarks/bench_finish.py '
              f'{" ".join(map(str, args.runs))}`)', '', f'{platform.machine()}, {os.cpu_count()} CPU cores, one thread per '
              f'segmenter. {doc}', '',
              '| run | seed | arm | optimiser steps | epochs (main + finish) | best epoch | All real | the run\'s own row | arm | '
@@ -158,7 +158,7 @@ def main():
               f"{c['auc']['deformed'].std(ddof=1):.3f} | {c['auc']['undeformed'].mean():.3f} ± "
               f"{c['auc']['undeformed'].std(ddof=1):.3f} | {c['diff'][0]:+.3f} ± {c['diff'][1]:.3f} |" for c in checks]
     lines += ['', f'AUC: mean ± sd over {args.auc_seeds} classifier seeds; the difference: mean ± standard error.']
-    out = Path(__file__).with_name('curriculum.md')
+    out = Path(__file__).with_name('finish.md')
     out.write_text('\n'.join(lines) + '\n')
     print(out.read_text())
 
