@@ -120,20 +120,25 @@ def _synth_labels(run: Path, cfg: StudyConfig) -> dict:
     return out
 
 
-def _synthesize_jobs(run: Path, cfg: StudyConfig, labels: dict, progress: bool) -> list:
-    """(dataset, call) for each synthetic dataset the stage has still to write from the maps `labels` (`_synth_labels`):
+def _synth_sets(run: Path, cfg: StudyConfig, labels: dict, progress: bool) -> list:
+    """(dataset, call that draws it) for every synthetic dataset of the stage, from the maps `labels` (`_synth_labels`):
     the SDM's images and, with the CycleGAN baseline, the CycleGAN's. Called in torchrun processes, `synthesize` shards
     the maps over them."""
-    jobs = []
+    sets = []
     for suffix, maps in labels.items():
-        name, gan = f'synthetic{suffix}', f'synthetic_cyclegan{suffix}'
-        if not (run / name / 'manifest.csv').exists():
-            jobs.append((name, partial(synthesize, run, maps, run / name, cfg.sampler, cfg.synth_steps, cfg.guidance,
-                                       cfg.synth_batch, seed=cfg.seed, device=cfg.device, progress=progress)))
-        if cfg.cyclegan and not (run / gan / 'manifest.csv').exists():
-            jobs.append((gan, partial(synthesize, run, maps, run / gan, device=cfg.device, progress=progress,
-                                      generator='cyclegan')))
-    return jobs
+        sets.append((f'synthetic{suffix}', partial(synthesize, run, maps, run / f'synthetic{suffix}', cfg.sampler,
+                                                   cfg.synth_steps, cfg.guidance, cfg.synth_batch, seed=cfg.seed,
+                                                   device=cfg.device, progress=progress)))
+        if cfg.cyclegan:
+            sets.append((f'synthetic_cyclegan{suffix}', partial(synthesize, run, maps, run / f'synthetic_cyclegan{suffix}',
+                                                                device=cfg.device, progress=progress, generator='cyclegan')))
+    return sets
+
+
+def _synthesize_jobs(run: Path, cfg: StudyConfig, labels: dict, progress: bool) -> list:
+    "The (dataset, call) of `_synth_sets` that the stage has still to write."
+    return [(name, call) for name, call in _synth_sets(run, cfg, labels, progress)
+            if not (run / name / 'manifest.csv').exists()]
 
 
 def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
@@ -145,9 +150,7 @@ def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
                        f'stage synthesize ({procs} processes)')
     else:
         for _, call in jobs: call()
-    for suffix in labels:
-        for name in [f'synthetic{suffix}'] + [f'synthetic_cyclegan{suffix}'] * cfg.cyclegan:
-            check_no_leak(real_dataset(run, cfg), run / name)
+    for name, _ in _synth_sets(run, cfg, labels, progress): check_no_leak(real_dataset(run, cfg), run / name)
     result = dict(images=len(read_manifest(run / 'synthetic')), sampler=cfg.sampler, steps=cfg.synth_steps)
     if '_maps' in labels: result['undeformed_map_images'] = len(read_manifest(run / 'synthetic_maps'))
     if cfg.cyclegan: result['cyclegan_images'] = len(read_manifest(run / 'synthetic_cyclegan'))
