@@ -15,6 +15,7 @@ from .augment import AugmentConfig, deform, remove_left_atrium, septal_defect
 from .base import GENERATOR_NAMES, tqdm
 from .dataset import load_split
 from .evaluate import frame_metrics, save_figure
+from .files import atomic_file
 from .labels import STRUCTURES, seg_target, show_frame
 from .synthesis import load_generator
 
@@ -103,8 +104,9 @@ def adherence_study(real,                       # canonical dataset whose test l
 def save_samples(path, samples: list):
     "Write `adherence_study`'s samples (images, maps and their keys) to one compressed .npz."
     keys = ('generator', 'strength', 'id', 'view')
-    np.savez_compressed(path, **{k: np.array([s[k] for s in samples]) for k in keys},
-                        image=np.stack([s['image'] for s in samples]), label=np.stack([s['label'] for s in samples]))
+    with atomic_file(path) as f:
+        np.savez_compressed(f, **{k: np.array([s[k] for s in samples]) for k in keys},
+                            image=np.stack([s['image'] for s in samples]), label=np.stack([s['label'] for s in samples]))
 
 
 def load_samples(path) -> list:

@@ -247,7 +247,7 @@ def augment_dataset(dataset, out, copies: int = 5, seed: int = 0, strength: floa
                            **d.summary())
                 counts['written'] += 1
         writer.commit()
-    except BaseException:
-        if writer: writer.abort()
+    except BaseException as e:
+        if writer: writer.abort(e)
         raise
     return counts

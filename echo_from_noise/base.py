@@ -10,7 +10,8 @@ from dataclasses import asdict, fields
 
 # %% auto #0
 __all__ = ['VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'PROFILES', 'SAMPLERS', 'OBJECTIVES', 'GENERATOR_NAMES', 'STAGES',
-           'MIXES', 'DataError', 'tqdm', 'parse_value', 'apply_overrides', 'config_from_dict', 'config_to_dict']
+           'MIXES', 'DataError', 'tqdm', 'shown', 'parse_value', 'override_items', 'apply_overrides',
+           'config_from_dict', 'config_to_dict']
 
 # %% ../nbs/00_base.ipynb #4cbaf786
 class DataError(ValueError):
@@ -40,30 +41,52 @@ def tqdm(*args, **kwargs):
     return bar(*args, **kwargs)
 
 # %% ../nbs/00_base.ipynb #e73f1dac
+def shown(value, limit: int = 80) -> str:
+    "`value` as an error message quotes it: its repr, cut to `limit` characters with the length it had."
+    r = repr(value)
+    return r if len(r) <= limit else f'{r[:limit - 1]}… ({len(r):,} characters)'
+
+
 def parse_value(text: str, like):
-    "`text` parsed as the type of `like` (bool, int, float, str, or a tuple of those from 'a,b,c')."
+    "`text` parsed as the type of `like` (bool, int, float, str, or a tuple of those from 'a,b,c', '(a,b)' or '[a,b]')."
     if isinstance(like, bool):
         if text.lower() in ('1', 'true', 'yes', 'on'): return True
         if text.lower() in ('0', 'false', 'no', 'off'): return False
-        raise ValueError(f'expected a boolean, got {text!r}')
+        raise ValueError('expected a boolean: true or false (also yes/no, on/off, 1/0)')
     if isinstance(like, tuple):
-        parts = [p for p in text.replace('(', '').replace(')', '').split(',') if p.strip()]
-        return tuple(parse_value(p.strip(), like[0] if like else '') for p in parts)
-    return type(like)(text)
+        kind = like[0] if like else ''
+        parts = [p.strip() for p in text.strip().strip('()[]').split(',') if p.strip()]
+        try: return tuple(parse_value(p, kind) for p in parts)
+        except ValueError:
+            raise ValueError(f'expected a list of {type(kind).__name__} written with commas, such as '
+                             f'{",".join(map(str, like)) or "a,b"}') from None
+    try: return type(like)(text)
+    except ValueError:
+        raise ValueError(f'expected {"an" if isinstance(like, int) else "a"} {type(like).__name__}, such as {like!r}') from None
+
+
+def override_items(overrides) -> list:
+    "[(key, value)] of `overrides` ({key: value} or ['key=value', ...]); a malformed item or a key given twice is refused."
+    items = list(overrides.items()) if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
+    seen = {}
+    for item in items:
+        if len(item) != 2 or not item[0]: raise DataError(f'--set expects KEY=VALUE, got {shown(item[0])}')
+        if item[0] in seen:
+            raise DataError(f'--set {item[0]} is given twice ({shown(seen[item[0]], 30)} and {shown(item[1], 30)}); '
+                            'give each key once')
+        seen[item[0]] = item[1]
+    return items
 
 
 def apply_overrides(cfg, overrides=None):
     "Set `overrides` ({key: value} or ['key=value', ...], strings parsed by the field's type) on a config dataclass."
-    items = overrides.items() if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
     names = {f.name for f in fields(cfg)}
-    for item in items:
-        if len(item) != 2: raise DataError(f'--set expects key=value, got {"=".join(item)!r}')
-        k, v = item
-        if k not in names: raise DataError(f'unknown setting {k!r}; known: {sorted(names)}')
+    for k, v in override_items(overrides):
+        if k not in names: raise DataError(f'unknown setting {shown(k)}; known: {sorted(names)}')
         like = getattr(cfg, k)
         if isinstance(v, list) and isinstance(like, tuple): v = tuple(v)     # YAML and JSON have lists, no tuples
         try: setattr(cfg, k, parse_value(v, like) if isinstance(v, str) else v)
-        except ValueError as e: raise DataError(f'--set {k}={v}: {e}') from None
+        except ValueError as e: raise DataError(f'--set {k}={shown(v)}: {e}') from None
     return cfg
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -150,9 +151,19 @@ def _run_train_sdm(args):
     cfg = make_config(args.profile, args.set)
     run = Path(args.run)
     check = lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg, CKPT_KIND, saved_config)
-    for v in training_views(args.dataset, run, cfg, 'sdm', args.views, check):
-        s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
-        if dist_info()[0] == 0: print(f"sdm_{v}: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {run / 'checkpoints'}")
+    with _run_lock(run):
+        for v in training_views(args.dataset, run, cfg, 'sdm', args.views, check):
+            s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
+            if dist_info()[0] == 0:
+                print(f"sdm_{v}: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {run / 'checkpoints'}")
+
+
+def _run_lock(run: Path):
+    """The run directory's one-writer lock (nbs/00a_files), held by a trainer's rank 0 (torchrun's other ranks
+    write nothing there): a second trainer, or an `efn paper`, of the same RUN is refused while this one works."""
+    import contextlib
+    from echo_from_noise.files import output_lock
+    return output_lock(run) if os.environ.get('RANK', '0') == '0' else contextlib.nullcontext()
 
 
 def _add_train_sdm(sub):
@@ -174,9 +185,10 @@ def _run_train_cyclegan(args):
     run = Path(args.run)
     check = lambda v: check_training(args.dataset, run, f'cyclegan_{v}', v, cfg, CYCLEGAN_KIND,
                                      lambda d: config_from_dict(CycleGANConfig, d), cfg.total_steps, may_change=RESUMABLE)
-    for v in training_views(args.dataset, run, cfg, 'cyclegan', args.views, check):
-        s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)
-        print(f"cyclegan_{v}: {s['steps']} steps, final cycle loss {s['final']['cycle']:.4f} -> {run / 'checkpoints'}")
+    with _run_lock(run):
+        for v in training_views(args.dataset, run, cfg, 'cyclegan', args.views, check):
+            s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)
+            print(f"cyclegan_{v}: {s['steps']} steps, final cycle loss {s['final']['cycle']:.4f} -> {run / 'checkpoints'}")
 
 
 def _add_train_cyclegan(sub):
@@ -220,7 +232,7 @@ def _add_synthesize(sub):
 # %% ../nbs/90_cli.ipynb #72e399a7
 def _run_evaluate(args):
     from echo_from_noise.study import evaluate_run
-    md, _, out = evaluate_run(args.run, args.dataset, args.out, args.split, args.device)
+    md, _, out = evaluate_run(args.run, args.dataset, args.out, args.split, args.device, overwrite=args.overwrite)
     print(md)
     print(f'written: {out}/{{table.md,table.csv,per_image.csv}}')
 
@@ -235,6 +247,7 @@ def _add_evaluate(sub):
     ev.add_argument('--out', help='folder for table.md, table.csv, per_image.csv (default: RUN/external/DATASET_NAME)')
     ev.add_argument('--split', default='test', choices=SPLITS + ('all',),
                     help='frames to score (default: %(default)s)')
+    ev.add_argument('--overwrite', action='store_true', help='replace the results of an earlier efn evaluate in --out')
     _device_arg(ev)
     ev.set_defaults(func=_run_evaluate)
 
@@ -243,7 +256,7 @@ def _run_realism(args):
     from echo_from_noise.realism import realism_report
     from echo_from_noise.core import pick_device
     print(realism_report(args.real, args.synthetic, args.out, args.seed, args.steps, pick_device(args.device),
-                         args.repeats))
+                         args.repeats, overwrite=args.overwrite))
     if args.out: print(f'written: {Path(args.out) / "realism.csv"}, {Path(args.out) / "realism_histograms.png"}')
 
 
@@ -262,6 +275,7 @@ def _add_realism(sub):
     re.add_argument('--repeats', type=int, default=5,
                     help='classifier tests with other seeds; the AUC is their mean, with its sd (default: %(default)s)')
     re.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
+    re.add_argument('--overwrite', action='store_true', help='replace the results of an earlier efn realism in --out')
     _device_arg(re)
     re.set_defaults(func=_run_realism)
 
@@ -340,6 +354,11 @@ def main(argv=None) -> int:
         if args.verbose: raise
         print(f'efn: error: {e}', file=sys.stderr)
         return 2
+    except OSError as e:          # a full disk, a file size limit, a folder without write permission
+        if args.verbose: raise
+        from echo_from_noise.files import os_error_line
+        print(f'efn: error: {os_error_line(e)}', file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM in a training loop (`Terminated`): the finished steps are saved
         term = type(e).__name__ == 'Terminated'
         print(f'efn: {"stopped by SIGTERM" if term else "interrupted"} (finished steps are checkpointed; run the same '

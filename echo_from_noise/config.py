@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-import yaml
-
-from .base import MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict
+from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict,
+                                  override_items, shown)
 from .cyclegan import CYCLEGAN_PROFILES, CycleGANConfig, make_cyclegan_config
+from .files import read_run_config
 from .sdm import PROFILES as SDM_PROFILES, SDMConfig, make_config
 from .segment import SegConfig
 
@@ -130,8 +130,8 @@ def resolve(spec: dict) -> StudyConfig:
     plain = {f.name: spec[f.name] for f in fields(StudyConfig) if f.name not in SECTIONS + ('realism', 'set')}
     realism = RealismBudget(**{**defaults['realism'], **spec['realism']})
     cfg = StudyConfig(**plain, realism=realism, sdm=sdm, cyclegan_train=cyclegan, seg=seg, set=dict(spec.get('set') or {}))
-    if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={cfg.sampler}: use one of {list(SAMPLERS)}')
-    if cfg.mix not in MIXES: raise DataError(f'--set mix={cfg.mix}: use one of {list(MIXES)}')
+    if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={shown(cfg.sampler)}: use one of {list(SAMPLERS)}')
+    if cfg.mix not in MIXES: raise DataError(f'--set mix={shown(cfg.mix)}: use one of {list(MIXES)}')
     if not 0 <= cfg.finish < 1:
         raise DataError(f'--set finish={cfg.finish}: use 0 (the paper\'s recipe: no finishing phase) or a share of the '
                         'steps below 1, such as 0.25')
@@ -139,7 +139,32 @@ def resolve(spec: dict) -> StudyConfig:
     if cfg.procs < 0: raise DataError(f'--set procs={cfg.procs}: use 0 (one process per CPU core or GPU) or a whole number of processes')
     if not math.isfinite(cfg.augment_strength) or cfg.augment_strength < 0:
         raise DataError(f'--set augment_strength={cfg.augment_strength}: use 0 (no deformation), 1 (the paper\'s) or any value in between or above')
+    _check_study(cfg)
     return cfg
+
+
+def _check_study(cfg: StudyConfig) -> None:
+    """The rules a stage would otherwise find only when it runs (hours into a paper-scale run): every number finite,
+    every count and width positive, the sampler's steps within the SDM's diffusion steps, a size the segmenter takes."""
+    def bad(key, must): raise DataError(f'--set {key}={shown(settings.get(key, getattr(cfg, key, None)), 40)}: {must}')
+    settings = flat_settings(cfg)
+    for k, v in settings.items():
+        if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, (list, tuple)) else [v])):
+            bad(k, 'must be a finite number')
+    for k in ('patients', 'copies', 'synth_steps', 'realism.steps', 'realism.repeats', 'seg.width', 'seg.epochs',
+              'seg.batch_size', 'seg.lr'):
+        if not settings[k] > 0: bad(k, 'must be at least 1' if isinstance(settings[k], int) else 'must be positive')
+    for k in ('seg.min_steps', 'seg.min_lr', 'seg.speckle', 'seg.blur', 'seg.rotate_deg', 'seg.translate', 'guidance'):
+        if settings[k] < 0: bad(k, 'must be 0 or more')
+    if cfg.test_patients is not None and not 1 <= cfg.test_patients < cfg.patients:
+        bad('test_patients', f'must be at least 1 and fewer than the {cfg.patients} patients (or none: a share of them)')
+    if cfg.adherence_maps is not None and cfg.adherence_maps < 1: bad('adherence_maps', 'must be at least 1, or none (all)')
+    if cfg.synth_steps > cfg.sdm.timesteps:
+        bad('synth_steps', f'more sampling steps than the {cfg.sdm.timesteps} diffusion steps the SDM learns '
+                           f'(sdm.timesteps); use at most {cfg.sdm.timesteps}, or raise sdm.timesteps')
+    if 2 ** round(math.log2(cfg.size)) != cfg.size or cfg.size < 8:
+        bad('size', 'the segmenter (the paper\'s U-Net, nbs/07_segment) needs a power of two of at least 8, such as '
+                    '32, 64, 128 or 256')
 
 # %% ../nbs/13_config.ipynb #28f90f2d
 def seg_rows(cfg: StudyConfig) -> list:
@@ -187,20 +212,18 @@ def _parse(key: str, value, like, nullable: bool = False):
     if not isinstance(value, str): return value
     if value.lower() == 'none' and nullable: return None
     try: return like(value)
-    except ValueError: raise DataError(f'--set {key}={value}: expected {like.__name__}') from None
+    except ValueError: raise DataError(f'--set {key}={shown(value)}: expected {like.__name__}') from None
 
 
 def _apply(spec: dict, overrides=None) -> dict:
     """`spec` (a profile's plain dict) with `overrides` ({key: value} or ['key=value', ...]) applied and each value
     checked by its stage; the result records them under `set`. Errors name the key and list the valid keys."""
-    items = list(overrides.items()) if isinstance(overrides, dict) else [o.split('=', 1) for o in (overrides or [])]
+    items = override_items(overrides)          # a key given twice is refused
     if not items: return spec
     spec, valid, scalars = copy.deepcopy(spec), setting_keys(spec['profile']), _scalars()
-    for item in items:
-        if len(item) != 2: raise DataError(f'--set expects KEY=VALUE, got {item[0]!r}')
-        key, value = item
+    for key, value in items:
         if key not in valid:
-            raise DataError(f'unknown setting {key!r} for efn paper --set; valid keys: {", ".join(valid)}')
+            raise DataError(f'unknown setting {shown(key)} for efn paper --set; valid keys: {", ".join(valid)}')
         section, _, name = key.partition('.')
         if not name: spec[key] = _parse(key, value, *scalars[key])
         elif section == 'realism': spec['realism'] = dict(spec['realism'], **{name: _parse(key, value, int)})
@@ -215,7 +238,7 @@ def _apply(spec: dict, overrides=None) -> dict:
 def resume_config(conf_path: Path, cfg: StudyConfig, with_cyclegan: bool | None = None) -> StudyConfig:
     """`cfg` checked against the study a run directory was made with (its config.yaml, if any): a run resumes only with
     the settings that made it; the CycleGAN setting, when not given, is the run's own."""
-    old = (yaml.safe_load(conf_path.read_text()) or {}).get('study') if conf_path.exists() else None
+    old = read_run_config(Path(conf_path).parent).get('study')     # an empty or torn record is refused there
     cfg, diff = run_changes(old, cfg, with_cyclegan)
     if diff:
         raise DataError(f'{conf_path}: this run was made with ' + ', '.join(f'{k}={a}' for k, (a, _) in diff.items()) +

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 
 from .base import PHASES, DataError, config_to_dict, tqdm
 from .dataset import load_split, read_manifest
+from .files import atomic_file, update_run_config, write_atomic, write_errno, write_figure
 
 # %% auto #0
 __all__ = ['check_settings', 'pick_device', 'dist_info', 'close_distributed', 'init_distributed', 'TrainingDiverged',
@@ -202,14 +202,14 @@ def launch_workers(args: list, procs: int, what: str, stream=None):
 
 # %% ../nbs/05a_core.ipynb #4223b7d6
 def save_checkpoint(path, payload: dict):
-    "Write `payload` with torch.save to a temporary file next to `path`, then rename it into place."
+    """Write `payload` with torch.save to a temporary file next to `path`, then rename it into place (`atomic_file`: on
+    a full disk the last checkpoint stays whole and no temporary file is left)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    with open(tmp, 'wb') as f:
-        torch.save(payload, f)
-        f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with atomic_file(path) as f: torch.save(payload, f)
+    except RuntimeError as e:    # torch's writer reports a failed write as 'unexpected pos ...', without an errno
+        first = (str(e).strip().splitlines() or [''])[0][:120]
+        raise OSError(write_errno(path.parent), f'could not write the checkpoint (torch: {first})', str(path)) from None
 
 
 def load_checkpoint(path, kind: str) -> dict:
@@ -237,17 +237,19 @@ def same_setting(a, b) -> bool:
 
 
 def check_resume(path, ck: dict, trained, cfg, view: str | None = None, total: int | None = None,
-                 may_change=('device', 'save_every', 'log_every', 'profile', 'steps')):
+                 may_change=('device', 'save_every', 'log_every', 'profile', 'steps'),
+                 fix: str = 'resume with its settings (only the run length may grow) or use a new run directory'):
     """Refuse to resume the checkpoint `ck` (at `path`, trained with config `trained`) under config `cfg` when a
     setting differs, naming each; `may_change` may differ (the run length only grows: `total` >= the steps done), and
-    the checkpoint must be the model of `view`. Resuming with other settings would record settings the model never had."""
+    the checkpoint must be the model of `view`. Resuming with other settings would record settings the model never had.
+    `fix` is what the message tells the user to do (a study's stages check the checkpoints they load with it too)."""
     old, new = asdict(trained), asdict(cfg)
     diff = [k for k in new if k not in may_change and not same_setting(old.get(k), new[k])]
     if diff:
         keys = set(cfg.model_keys()) if hasattr(cfg, 'model_keys') else set()
         what = 'a different model' if keys & set(diff) else 'different settings'
         raise DataError(f'{path}: was trained with {what} (' + ', '.join(f'{k}={old.get(k)!r}, now {new[k]!r}' for k in diff)
-                        + '); resume with its settings (only the run length may grow) or use a new run directory')
+                        + f'); {fix}')
     done = int(ck.get('step', 0))
     if total is not None and total < done:
         raise DataError(f'{path}: has trained {done} steps already, more than the {total} asked for; a run can only '
@@ -255,6 +257,7 @@ def check_resume(path, ck: dict, trained, cfg, view: str | None = None, total: i
     if view and ck.get('view') and ck['view'] != view:
         raise DataError(f"{path}: holds the {ck['view']} model, not the {view} one (copied or renamed?); "
                         'give it back its own name or use a new run directory')
+    return done
 
 
 def check_training(dataset, run, name: str, view: str | None, cfg, kind: str, trained, total=None,
@@ -269,7 +272,6 @@ def check_training(dataset, run, name: str, view: str | None, cfg, kind: str, tr
         check_resume(path, ck, trained(ck['config']), cfg, view,
                      cfg.steps if total is None else total(len(data)), **resume)
 
-
 # %% ../nbs/05a_core.ipynb #8a5fbbec
 def training_views(dataset, run, cfg, section: str, views=None, check=None) -> list:
     """The views to train on `dataset`: `views`, or every view with training frames of `cfg.phases`; each checked by
@@ -283,12 +285,8 @@ def training_views(dataset, run, cfg, section: str, views=None, check=None) -> l
     if missing: raise DataError(f'{dataset}: no {"/".join(cfg.phases)} training frames of view(s) {missing}')
     for v in views if check else ():
         check(v)
-    run = Path(run)
     if dist_info()[0] == 0:
-        run.mkdir(parents=True, exist_ok=True)
-        conf = yaml.safe_load((run / 'config.yaml').read_text()) if (run / 'config.yaml').exists() else {}
-        conf[section] = dict(config_to_dict(cfg), dataset=str(dataset), views=views)
-        (run / 'config.yaml').write_text(yaml.safe_dump(conf, sort_keys=False))
+        update_run_config(run, **{section: dict(config_to_dict(cfg), dataset=str(dataset), views=views)})
     return views
 
 # %% ../nbs/05a_core.ipynb #633131e9
@@ -361,8 +359,7 @@ def run_steps(name: str, start: int, total: int, train_step, log, checkpoint, lo
 
 def write_summary(run: Path, name: str, summary: dict) -> None:
     "A finished training's summary, `run/metrics/{name}_train.json` (`steps`: the steps it trained)."
-    (Path(run) / 'metrics').mkdir(parents=True, exist_ok=True)
-    (Path(run) / 'metrics' / f'{name}_train.json').write_text(json.dumps(summary, indent=2))
+    write_atomic(Path(run) / 'metrics' / f'{name}_train.json', json.dumps(summary, indent=2))
 
 
 def finished_summary(run: Path, name: str, done: int, total: int) -> dict | None:
@@ -382,11 +379,9 @@ def write_loss_curve(run: Path, name: str, history: list, series: dict | None = 
     from matplotlib.figure import Figure
     import pandas as pd
     series = series or {'loss': 'hybrid loss', 'mse': 'noise MSE'}
-    (run / 'metrics').mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(history)
-    df.to_csv(run / 'metrics' / f'{name}_loss.csv', index=False)
+    write_atomic(run / 'metrics' / f'{name}_loss.csv', df.to_csv(index=False))
     fig = Figure(figsize=(5, 3)); ax = fig.subplots()
     for col, label in series.items(): ax.plot(df['step'], df[col], label=label)
     ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(name, fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(run / 'metrics' / f'{name}_loss.png', dpi=100)
-
+    fig.tight_layout(); write_figure(fig, run / 'metrics' / f'{name}_loss.png', dpi=100)

@@ -5,9 +5,6 @@
 # %% ../nbs/01_dataset.ipynb #cf1e320e
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import cv2
@@ -15,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .base import DEFAULT_VAL_SHARE, PHASES, SPLITS, VIEWS, DataError
+from .files import OutputFolder, inside, plain_name, write_atomic, write_errno
 from .labels import LABEL_VALUES, apply_sector, check_labels, sector_mask
 
 # %% auto #0
@@ -63,7 +61,7 @@ def read_png(path, kind: str = 'image') -> np.ndarray:
 
 
 def _write_png(path: Path, arr: np.ndarray):
-    if not cv2.imwrite(str(path), arr): raise OSError(f'{path}: could not write PNG')
+    if not cv2.imwrite(str(path), arr): raise OSError(write_errno(path.parent), 'could not write the PNG', str(path))
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -165,50 +163,32 @@ def check_not_overlapping(out, sources) -> None:
         if how: raise DataError(f'{out}: the output folder {how} the source {src}; writing there could destroy the '
                                 'source, so choose an OUT outside it')
 
-
-def _alive(pid: int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
-
-def _remove_stale(out: Path):
-    "Remove what a killed writer of `out` left beside it: `.OUT.partial-PID-*` / `.OUT.old-PID-*` of dead processes."
-    for p in [*out.parent.glob(f'.{out.name}.partial-*'), *out.parent.glob(f'.{out.name}.old-*')]:
-        parts = p.name[len(out.name) + 2:].split('-')
-        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
-        if pid is None or not _alive(pid): shutil.rmtree(p, ignore_errors=True)
-
 # %% ../nbs/01_dataset.ipynb #52ca6aad
 class DatasetWriter:
     """Write a canonical dataset into a temporary sibling of `out`; `commit()` (or leaving the `with` block) renames it
     into place. `overwrite` replaces only a dataset this project wrote, never another folder; `out` must not be, hold
-    or lie inside any of `sources` (the data it is made from)."""
+    or lie inside any of `sources` (the data it is made from). One writer at a time: a second writer of `out` is
+    refused while this one works (`files.OutputFolder`)."""
     def __init__(self, out, size: int, overwrite: bool = False, sources=()):
         self.out, self.size, self.overwrite = Path(out), int(size), overwrite
         if self.size < 8: raise DataError(f'size must be at least 8 pixels, got {size}')
         check_not_overlapping(self.out, sources)
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
-            if not overwrite:
-                raise DataError(f'{self.out}: already exists and is not empty; choose a new OUT or pass --overwrite')
-            if not is_project_dataset(self.out):
-                raise DataError(f'{self.out}: --overwrite only replaces a dataset written by echo_from_noise (manifest.csv, '
-                                'images/, labels/ and nothing else), and this folder is not one; choose another OUT')
+        self.folder = OutputFolder(self.out, overwrite, is_project_dataset,
+                                   '--overwrite only replaces a dataset written by echo_from_noise (manifest.csv, '
+                                   'images/, labels/ and nothing else), and this folder is not one')
+        self.tmp = self.folder.tmp
         try:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            _remove_stale(self.out)
-            self.tmp = self.out.parent / f'.{self.out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-            (self.tmp / 'images').mkdir(parents=True)
+            (self.tmp / 'images').mkdir()
             (self.tmp / 'labels').mkdir()
         except OSError as e:
+            self.folder.abort()
             raise DataError(f'{self.out}: cannot write here ({e.strerror}); choose an OUT in a writable folder') from None
         self.rows, self._ids = [], set()
 
     def add(self, id: str, patient: str, view: str, phase: str, split: str, label, image=None,
             source: str = '', **extra) -> dict:
         "Add one frame; `label` must already be a canonical 0-4 map (see `canonical_frame`) of `size` x `size`."
-        id = str(id)
+        id = plain_name(id)                     # it names the frame's files
         if id in self._ids: raise DataError(f'frame id {id!r} appears twice; ids must be unique')
         _check_value('view', view, VIEWS, id); _check_value('phase', phase, PHASES, id)
         _check_value('split', split, SPLITS, id)
@@ -228,29 +208,26 @@ class DatasetWriter:
         return row
 
     def commit(self) -> Path:
-        "Write the manifest and move the finished dataset to `out`."
-        if not self.rows: raise DataError(f'{self.out}: no frames were written; nothing to save')
-        df = pd.DataFrame(self.rows)
-        df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]]
-        for p, g in df.groupby('patient'):
-            if g['split'].nunique() > 1: raise DataError(f'patient {p} is in several splits {sorted(g["split"].unique())}')
-        df.to_csv(self.tmp / MANIFEST, index=False)
-        if self.out.exists():
-            old = self.out.parent / f'.{self.out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-            os.replace(self.out, old)
-            os.replace(self.tmp, self.out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.out)
-        return self.out
+        "Write the manifest and move the finished dataset to `out`; on any failure nothing is left but what was there."
+        try:
+            if not self.rows: raise DataError(f'{self.out}: no frames were written; nothing to save')
+            df = pd.DataFrame(self.rows)
+            df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]]
+            for p, g in df.groupby('patient'):
+                if g['split'].nunique() > 1:
+                    raise DataError(f'patient {p} is in several splits {sorted(g["split"].unique())}')
+            write_atomic(self.tmp / MANIFEST, df.to_csv(index=False))
+        except BaseException as e:
+            self.abort(e); raise
+        return self.folder.commit()
 
-    def abort(self): shutil.rmtree(self.tmp, ignore_errors=True)
+    def abort(self, exc: BaseException | None = None): self.folder.abort(exc)
 
     def __enter__(self): return self
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None: self.commit()
-        else: self.abort()
+        else: self.abort(exc)
         return False
 
 # %% ../nbs/01_dataset.ipynb #37aa6c12
@@ -268,6 +245,10 @@ def read_manifest(dataset, check_files: bool = True) -> pd.DataFrame:
         bad = sorted(set(df[col]) - set(allowed))
         if bad: raise DataError(f'{mf}: column {col} holds {bad}; allowed {list(allowed)}')
     if df['id'].duplicated().any(): raise DataError(f'{mf}: duplicate ids {df["id"][df["id"].duplicated()].tolist()[:5]}')
+    for i in df['id']: plain_name(i, where=mf)         # ids name the files a command writes from this dataset
+    for col in ('label', 'image'):                     # and the files it reads stay inside it
+        for p in df[col]:
+            if p or col == 'label': inside(root, p, col, mf)
     multi = df.groupby('patient')['split'].nunique()
     if (multi > 1).any(): raise DataError(f'{mf}: patients in several splits: {multi[multi > 1].index.tolist()[:5]}')
     if check_files:
@@ -286,11 +267,13 @@ def extra_columns(row, exclude=()) -> dict:
 def load_frame(dataset, row) -> tuple:
     "(image or None, label map) for one manifest row, both checked: the label holds only values 0-4."
     root = Path(dataset)
-    lab = check_labels(read_png(root / row['label'], 'label map'), LABEL_VALUES, source=root / row['label'])
+    lp = inside(root, row['label'], 'label', root / MANIFEST)
+    lab = check_labels(read_png(lp, 'label map'), LABEL_VALUES, source=lp)
     img = None
     if row['image']:
-        img = to_uint8_gray(read_png(root / row['image'], 'image'), root / row['image'])
-        if img.shape != lab.shape: raise DataError(f'{root / row["image"]}: size {img.shape} differs from its label {lab.shape}')
+        ip = inside(root, row['image'], 'image', root / MANIFEST)
+        img = to_uint8_gray(read_png(ip, 'image'), ip)
+        if img.shape != lab.shape: raise DataError(f'{ip}: size {img.shape} differs from its label {lab.shape}')
     return img, lab
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from .base import DataError
+from .files import write_figure
 from .labels import STRUCTURES
 
 # %% auto #0
@@ -195,7 +196,6 @@ def save_figure(fig, out_base) -> list:
     `matplotlib.figure.Figure`s, not pyplot's: drawing them never changes the notebook's backend, and nothing to close."""
     fig.tight_layout()
     out_base = Path(out_base)
-    out_base.parent.mkdir(parents=True, exist_ok=True)
     paths = [out_base.with_suffix('.png'), out_base.with_suffix('.pdf')]
-    for p in paths: fig.savefig(p, dpi=150)
+    for p in paths: write_figure(fig, p, dpi=150)       # whole or not at all (nbs/00a_files)
     return paths

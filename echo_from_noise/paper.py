@@ -5,7 +5,6 @@
 # %% ../nbs/15_paper.ipynb #a7f9a305
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -13,7 +12,6 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -22,6 +20,8 @@ from .base import STAGES, DataError
 from .config import StudyConfig, first_stage, resume_config, run_changes, study_config
 from .core import Terminated
 from .dataset import read_manifest
+from .files import output_lock, read_run_config, update_run_config, write_atomic
+from .rundir import stage_record, write_stage_record
 from .study import STAGE_FUNCS, evaluate_run, set_aside
 
 # %% auto #0
@@ -46,18 +46,6 @@ def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclega
     return root / f'{profile}-{tag}-seed{seed}{cyc}-{code.hexdigest()[:10]}'
 
 
-@contextmanager
-def _exclusive(run: Path):
-    "Hold `run/.lock` (POSIX advisory lock): two notebooks sharing a scratch run take turns instead of racing."
-    run.mkdir(parents=True, exist_ok=True)
-    with open(run / '.lock', 'w') as f:
-        try:
-            import fcntl
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except ImportError: pass           # no fcntl (Windows): run without the lock
-        yield
-
-
 def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'phantom', device: str = 'auto',
               seed: int = 0, progress: bool = True, with_cyclegan: bool | None = None, overrides=None) -> dict:
     """Run one stage into `run_dir`. With `run_dir=None` (a pipeline notebook run by hand or by `nbdev-test`) it works
@@ -69,28 +57,23 @@ def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'pha
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
     if run_dir is not None: return _run_stages(stage, Path(run_dir), cfg, with_cyclegan, progress, scratch=False)
     run = scratch_run(profile, data, seed, with_cyclegan, cfg.set)
-    with _exclusive(run): return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
+    with output_lock(run, wait=True):     # notebooks sharing a scratch run take turns
+        return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
 
 
 def _run_stages(stage: str, run: Path, cfg: StudyConfig, with_cyclegan, progress: bool, scratch: bool) -> dict:
-    run.mkdir(parents=True, exist_ok=True)
-    conf_path = run / 'config.yaml'
-    conf = yaml.safe_load(conf_path.read_text()) if conf_path.exists() else {}
-    cfg = resume_config(conf_path, cfg, with_cyclegan)
-    conf['study'] = cfg.to_dict()
-    conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
+    cfg = resume_config(run / 'config.yaml', cfg, with_cyclegan)
+    update_run_config(run, study=cfg.to_dict())
     todo = STAGES[:STAGES.index(stage) + 1] if scratch else (stage,)
     result = None
     for st in todo:
-        marker = run / 'stages' / f'{st}.json'
-        if marker.exists() and (scratch or st != stage):
-            if st == stage: result = json.loads(marker.read_text())['result']
+        record = stage_record(run, st)
+        if record and (scratch or st != stage):
+            if st == stage: result = record['result']
             continue
         t0 = time.perf_counter()
         result = STAGE_FUNCS[st](run, cfg, progress)
-        marker.parent.mkdir(exist_ok=True)
-        marker.write_text(json.dumps(dict(stage=st, seconds=round(time.perf_counter() - t0, 1), result=result),
-                                     indent=2, default=str))
+        write_stage_record(run, st, time.perf_counter() - t0, result)
     return dict(run_dir=str(run), result=result)
 
 # %% ../nbs/15_paper.ipynb #3c1e1e5c
@@ -197,16 +180,14 @@ def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyC
     "`--redo-from stage`: check that no changed setting reaches further back, set the old outputs aside, record `cfg`."
     if stage not in STAGES: raise DataError(f'--redo-from {stage}: not a stage; stages are {", ".join(STAGES)}')
     conf_path = out / 'config.yaml'
-    conf = (yaml.safe_load(conf_path.read_text()) or {}) if conf_path.exists() else {}
+    conf = read_run_config(out)
     cfg, diff = run_changes(conf.get('study'), cfg, with_cyclegan)
     if diff and STAGES.index(first_stage(diff)) < STAGES.index(stage):
         raise DataError(f'{conf_path}: {", ".join(diff)} changed, which changes stage {first_stage(diff)}; '
                         f'--redo-from {stage} would keep that stage\'s old output: use --redo-from {first_stage(diff)}')
     moved = set_aside(out, stage)
     if moved: log(f'outputs of stage {stage} onward set aside in {moved}')
-    if conf_path.exists():
-        conf['study'] = cfg.to_dict()
-        conf_path.write_text(yaml.safe_dump(conf, sort_keys=False))
+    if conf: update_run_config(out, study=cfg.to_dict())
     return cfg
 
 # %% ../nbs/15_paper.ipynb #3f4cfd0a
@@ -226,16 +207,31 @@ def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/1
     output goes to `out/logs/`; the external dataset's scores to `out/table_external.md` (`evaluate_run`), as the
     paper's cross-dataset result; `redo_from` is for a setting changed that the finished stages were made without
     (`set_aside`)."""
-    import papermill as pm
     from echo_from_noise.core import pick_device
     if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
         data = str(Path(data).resolve())
         read_manifest(data)
     pick_device(device)                  # a device this machine lacks fails now, not after the data stage
-    if external is not None: read_manifest(external)     # a wrong path fails now, not after hours of training
+    if external is not None: _check_external(external)     # a wrong dataset fails now, not after hours of training
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
     name = 'phantom' if data == 'phantom' else Path(data).name
     out = Path(out or f'runs/{profile}-{name}').resolve()
+    if redo_from is None: resume_config(out / 'config.yaml', cfg, with_cyclegan)   # before the lock: no folder made
+    with output_lock(out):               # one efn paper (or trainer) per run directory; a second is refused
+        return _run_locked(out, cfg, profile, data, device, seed, log, with_cyclegan, external, verbose, redo_from)
+
+
+def _check_external(external) -> None:
+    "`--external`: a canonical dataset with test frames (the split `efn evaluate` scores)."
+    df = read_manifest(external)
+    if not (df['split'] == 'test').any():
+        raise DataError(f'{Path(external) / "manifest.csv"}: no test frames, and --external scores the test split; '
+                        'prepare it with test frames (efn prepare ... --test-share 1)')
+
+
+def _run_locked(out: Path, cfg, profile, data, device, seed, log, with_cyclegan, external, verbose, redo_from) -> Path:
+    "`run_paper` from its lock on: the stages one after another, then the external evaluation."
+    import papermill as pm
     if redo_from is not None: cfg = _redo(out, cfg, redo_from, with_cyclegan, log)
     else: resume_config(out / 'config.yaml', cfg, with_cyclegan)   # a run of other settings is refused, not reported done
     (out / 'notebooks').mkdir(parents=True, exist_ok=True)
@@ -254,9 +250,8 @@ def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/1
     if not verbose: pm_log.setLevel(logging.WARNING)      # its per-cell INFO lines belong to -v
     try:
         for i, stage in enumerate(STAGES, 1):
-            marker = out / 'stages' / f'{stage}.json'
             head = f'[{i}/{len(STAGES)}] {stage:<10}'
-            if marker.exists():
+            if stage_record(out, stage):
                 log(f'{head} done before, skipped')
                 continue
             nb_out = out / 'notebooks' / nbs[stage].name
@@ -287,8 +282,8 @@ def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/1
         if env_before is None: os.environ.pop('EFN_TEXT_PROGRESS', None)
         else: os.environ['EFN_TEXT_PROGRESS'] = env_before
     if external is not None:
-        md, _, _ = evaluate_run(out, external, device=device)
-        (out / 'table_external.md').write_text(md)
+        md, _, _ = evaluate_run(out, external, device=device, overwrite=True)     # recomputed on every call
+        write_atomic(out / 'table_external.md', md)
         log(f'external evaluation on {external}: {out / "table_external.md"}')
     log(f'study finished in {clock(time.perf_counter() - t_all)}: {out}')
     return out

@@ -14,11 +14,12 @@ import torch
 
 from .base import SPLITS, DataError, tqdm
 from .dataset import load_split
+from .files import OutputFolder, write_atomic, write_figure
 from .labels import LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, SECTOR
 
 # %% auto #0
-__all__ = ['REGIONS', 'region_histograms', 'hist_mean', 'wasserstein1', 'grey_table', 'rank_auc', 'patient_halves',
-           'classifier_auc', 'realism', 'realism_markdown', 'realism_figure', 'realism_report']
+__all__ = ['REGIONS', 'REALISM_FILES', 'region_histograms', 'hist_mean', 'wasserstein1', 'grey_table', 'rank_auc',
+           'patient_halves', 'classifier_auc', 'realism', 'realism_markdown', 'realism_figure', 'realism_report']
 
 # %% ../nbs/08b_realism.ipynb #012ce8c7
 REGIONS = {'cavity': LV_CAVITY, 'myocardium': LV_MYOCARDIUM, 'LA': LEFT_ATRIUM, 'sector': SECTOR}
@@ -131,6 +132,8 @@ def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', prog
     The classifier test runs `repeats` times (seeds `seed`, `seed + 10`, ...: other patient halves, other weights): the
     table holds the mean AUC (`classifier_auc`) and its standard deviation over the repeats (`classifier_auc_sd`)."""
     if repeats < 1: raise DataError(f'repeats must be at least 1, got {repeats}')
+    if steps < 1: raise DataError(f'--steps {steps}: the classifier needs at least 1 training step (an untrained one '
+                                  'reports a meaningless AUC); the default is 300')
     syn_i, syn_l, syn_rows = load_split(synthetic, list(SPLITS))
     views, phases = sorted(syn_rows['view'].unique()), sorted(syn_rows['phase'].unique())
     real_i, real_l, real_rows = load_split(real, list(SPLITS), views, phases)
@@ -186,22 +189,29 @@ def realism_figure(histograms: dict, out_base=None, title: str = ''):
         ax.set_title(name, fontsize=10); ax.set_xlabel('grey level'); ax.set_yticks([])
         ax.legend(fontsize=7, title='mean grey', title_fontsize=7)
     if title: fig.suptitle(title, fontsize=10)
-    if out_base is not None:
-        out_base = Path(out_base)
-        out_base.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_base.with_suffix('.png'), dpi=120)
+    if out_base is not None: write_figure(fig, Path(out_base).with_suffix('.png'), dpi=120)
     return fig
 
 # %% ../nbs/08b_realism.ipynb #d4e357d1
+REALISM_FILES = ('realism.csv', 'realism_histograms.png')    # what `efn realism --out` writes, and all --overwrite replaces
+
+
 def realism_report(real, synthetic, out=None, seed: int = 0, steps: int = 300, device='cpu', repeats: int = 5,
-                   progress: bool = True) -> str:
+                   progress: bool = True, overwrite: bool = False) -> str:
     """`efn realism`: the realism of the dataset `synthetic` against `real` as a markdown table; with `out`, also
-    `out/realism.csv` and the histograms `out/realism_histograms.png`."""
-    table, hists = realism(real, synthetic, seed, steps, device, progress, repeats)
-    md = realism_markdown(table.assign(generator=Path(synthetic).name), f'Realism of {synthetic} against {real}')
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / 'realism.csv', index=False)
-        realism_figure(hists, out / 'realism_histograms')     # {'real': ..., 'synthetic': ...}
+    `out/realism.csv` and the histograms `out/realism_histograms.png`, written whole into a new folder (an existing
+    one is replaced only with `overwrite`, and only when it holds nothing but those files)."""
+    folder = None if out is None else OutputFolder(
+        out, overwrite, lambda p: {q.name for q in p.iterdir()} <= set(REALISM_FILES),
+        f'--overwrite only replaces a folder of efn realism results ({", ".join(REALISM_FILES)})')
+    try:
+        table, hists = realism(real, synthetic, seed, steps, device, progress, repeats)
+        md = realism_markdown(table.assign(generator=Path(synthetic).name), f'Realism of {synthetic} against {real}')
+        if folder:
+            write_atomic(folder.tmp / 'realism.csv', table.to_csv(index=False))
+            realism_figure(hists, folder.tmp / 'realism_histograms')     # {'real': ..., 'synthetic': ...}
+    except BaseException as e:
+        if folder: folder.abort(e)
+        raise
+    if folder: folder.commit()
     return md

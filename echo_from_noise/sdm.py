@@ -268,8 +268,8 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     if rank == 0:
         write_loss_curve(run, name, history)
         write_summary(run, name, summary)
+    if world > 1: dist.barrier()   # the ranks leave together: a rank torn down while rank 0 still writes can abort in gloo
     return summary
-
 
 # %% ../nbs/06_sdm.ipynb #7878a673
 def load_sdm(path, use_ema: bool = True, device: str | torch.device = 'cpu'):

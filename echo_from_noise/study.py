@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict
 from functools import partial
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_samples, plot_adherence,
                                        run_generators, save_samples, summarize_adherence)
@@ -25,16 +25,20 @@ from .core import (job_procs, launch_workers, load_checkpoint, pick_device, work
 from .cyclegan import train_cyclegan
 from .dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 from .evaluate import dice_table, figure3, score_segmenters, summarize, table1
+from .files import OutputFolder, read_run_config, write_atomic
 from .labels import LabelError, STRUCTURES
 from .phantom import make_phantom
 from .realism import realism, realism_figure, realism_markdown
+from .rundir import check_models, missing_rows
 from .sdm import train_sdm
 from .segment import load_frames, load_segmenter, SEG_KIND, train_segmenter
 from .synthesis import synthesize
 
+log = logging.getLogger('echo_from_noise')
+
 # %% auto #0
-__all__ = ['STAGE_JOBS', 'STAGE_FUNCS', 'STAGE_OUTPUTS', 'check_no_leak', 'sdm_views', 'subset_dataset', 'mixed_frames',
-           'run_jobs', 'stage_worker', 'run_segmenters', 'evaluate_run', 'set_aside']
+__all__ = ['log', 'STAGE_JOBS', 'EVALUATE_FILES', 'STAGE_FUNCS', 'STAGE_OUTPUTS', 'check_no_leak', 'sdm_views', 'subset_dataset',
+           'mixed_frames', 'run_jobs', 'stage_worker', 'run_segmenters', 'evaluate_run', 'set_aside']
 
 # %% ../nbs/14_study.ipynb #95d3e4a5
 def _stage_data(run: Path, cfg: StudyConfig, progress: bool) -> dict:
@@ -142,6 +146,7 @@ def _synthesize_jobs(run: Path, cfg: StudyConfig, labels: dict, progress: bool) 
 
 
 def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+    check_models(run, cfg, ('sdm', 'cyclegan'))       # the run's own generators draw its training sets, no others
     labels = _synth_labels(run, cfg)
     jobs = _synthesize_jobs(run, cfg, labels, progress)
     procs = job_procs(cfg.procs, len(read_manifest(labels[''])), cfg.device) if jobs else 1
@@ -165,7 +170,6 @@ def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
         for _, r in rows.iterrows():
             img, lab = load_frame(src, r)
             w.add(r['id'], r['patient'], r['view'], r['phase'], r['split'], lab, img, source=r['source'], **extra_columns(r))
-
 
 # %% ../nbs/14_study.ipynb #22c3015b
 def _train_row(run: Path, cfg: StudyConfig, row: str, source: str, views, phases, progress: bool) -> dict:
@@ -235,10 +239,9 @@ def run_jobs(run: Path, cfg: StudyConfig, stage: str, progress: bool) -> dict:
 
 def stage_worker(run, stage: str, progress: bool = True) -> list:
     "One process of `run_jobs` (or of the synthesize stage): its share of the stage's work, with the study of the run's config.yaml."
-    path = Path(run) / 'config.yaml'
-    conf = (yaml.safe_load(path.read_text()) or {}).get('study') if path.exists() else None
-    if not conf: raise DataError(f'{path}: no study recorded there; efn stage-jobs runs inside efn paper\'s stages')
-    run = path.parent
+    run = Path(run)
+    conf = read_run_config(run, required=True).get('study')
+    if not conf: raise DataError(f'{run / "config.yaml"}: no study recorded there; efn stage-jobs runs inside efn paper\'s stages')
     if stage not in [*STAGE_JOBS, 'synthesize']:
         raise DataError(f"stage-jobs: {stage!r} is not one of {[*STAGE_JOBS, 'synthesize']}")
     cfg = resolve(dict(conf, device=worker_device(conf['device'])))
@@ -257,20 +260,24 @@ def _stage_evaluate(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     dev = pick_device(cfg.device)
     models = run_segmenters(run, cfg)
     if not models: raise DataError(f'{run}: no trained segmenter to evaluate; run the segment stage first')
+    gone = missing_rows(run, cfg, [m[0] for m in models])
+    if gone: raise DataError(f'Table 1 would lack {len(gone)} row(s) the segment stage trained: ' +
+                             '; '.join(f'{r} ({why})' for r, why in gone.items()) + '; train them again with '
+                             'efn paper --redo-from segment')
+    check_models(run, cfg, ('seg',))
     per = score_segmenters(models, real_dataset(run, cfg), 'test', dev)
-    (run / 'metrics').mkdir(parents=True, exist_ok=True)
-    per.to_csv(run / 'metrics' / 'per_image.csv', index=False)
+    write_atomic(run / 'metrics' / 'per_image.csv', per.to_csv(index=False))
     summary = summarize(per)
-    (run / 'metrics' / 'summary.json').write_text(json.dumps(summary, indent=2))
+    write_atomic(run / 'metrics' / 'summary.json', json.dumps(summary, indent=2))
     src = 'the built-in phantom' if cfg.data == 'phantom' else f'dataset {cfg.data}'
     caption = (f'Dice (%) on the real test split of {src} at {cfg.size} px, profile "{cfg.profile}" '
                f'({len(per["id"].unique())} test images). Rows marked "paper" are the published numbers on CAMUS at '
                '256 px, shown for reference only; they were not measured here.')
     md, df = table1(per, caption)
-    df.to_csv(run / 'table1.csv', index=False)
+    write_atomic(run / 'table1.csv', df.to_csv(index=False))
     result = dict(rows=list(summary), test_images=int(per['id'].nunique()))
     realism_md, result['realism'] = _realism(run, cfg, dev, progress)
-    (run / 'table1.md').write_text(md + ('\n' + realism_md if realism_md else ''))
+    write_atomic(run / 'table1.md', md + ('\n' + realism_md if realism_md else ''))
     return result
 
 
@@ -285,27 +292,40 @@ def run_segmenters(run: Path, cfg: StudyConfig, finished_only: bool = False) -> 
     return out
 
 
-def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'auto') -> tuple:
+EVALUATE_FILES = ('table.md', 'table.csv', 'per_image.csv')     # what `efn evaluate` writes, and all --overwrite replaces
+
+
+def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'auto', overwrite: bool = False) -> tuple:
     """Every finished segmenter of a study run on another canonical dataset (`efn evaluate`): writes `out/table.md`,
-    `table.csv` and `per_image.csv` (default `out`: RUN/external/DATASET_NAME) and returns (markdown, per-image frame,
-    `out`).
+    `table.csv` and `per_image.csv` (default `out`: RUN/external/DATASET_NAME; an existing one only with `overwrite`)
+    and returns (markdown, per-image frame, `out`). A Table 1 row whose segmenter is missing or unfinished is named
+    under the table, never silently left out.
     Structures the dataset does not label are "not labelled"; frames of another size are resized to the run's."""
     run, dataset = Path(run), Path(dataset)
-    conf = run / 'config.yaml'
-    if not conf.exists(): raise DataError(f'{conf}: not found; {run} is not a study run directory (make one with efn paper)')
-    cfg = saved_study(yaml.safe_load(conf.read_text())['study'])
+    conf = read_run_config(run, required=True)
+    if 'study' not in conf: raise DataError(f'{run / "config.yaml"}: records no study; {run} is not an efn paper run')
+    cfg = saved_study(conf['study'])
     models = run_segmenters(run, cfg, finished_only=True)
     if not models: raise DataError(f'{run}: no finished segmenter; run `efn paper` on it until the segment stage is done')
-    per = score_segmenters(models, dataset, ['train', 'val', 'test'] if split == 'all' else split, pick_device(device))
-    sizes = sorted(set(per['size']) - {cfg.size})
-    md, df = dice_table(per, f'Dice (%) of the segmenters of {run} (trained at {cfg.size} px) on the {split} frames of '
-                             f'{dataset}' + (f', resized from {sizes[0]} px' if sizes else '') +
-                             f' ({per["id"].nunique()} images)')
     out = Path(out) if out else run / 'external' / dataset.name
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'table.md').write_text(md); df.to_csv(out / 'table.csv', index=False)
-    per.to_csv(out / 'per_image.csv', index=False)
-    return md, per, out
+    folder = OutputFolder(out, overwrite, lambda p: {q.name for q in p.iterdir()} <= set(EVALUATE_FILES),
+                          f'--overwrite only replaces a folder of efn evaluate results ({", ".join(EVALUATE_FILES)})')
+    try:
+        check_models(run, cfg, ('seg',))
+        per = score_segmenters(models, dataset, ['train', 'val', 'test'] if split == 'all' else split, pick_device(device))
+        sizes = sorted(set(per['size']) - {cfg.size})
+        md, df = dice_table(per, f'Dice (%) of the segmenters of {run} (trained at {cfg.size} px) on the {split} frames '
+                                 f'of {dataset}' + (f', resized from {sizes[0]} px' if sizes else '') +
+                                 f' ({per["id"].nunique()} images)')
+        gone = missing_rows(run, cfg, [m[0] for m in models])
+        if gone:
+            md += '\nNot evaluated (no finished segmenter): ' + '; '.join(f'{r} ({w})' for r, w in gone.items()) + '\n'
+            log.warning('not evaluated: %s', '; '.join(f'{r} ({w})' for r, w in gone.items()))
+        for name, text in zip(EVALUATE_FILES, (md, df.to_csv(index=False), per.to_csv(index=False))):
+            write_atomic(folder.tmp / name, text)
+    except BaseException as e:
+        folder.abort(e); raise
+    return md, per, folder.commit()
 
 
 def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
@@ -329,14 +349,13 @@ def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
                         grey_ratio={s: float(r) for s, r in idx.loc['grey_mean', 'ratio'].items()})
     if not tables: return '', out
     table = pd.concat(tables, ignore_index=True)
-    table.to_csv(run / 'metrics' / 'realism.csv', index=False)
+    write_atomic(run / 'metrics' / 'realism.csv', table.to_csv(index=False))
     realism_figure(hists, run / 'figures' / 'realism_histograms', 'Grey levels per structure: real (black) and synthetic')
     caption = ('Table 1b. Realism of the synthetic images against the real frames of the same views and phases: each '
                'generator\'s training set (drawn from deformed maps) and, where the run drew them, its images of the real '
                'maps themselves ("undeformed maps"), which measure the images apart from the deformed anatomy '
                '(`efn realism`; figures/realism_histograms.png).')
     return realism_markdown(table, caption), out
-
 
 # %% ../nbs/14_study.ipynb #a9c2d765
 def _stage_adherence(run: Path, cfg: StudyConfig, progress: bool) -> dict:
@@ -345,14 +364,14 @@ def _stage_adherence(run: Path, cfg: StudyConfig, progress: bool) -> dict:
         raise DataError(f'{ck}: the adherence study scores images with the segmenter trained on real images; '
                         'run the segment stage first')
     dev = pick_device(cfg.device)
+    check_models(run, cfg)
     model, _, norm = load_segmenter(ck, dev)
     gens = run_generators(run, cfg.sampler, cfg.synth_steps, dev, cfg.guidance)
     per, samples = adherence_study(real_dataset(run, cfg), gens, (model, norm, dev), max_maps=cfg.adherence_maps,
                                    seed=cfg.seed, views=sorted(sdm_views(run)), progress=progress)
-    (run / 'metrics').mkdir(parents=True, exist_ok=True)
-    per.to_csv(run / 'metrics' / 'adherence.csv', index=False)
+    write_atomic(run / 'metrics' / 'adherence.csv', per.to_csv(index=False))
     summary = summarize_adherence(per)
-    summary.to_csv(run / 'metrics' / 'adherence_summary.csv', index=False)
+    write_atomic(run / 'metrics' / 'adherence_summary.csv', summary.to_csv(index=False))
     save_samples(run / 'metrics' / 'adherence_samples.npz', samples)
     reference = None
     if (run / 'metrics' / 'per_image.csv').exists():   # the same segmenter on the real test images: the ceiling
@@ -362,7 +381,6 @@ def _stage_adherence(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     return dict(generators=list(gens), maps=int(per['id'].nunique()), files=[str(p) for p in fig['files']],
                 summary=summary.to_dict('records'))
 
-
 # %% ../nbs/14_study.ipynb #9c2610af
 def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     real = real_dataset(run, cfg)
@@ -370,6 +388,7 @@ def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     test = df[(df['split'] == 'test') & df['view'].isin(sdm_views(run))]
     if test.empty: raise DataError(f'{real}: no test frame of a view with an SDM, nothing to draw')
     test = test.sort_values(['view', 'phase'], ascending=[False, True])       # 4CH before 2CH, ED before ES
+    check_models(run, cfg, ('sdm', 'cyclegan'))
     sdm = run_generators(run, cfg.sampler, cfg.synth_steps, pick_device(cfg.device), cfg.guidance)['SDM']
     patient = test.groupby('patient').size().sort_values(ascending=False).index[0]
     frames = []
@@ -404,7 +423,6 @@ def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
 
 STAGE_FUNCS = dict(data=_stage_data, sdm=_stage_sdm, cyclegan=_stage_cyclegan, synthesize=_stage_synthesize,
                     segment=_stage_segment, evaluate=_stage_evaluate, adherence=_stage_adherence, figures=_stage_figures)
-
 
 # %% ../nbs/14_study.ipynb #31731663
 STAGE_OUTPUTS = {   # what each stage writes in a run directory (besides stages/, notebooks/ and logs/)

@@ -72,8 +72,8 @@ def generate_dataset(model_for_view, labels, out, generator: str, batch_size: in
                            sources=[labels]) if rank == 0 else None   # so does an OUT that cannot be written
     try:
         results = _render_shard(models, df, labels, batch_size, seed, rank, world, progress, desc)
-    except BaseException:
-        if writer: writer.abort()
+    except BaseException as e:
+        if writer: writer.abort(e)
         raise
     if world > 1:
         shard_dir = out.parent / f'.{out.name}.shards'

@@ -56,13 +56,16 @@ def test_external_dataset_scores_only_what_it_labels(study):
     ev = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'evaluate', str(out), str(out.parent / 'lv_only'),
                          '--split', 'all', '--out', str(out.parent / 'ev')], capture_output=True, text=True, timeout=300)
     assert ev.returncode == 0, ev.stderr[-2000:]
+    again = subprocess.run(ev.args, capture_output=True, text=True, timeout=300)       # never a silent overwrite
+    assert again.returncode == 2 and 'already exists and is not empty; choose a new OUT or pass --overwrite' in again.stderr
+    assert subprocess.run(ev.args + ['--overwrite'], capture_output=True, text=True, timeout=300).returncode == 0
     per = pd.read_csv(out.parent / 'ev' / 'per_image.csv')
     n_4ch = int((read_manifest(out.parent / 'lv_only')['view'] == '4CH').sum())
     assert per.query('row == "All real frames"')['id'].nunique() == n_4ch       # every split with --split all
     assert per['dice_LA'].isna().all() and per['dice_LV_endo'].between(0, 1).all() and (per['size'] == 48).all()
     bad = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'evaluate', str(out.parent), str(out.parent / 'lv_only')],
                          capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and 'is not a study run directory' in bad.stderr
+    assert bad.returncode == 2 and 'is not a run directory' in bad.stderr
 
 
 def test_all_outputs(study):
@@ -332,3 +335,38 @@ def test_procs_trains_the_models_one_process_would(tmp_path):
         assert json.loads((runs['two'] / f'metrics/sdm_{v}_train.json').read_text())['world_size'] == 1
     seg = json.loads((runs['two'] / 'stages/segment.json').read_text())['result']
     assert set(seg) == {r[0] for r in rows} and all('best_val_dice' in s for s in seg.values())
+
+
+def test_a_missing_segmenter_is_named_never_dropped(study, tmp_path):
+    "A Table 1 row whose checkpoint was deleted: efn evaluate names it under its table; the evaluate stage refuses."
+    import shutil
+    out, _ = study
+    run = tmp_path / 'copy'
+    shutil.copytree(out, run)
+    (run / 'checkpoints' / 'seg_all_real_frames.pt').unlink()
+    ev = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'evaluate', str(run), str(out.parent / 'lv_only'),
+                         '--out', str(tmp_path / 'ev')], capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert 'not evaluated: All real frames' in ev.stderr
+    assert 'Not evaluated (no finished segmenter): All real frames' in (tmp_path / 'ev' / 'table.md').read_text()
+    r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(run),
+                        '--set', *SET, '--redo-from', 'evaluate'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3 and 'Table 1 would lack 1 row(s) the segment stage trained: All real frames' in r.stderr
+
+
+def test_an_sdm_copied_in_from_another_run_is_refused(study, tmp_path):
+    "A checkpoint of another objective, put in place of the run's SDM, never draws the run's synthetic images."
+    import shutil
+    from echo_from_noise.config import study_config
+    from echo_from_noise.sdm import train_sdm
+    out, _ = study
+    run = tmp_path / 'copy'
+    shutil.copytree(out, run)
+    cfg = study_config('smoke', overrides=SET + ['sdm.objective=paper'])
+    train_sdm(run / 'data' / 'real', tmp_path / 'other', 'sdm_4CH', '4CH', cfg.sdm, progress=False)
+    shutil.copy(tmp_path / 'other' / 'checkpoints' / 'sdm_4CH.pt', run / 'checkpoints' / 'sdm_4CH.pt')
+    r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(run),
+                        '--set', *SET, '--redo-from', 'synthesize'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "sdm_4CH.pt: was trained with a different model (objective='paper', now 'v')" in r.stderr
+    assert 'efn paper --redo-from sdm' in r.stderr and not (run / 'synthetic').exists()
