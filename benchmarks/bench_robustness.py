@@ -464,7 +464,7 @@ def trust_cases(work: Path) -> list:
     g = 'full disk'
     limited(g, 'efn train-sdm: the checkpoint (torch: "unexpected pos")', ['train-sdm', ph, work / 'fd_run',
             '--profile', 'smoke', '--views', '4CH', '--set', 'steps=2'], 100_000, out=[work / 'fd_run'])
-    limited(g, 'efn phantom: a PNG (OpenCV returns False)', ['phantom', work / 'fd_ph', '--patients', 4, '--size', 64,
+    limited(g, 'efn phantom: a PNG (OpenCV returns False)', ['phantom', work / 'fd_ph', '--patients', 4, '--size', 128,
                                                              '--workers', 1], 2_000)
     limited(g, 'efn augment: the manifest (pandas names no file)', ['augment', ph, work / 'fd_aug', '--copies', 1], 1_000)
     limited(g, 'efn synthesize', ['synthesize', run, aug, work / 'fd_syn', '--steps', 2], 500)

@@ -228,7 +228,8 @@ def _apply(spec: dict, overrides=None) -> dict:
         if not name: spec[key] = _parse(key, value, *scalars[key])
         elif section == 'realism': spec['realism'] = dict(spec['realism'], **{name: _parse(key, value, int)})
         else:
-            v = getattr(apply_overrides(getattr(resolve(spec), section), {name: value}), name)
+            try: v = getattr(apply_overrides(getattr(resolve(spec), section), {name: value}), name)
+            except DataError as e: raise DataError(str(e).replace(f'--set {name}=', f'--set {key}=', 1)) from None
             spec[section] = dict(spec[section], **{name: list(v) if isinstance(v, tuple) else v})
     resolve(spec)                      # every stage's own checks, now rather than when the stage runs
     spec['set'] = {k: v for k, v in items}

@@ -140,8 +140,9 @@ class OutputLock:
             if same: break
             os.close(fd)       # its last holder removed the file as it let go: lock the file that is there now
         os.ftruncate(fd, 0)
-        os.write(fd, f'{os.getpid()}: {" ".join(Path(sys.argv[0]).name if i == 0 else a for i, a in enumerate(sys.argv))}'
-                     [:300].encode())
+        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else 'python'
+        prog = 'efn' if prog in ('__main__.py', 'efn') else prog        # `python -m echo_from_noise` is efn too
+        os.write(fd, f'{os.getpid()}: {" ".join([prog, *sys.argv[1:]])}'[:300].encode())
         self.fd = fd
         return self
 

@@ -18,8 +18,9 @@ from .files import OutputFolder, write_atomic, write_figure
 from .labels import LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, SECTOR
 
 # %% auto #0
-__all__ = ['REGIONS', 'REALISM_FILES', 'region_histograms', 'hist_mean', 'wasserstein1', 'grey_table', 'rank_auc',
-           'patient_halves', 'classifier_auc', 'realism', 'realism_markdown', 'realism_figure', 'realism_report']
+__all__ = ['REGIONS', 'REALISM_FILES', 'region_histograms', 'hist_mean', 'wasserstein1', 'grey_table', 'texture_table',
+           'rank_auc', 'inside_sector', 'patient_halves', 'shared_halves', 'classifier_auc', 'realism',
+           'realism_extremes', 'realism_markdown', 'realism_figure', 'realism_report']
 
 # %% ../nbs/08b_realism.ipynb #012ce8c7
 REGIONS = {'cavity': LV_CAVITY, 'myocardium': LV_MYOCARDIUM, 'LA': LEFT_ATRIUM, 'sector': SECTOR}
@@ -62,6 +63,50 @@ def grey_table(real: dict, synthetic: dict) -> pd.DataFrame:
                      ratio=s / r if r else float('nan')))
     return pd.DataFrame(rows)
 
+# %% ../nbs/08b_realism.ipynb #60bba36c
+def _gradient_energy(images, labels, value) -> float:
+    "Mean squared grey-level gradient (central differences) of the pixels of structure `value` whose four neighbours are in it too."
+    x, lab = np.asarray(images, np.float32), np.asarray(labels)
+    c = lab[:, 1:-1, 1:-1] == value
+    inner = c & (lab[:, :-2, 1:-1] == value) & (lab[:, 2:, 1:-1] == value) & (lab[:, 1:-1, :-2] == value) & \
+        (lab[:, 1:-1, 2:] == value)
+    if not inner.any(): return float('nan')
+    g2 = ((x[:, 2:, 1:-1] - x[:, :-2, 1:-1]) ** 2 + (x[:, 1:-1, 2:] - x[:, 1:-1, :-2]) ** 2) / 4
+    return float(g2[inner].mean())
+
+
+def _hf_share(images, labels, cutoff: float = 0.25) -> float:
+    """Mean over frames of the share of spectral power above `cutoff` cycles per pixel (half the Nyquist frequency),
+    of the frame inside its sector less its mean there (so the sector's mean grey level adds no power)."""
+    x, sector = np.asarray(images, np.float32), np.asarray(labels) > 0
+    mean = (x * sector).sum((1, 2), keepdims=True) / np.maximum(sector.sum((1, 2), keepdims=True), 1)
+    p = np.abs(np.fft.fft2(np.where(sector, x - mean, 0))) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(x.shape[1]), np.fft.fftfreq(x.shape[2]), indexing='ij')
+    r = np.hypot(fy, fx)
+    total = p[:, r > 0].sum(1)
+    return float(np.mean(p[:, r > cutoff].sum(1) / np.maximum(total, 1e-12)))
+
+
+def _brightness_sd(images, labels) -> float:
+    "Standard deviation over frames of each frame's mean grey level inside its sector."
+    x, sector = np.asarray(images, np.float64), np.asarray(labels) > 0
+    means = (x * sector).sum((1, 2)) / np.maximum(sector.sum((1, 2)), 1)
+    return float(np.std(means, ddof=1)) if len(means) > 1 else float('nan')
+
+
+def texture_table(real_images, real_labels, synthetic_images, synthetic_labels) -> pd.DataFrame:
+    """Long table (metric, structure, real, synthetic, ratio) of what a grey level does not show: `gradient`, the mean
+    squared gradient inside each structure (speckle and texture; edges between structures left out); `hf_power`, the
+    share of spectral power above half the Nyquist frequency inside the sector; `brightness_sd`, how much a frame's
+    mean grey level varies from frame to frame. ratio = synthetic / real."""
+    row = lambda m, s, r, y: dict(metric=m, structure=s, real=r, synthetic=y, ratio=y / r if r else float('nan'))
+    rows = [row('gradient', name, _gradient_energy(real_images, real_labels, v),
+                _gradient_energy(synthetic_images, synthetic_labels, v)) for name, v in REGIONS.items()]
+    rows.append(row('hf_power', 'sector', _hf_share(real_images, real_labels), _hf_share(synthetic_images, synthetic_labels)))
+    rows.append(row('brightness_sd', 'sector', _brightness_sd(real_images, real_labels),
+                    _brightness_sd(synthetic_images, synthetic_labels)))
+    return pd.DataFrame(rows)
+
 # %% ../nbs/08b_realism.ipynb #3ea80890
 def rank_auc(pos, neg) -> float:
     "Area under the ROC curve of scores `pos` (label 1) against `neg` (label 0): the Mann-Whitney U statistic, ties half."
@@ -70,6 +115,12 @@ def rank_auc(pos, neg) -> float:
     if not len(pos) or not len(neg): raise DataError('AUC needs at least one score of each class')
     ranks = rankdata(np.concatenate([pos, neg]))
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def inside_sector(images, labels) -> np.ndarray:
+    "The frames with every pixel outside their label map's sector (label 0) set to 0: what the realism measures compare."
+    images = np.asarray(images)
+    return np.where(np.asarray(labels) > 0, images, 0).astype(images.dtype)
 
 
 def patient_halves(groups, seed: int = 0) -> np.ndarray:
@@ -83,6 +134,19 @@ def patient_halves(groups, seed: int = 0) -> np.ndarray:
     m[rng.permutation(len(groups))[:len(groups) // 2]] = True
     return m
 
+
+def shared_halves(real_groups, synthetic_groups, seed: int = 0) -> tuple:
+    """Boolean masks (real, synthetic): True for the frames of one random half of the patients of both sets together,
+    so that a patient's real frames and the frames drawn from its maps fall on the same side. Where that leaves a side
+    without frames (sets of few, disjoint patients), each set is halved on its own."""
+    rg, sg = np.asarray(real_groups).astype(str), np.asarray(synthetic_groups).astype(str)
+    u = np.unique(np.concatenate([rg, sg]))
+    if len(u) >= 2:
+        half = u[np.random.default_rng(seed).permutation(len(u))[:len(u) // 2]]
+        mr, ms = np.isin(rg, half), np.isin(sg, half)
+        if all(m.any() and not m.all() for m in (mr, ms)): return mr, ms
+    return patient_halves(rg, seed), patient_halves(sg, seed + 1)
+
 # %% ../nbs/08b_realism.ipynb #ac9d1f5b
 def _classifier(width: int = 16) -> torch.nn.Module:
     layers, c = [], 1
@@ -95,13 +159,14 @@ def _classifier(width: int = 16) -> torch.nn.Module:
 def classifier_auc(real, synthetic, real_groups, synthetic_groups, steps: int = 300, batch_size: int = 32,
                    lr: float = 1e-3, seed: int = 0, device='cpu', progress: bool = False) -> dict:
     """Held-out AUC of a small CNN trained to tell `synthetic` (uint8 N x H x W, label 1) from `real` (label 0) frames;
-    train and test sides are disjoint halves of each set's patients (`*_groups`)."""
+    train and test sides are the two halves of the patients of both sets (`shared_halves` of the `*_groups`). Also
+    returns the held-out frames' indices and scores (high: synthetic), for `realism_extremes`."""
     real, synthetic = np.asarray(real), np.asarray(synthetic)
     if real.shape[1:] != synthetic.shape[1:]:
         raise DataError(f'real frames are {real.shape[1:]} px but synthetic ones {synthetic.shape[1:]}; compare datasets '
                         'of one size (efn prepare --size)')
     if min(len(real), len(synthetic)) < 4: raise DataError('the classifier test needs at least 4 frames on each side')
-    mr, ms = patient_halves(real_groups, seed), patient_halves(synthetic_groups, seed + 1)
+    mr, ms = shared_halves(real_groups, synthetic_groups, seed)
     to_t = lambda a: torch.from_numpy(a).float().div(255).unsqueeze(1)
     tr_r, tr_s, te_r, te_s = to_t(real[mr]), to_t(synthetic[ms]), to_t(real[~mr]), to_t(synthetic[~ms])
     torch.manual_seed(seed)
@@ -120,15 +185,19 @@ def classifier_auc(real, synthetic, real_groups, synthetic_groups, steps: int = 
     net.eval()
     with torch.no_grad():
         score = lambda t: torch.cat([net(t[i:i + 256].to(device))[:, 0].cpu() for i in range(0, len(t), 256)]).numpy()
-        auc = rank_auc(score(te_s), score(te_r))
-    return dict(auc=auc, train_real=len(tr_r), train_synthetic=len(tr_s), test_real=len(te_r), test_synthetic=len(te_s),
-                steps=steps, batch_size=batch_size, seed=seed)
+        s_syn, s_real = score(te_s), score(te_r)
+    return dict(auc=rank_auc(s_syn, s_real), train_real=len(tr_r), train_synthetic=len(tr_s), test_real=len(te_r),
+                test_synthetic=len(te_s), steps=steps, batch_size=batch_size, seed=seed,
+                test_real_index=np.flatnonzero(~mr), test_synthetic_index=np.flatnonzero(~ms),
+                real_scores=s_real, synthetic_scores=s_syn)
 
 # %% ../nbs/08b_realism.ipynb #6823d8be
 def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', progress: bool = True,
             repeats: int = 5) -> tuple:
-    """(table, histograms): `grey_table` plus the classifier's AUC and the frame counts for every frame of `synthetic`
-    against the frames of `real` of the same views and phases (all splits); histograms = {'real': ..., 'synthetic': ...}.
+    """(table, details): `grey_table` and `texture_table`, the classifier's AUC and the frame counts for every frame of
+    `synthetic` against the frames of `real` of the same views and phases (all splits; only the patients whose maps
+    `synthetic` drew, when it drew at least 4 of them), all inside each frame's sector; details = {'real': histograms,
+    'synthetic': histograms, 'extremes': the held-out frames the first classifier is surest of (`realism_extremes`)}.
     The classifier test runs `repeats` times (seeds `seed`, `seed + 10`, ...: other patient halves, other weights): the
     table holds the mean AUC (`classifier_auc`) and its standard deviation over the repeats (`classifier_auc_sd`)."""
     if repeats < 1: raise DataError(f'repeats must be at least 1, got {repeats}')
@@ -140,15 +209,50 @@ def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', prog
     if real_i.shape[1:] != syn_i.shape[1:]:
         raise DataError(f'{real} holds {real_i.shape[1]} px frames but {synthetic} {syn_i.shape[1]} px; compare datasets '
                         'of one size (efn prepare --size)')
+    common = set(real_rows['patient']) & set(syn_rows['patient'])
+    if len(common) >= 4:      # the real frames of the patients whose maps were drawn: the same hearts on both sides
+        keep = real_rows['patient'].isin(common).to_numpy()
+        real_i, real_l, real_rows = real_i[keep], real_l[keep], real_rows[keep].reset_index(drop=True)
+    real_i, syn_i = inside_sector(real_i, real_l), inside_sector(syn_i, syn_l)     # nothing outside the sector counts
     hists = dict(real=region_histograms(real_i, real_l), synthetic=region_histograms(syn_i, syn_l))
-    table = grey_table(hists['real'], hists['synthetic'])
-    aucs = [classifier_auc(real_i, syn_i, real_rows['patient'], syn_rows['patient'], steps=steps, seed=seed + 10 * k,
-                           device=device, progress=progress)['auc'] for k in range(repeats)]
+    table = pd.concat([grey_table(hists['real'], hists['synthetic']), texture_table(real_i, real_l, syn_i, syn_l)],
+                      ignore_index=True)
+    tests = [classifier_auc(real_i, syn_i, real_rows['patient'], syn_rows['patient'], steps=steps, seed=seed + 10 * k,
+                            device=device, progress=progress) for k in range(repeats)]
+    aucs = [t['auc'] for t in tests]
+    hists['extremes'] = _surest(real_i, syn_i, tests[0])
     sd = float(np.std(aucs, ddof=1)) if repeats > 1 else 0.0
     extra = [dict(metric='classifier_auc', structure='all', real=0.5, synthetic=float(np.mean(aucs)), ratio=float('nan')),
              dict(metric='classifier_auc_sd', structure=f'{repeats} seeds', real=0.0, synthetic=sd, ratio=float('nan')),
              dict(metric='frames', structure='all', real=len(real_i), synthetic=len(syn_i), ratio=float('nan'))]
     return pd.concat([table, pd.DataFrame(extra)], ignore_index=True), hists
+
+# %% ../nbs/08b_realism.ipynb #8b3c4c83
+def _surest(real, synthetic, test: dict, k: int = 4) -> dict:
+    "The `k` held-out real frames a classifier test (`classifier_auc`) scored most real, and the `k` synthetic most synthetic."
+    r = np.argsort(test['real_scores'])[:k]
+    s = np.argsort(-test['synthetic_scores'])[:k]
+    return dict(real=real[test['test_real_index'][r]], real_scores=test['real_scores'][r],
+                synthetic=synthetic[test['test_synthetic_index'][s]], synthetic_scores=test['synthetic_scores'][s])
+
+
+def realism_extremes(extremes: dict, out_base=None, title: str = ''):
+    """Top row: the held-out real frames the classifier is surest are real; bottom row: the synthetic frames it is surest
+    are synthetic, each with its score (logit; > 0 leans synthetic). What it keys on is often plain to the eye there.
+    Saved as `out_base`.png when given; returned."""
+    from matplotlib.figure import Figure
+    k = max(len(extremes['real']), len(extremes['synthetic']), 1)
+    fig = Figure(figsize=(1.8 * k, 4.0), layout='constrained')
+    axs = np.atleast_2d(fig.subplots(2, k, squeeze=False))
+    for row, side in enumerate(('real', 'synthetic')):
+        for j, ax in enumerate(axs[row]):
+            ax.axis('off')
+            if j < len(extremes[side]):
+                ax.imshow(extremes[side][j], cmap='gray', vmin=0, vmax=255)
+                ax.set_title(f'{side} {extremes[f"{side}_scores"][j]:+.1f}', fontsize=8)
+    if title: fig.suptitle(title, fontsize=9)
+    if out_base is not None: write_figure(fig, Path(out_base).with_suffix('.png'), dpi=100)
+    return fig
 
 # %% ../nbs/08b_realism.ipynb #bb0a9f22
 def realism_markdown(table: pd.DataFrame, caption: str = '') -> str:
@@ -166,6 +270,16 @@ def realism_markdown(table: pd.DataFrame, caption: str = '') -> str:
                          f"{t.loc[('w1', name), 'synthetic']:.1f} |")
         c = t.loc[('contrast', 'myocardium-cavity')]
         lines.append(f"| {gen} | myocardium - cavity contrast | {c['real']:.1f} | {c['synthetic']:.1f} | {c['ratio']:.2f} | |")
+        metrics = set(t.index.get_level_values('metric'))      # tables from before the texture measures lack them
+        for name in REGIONS if 'gradient' in metrics else ():
+            g = t.loc[('gradient', name)]
+            lines.append(f"| {gen} | {name} texture (mean squared gradient) | {g['real']:.1f} | {g['synthetic']:.1f} | "
+                         f"{g['ratio']:.2f} | |")
+        for m, what, fmt in (('hf_power', 'high-frequency power share (sector)', '.3f'),
+                             ('brightness_sd', 'frame-to-frame brightness sd (sector)', '.1f')):
+            if m in metrics:
+                g = t.loc[(m, 'sector')]
+                lines.append(f"| {gen} | {what} | {g['real']:{fmt}} | {g['synthetic']:{fmt}} | {g['ratio']:.2f} | |")
         n = t.loc[('frames', 'all')]
         auc = f"{t.loc[('classifier_auc', 'all'), 'synthetic']:.3f}"
         sd = t[t.index.get_level_values('metric') == 'classifier_auc_sd']      # absent in tables from before repeats
@@ -193,14 +307,15 @@ def realism_figure(histograms: dict, out_base=None, title: str = ''):
     return fig
 
 # %% ../nbs/08b_realism.ipynb #d4e357d1
-REALISM_FILES = ('realism.csv', 'realism_histograms.png')    # what `efn realism --out` writes, and all --overwrite replaces
+REALISM_FILES = ('realism.csv', 'realism_histograms.png', 'realism_extremes.png')   # `efn realism --out` writes these, and --overwrite replaces no other
 
 
 def realism_report(real, synthetic, out=None, seed: int = 0, steps: int = 300, device='cpu', repeats: int = 5,
                    progress: bool = True, overwrite: bool = False) -> str:
     """`efn realism`: the realism of the dataset `synthetic` against `real` as a markdown table; with `out`, also
-    `out/realism.csv` and the histograms `out/realism_histograms.png`, written whole into a new folder (an existing
-    one is replaced only with `overwrite`, and only when it holds nothing but those files)."""
+    `out/realism.csv`, the histograms `out/realism_histograms.png` and the frames the classifier is surest of
+    `out/realism_extremes.png`, written whole into a new folder (an existing one is replaced only with `overwrite`,
+    and only when it holds nothing but those files)."""
     folder = None if out is None else OutputFolder(
         out, overwrite, lambda p: {q.name for q in p.iterdir()} <= set(REALISM_FILES),
         f'--overwrite only replaces a folder of efn realism results ({", ".join(REALISM_FILES)})')
@@ -209,7 +324,9 @@ def realism_report(real, synthetic, out=None, seed: int = 0, steps: int = 300, d
         md = realism_markdown(table.assign(generator=Path(synthetic).name), f'Realism of {synthetic} against {real}')
         if folder:
             write_atomic(folder.tmp / 'realism.csv', table.to_csv(index=False))
-            realism_figure(hists, folder.tmp / 'realism_histograms')     # {'real': ..., 'synthetic': ...}
+            realism_figure({k: hists[k] for k in ('real', 'synthetic')}, folder.tmp / 'realism_histograms')
+            realism_extremes(hists['extremes'], folder.tmp / 'realism_extremes', f'{Path(synthetic).name} against '
+                             f'{Path(real).name}: the frames the classifier is surest of')
     except BaseException as e:
         if folder: folder.abort(e)
         raise

@@ -28,7 +28,7 @@ from .evaluate import dice_table, figure3, score_segmenters, summarize, table1
 from .files import OutputFolder, read_run_config, write_atomic
 from .labels import LabelError, STRUCTURES
 from .phantom import make_phantom
-from .realism import realism, realism_figure, realism_markdown
+from .realism import realism, realism_extremes, realism_figure, realism_markdown
 from .rundir import check_models, missing_rows
 from .sdm import train_sdm
 from .segment import load_frames, load_segmenter, SEG_KIND, train_segmenter
@@ -342,6 +342,8 @@ def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
                        **asdict(cfg.realism))
         tables.append(t.assign(generator=gen))
         hists.setdefault('real', h['real']); hists[gen] = h['synthetic']
+        realism_extremes(h['extremes'], run / 'figures' / f'realism_extremes_{gen.lower().replace(" (", "_").replace(")", "").replace(" ", "_")}',
+                         f'{gen}: the frames the realism classifier is surest of')
         idx = t.set_index(['metric', 'structure'])
         out[gen] = dict(auc=float(idx.loc[('classifier_auc', 'all'), 'synthetic']),
                         auc_sd=float(t.loc[t['metric'] == 'classifier_auc_sd', 'synthetic'].iloc[0]),
@@ -430,7 +432,7 @@ STAGE_OUTPUTS = {   # what each stage writes in a run directory (besides stages/
     'cyclegan': ['checkpoints/cyclegan_*.pt', 'metrics/cyclegan_*'],
     'synthesize': ['synthetic', 'synthetic_cyclegan', 'synthetic_maps', 'synthetic_cyclegan_maps', 'data/augmented_with_sdm',
                    'data/maps', 'data/maps_with_sdm'], 'segment': ['checkpoints/seg_*.pt'],
-    'evaluate': ['metrics/per_image.csv', 'metrics/summary.json', 'metrics/realism.csv', 'figures/realism_histograms.*',
+    'evaluate': ['metrics/per_image.csv', 'metrics/summary.json', 'metrics/realism.csv', 'figures/realism_*',
                  'table1.md', 'table1.csv', 'table_external.md', 'external'],
     'adherence': ['metrics/adherence*', 'figures/fig5_adherence.*'],
     'figures': ['figures/fig3.*', 'figures/fig4.*', 'figures/fig5.*']}

@@ -77,3 +77,39 @@ def test_repeated_classifier_tests_average_the_single_runs(pair):
     assert t[('classifier_auc_sd', '2 seeds')] == pytest.approx(np.std(single, ddof=1))
     with pytest.raises(DataError, match='repeats must be at least 1'):
         realism(real, washed, repeats=0, progress=False)
+
+
+def test_a_rim_outside_the_sector_does_not_move_the_auc(pair):
+    "Real CAMUS frames carry a 1-px tissue rim outside their label map's sector; the measure compares inside it only."
+    real, washed, tmp = pair
+    from scipy import ndimage as ndi
+    def rim(img, lab):
+        ring = ndi.binary_dilation(lab > 0) & (lab == 0)
+        return np.where(ring, 60, img).astype(np.uint8), lab
+    rimmed = _copy(real, tmp / 'rimmed', rim)
+    assert (np.stack([load_frame(rimmed, r)[0] for _, r in read_manifest(rimmed).iterrows()]) == 60).any()
+    a, _ = realism(real, washed, seed=2, steps=20, repeats=2, progress=False)
+    b, _ = realism(rimmed, washed, seed=2, steps=20, repeats=2, progress=False)
+    pd.testing.assert_frame_equal(a, b)          # bit for bit: the rim never reaches a measure
+
+
+def test_a_dataset_against_itself_scores_one_half(pair):
+    "One patient split for both sets: a frame and its copy fall on the same side, so nothing can tell them apart."
+    real, _, _ = pair
+    t, details = realism(real, real, seed=1, steps=20, repeats=3, progress=False)
+    t = t.set_index(['metric', 'structure'])['synthetic']
+    assert t[('classifier_auc', 'all')] == 0.5 and t[('classifier_auc_sd', '3 seeds')] == 0
+    assert len(details['extremes']['real']) == 4 and details['extremes']['synthetic'].shape[1:] == (32, 32)
+
+
+def test_texture_and_brightness_spread_see_a_smoothed_copy(pair):
+    "A copy blurred inside the sector and of one brightness: its texture and brightness spread read well below real."
+    real, _, tmp = pair
+    import cv2
+    def smooth(img, lab):
+        out = cv2.GaussianBlur(img, (5, 5), 1.5)
+        return np.where(lab > 0, out - out[lab > 0].mean() + 90, 0).clip(0, 255).astype(np.uint8), lab
+    flat = _copy(real, tmp / 'smooth', smooth)
+    t, _ = realism(real, flat, steps=5, repeats=1, progress=False)
+    t = t.set_index(['metric', 'structure'])['ratio']
+    assert t[('gradient', 'myocardium')] < 0.5 and t[('hf_power', 'sector')] < 0.7 and t[('brightness_sd', 'sector')] < 0.2

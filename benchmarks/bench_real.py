@@ -1,0 +1,171 @@
+"""The study on a real dataset: Table 1's measured rows, the two differences that decide whether synthetic data helps
+(All SDM - All real, Real + SDM - All real, paired per test image, SE over test patients), the realism of the synthetic
+sets, each stage's wall time and the settings. Appends one entry per call to benchmarks/real.json and rewrites
+benchmarks/real.md from it, so that every lever tried stays in the table.
+
+    python benchmarks/bench_real.py DATASET [--seeds 0 1] [--set KEY=VALUE ...] [--split dev|test] [--label NAME]
+
+DATASET is any canonical dataset (`efn prepare` output) with train/val/test splits, e.g. CAMUS 4CH at 64 px. Settings
+are chosen on the development split (`--split dev`, the default): the val patients are scored as the test split, a
+held-out eighth of the train patients chooses the segmenters' epochs, and the test patients are never read. `--split
+test` runs the dataset as it is, to report. The dataset itself stays outside the repository: only the numbers measured
+on it are written here, with its citation (CAMUS: Leclerc et al., IEEE TMI 2019).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from echo_from_noise.dataset import DatasetWriter, extra_columns, load_frame, read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT, RECORD = ROOT / 'benchmarks' / 'real.md', ROOT / 'benchmarks' / 'real.json'
+ROWS = ('All SDM frames', 'All real frames', 'Real + SDM frames')
+CITATION = ('CAMUS: S. Leclerc et al., "Deep Learning for Segmentation using an Open Large-Scale Dataset in 2D '
+            'Echocardiography", IEEE Transactions on Medical Imaging 38(9), 2019')
+
+
+def dev_split(dataset: Path, out: Path) -> Path:
+    """`dataset` with its val patients as the test split, every eighth train patient (sorted) as val, and no frame of
+    its test patients: the split settings are chosen on. Made once; kept as it is when `out` already holds it."""
+    if (out / 'manifest.csv').exists(): return out
+    df = read_manifest(dataset)
+    train = sorted(df.loc[df['split'] == 'train', 'patient'].unique())
+    new = {p: 'test' for p in df.loc[df['split'] == 'val', 'patient']}
+    new.update({p: 'val' if i % 8 == 7 else 'train' for i, p in enumerate(train)})
+    keep = df[df['patient'].isin(new)]
+    with DatasetWriter(out, load_frame(dataset, keep.iloc[0])[1].shape[0]) as w:
+        for _, r in keep.iterrows():
+            img, lab = load_frame(dataset, r)
+            w.add(r['id'], r['patient'], r['view'], r['phase'], new[r['patient']], lab, img, source=r['source'],
+                  **extra_columns(r))
+    return out
+
+
+def paired(per: pd.DataFrame, a: str, b: str) -> dict:
+    "Row `a` minus row `b` in Dice points, paired per test image; its SE from the spread of the per-patient means."
+    d = per.pivot_table(index=['id', 'patient'], columns='row', values='dice_mean').reset_index()
+    diff = 100 * (d[a] - d[b])
+    per_patient = diff.groupby(d['patient']).mean()
+    return dict(mean=float(diff.mean()), se=float(per_patient.std(ddof=1) / np.sqrt(len(per_patient))),
+                patients=int(len(per_patient)))
+
+
+def run_once(data: Path, out: Path, profile: str, seed: int, sets: list) -> dict:
+    "One `efn paper` run (resumed when `out` holds one), and what it measured."
+    cmd = [sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', profile, '--data', str(data), '--out', str(out),
+           '--seed', str(seed)] + (['--set', *sets] if sets else [])
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode: sys.exit(f'bench_real: efn paper failed ({r.returncode}):\n{r.stderr[-3000:]}')
+    stages = {p.stem: json.loads(p.read_text()) for p in (out / 'stages').glob('*.json')}
+    per = pd.read_csv(out / 'metrics' / 'per_image.csv', dtype={'id': str, 'patient': str})
+    realism = stages['evaluate']['result'].get('realism', {})
+    means = {row: float(100 * g['dice_mean'].mean()) for row, g in per.groupby('row') if row in ROWS}
+    tex = pd.read_csv(out / 'metrics' / 'realism.csv') if (out / 'metrics' / 'realism.csv').exists() else None
+    def texture(gen):
+        if tex is None or 'gradient' not in set(tex['metric']): return {}
+        t = tex[tex['generator'] == gen].set_index(['metric', 'structure'])['ratio']
+        return {k: float(t[(m, s)]) for k, (m, s) in dict(gradient_myocardium=('gradient', 'myocardium'),
+                gradient_cavity=('gradient', 'cavity'), hf_power=('hf_power', 'sector'),
+                brightness_sd=('brightness_sd', 'sector')).items() if (m, s) in t.index}
+    return dict(seed=seed, dice=means, sdm_minus_real=paired(per, 'All SDM frames', 'All real frames'),
+                real_sdm_minus_real=paired(per, 'Real + SDM frames', 'All real frames'),
+                realism={g: dict(auc=v['auc'], auc_sd=v['auc_sd'], grey_ratio=v['grey_ratio'],
+                                 contrast_ratio=v['contrast_ratio'], **texture(g)) for g, v in realism.items()},
+                stage_seconds={s: stages[s]['seconds'] for s in stages},
+                minutes=round(sum(stages[s]['seconds'] for s in stages) / 60, 1), wall_minutes=round((time.time() - t0) / 60, 1),
+                test_images=int(per['id'].nunique()))
+
+
+def entry_line(e: dict) -> str:
+    "One line of the levers table: the means over seeds, each seed's value in brackets."
+    f = lambda key: ' / '.join(f'{r[key]["mean"]:+.1f} ± {r[key]["se"]:.1f}' for r in e['runs'])
+    auc = lambda gen: ' / '.join(f'{r["realism"][gen]["auc"]:.2f}' if gen in r['realism'] else '-' for r in e['runs'])
+    return (f'| {e["label"]} | {e["split"]} | {", ".join(e["set"]) or "-"} | {f("sdm_minus_real")} | '
+            f'{f("real_sdm_minus_real")} | {auc("SDM")} | {auc("SDM (undeformed maps)")} | '
+            f'{" / ".join(str(r["minutes"]) for r in e["runs"])} |')
+
+
+def write_report(record: list) -> None:
+    md = ['# The study on real echo', '',
+          f'Measured on real CAMUS apical 4CH frames (ED and ES, {CITATION}); the frames stay outside the repository. '
+          '`python benchmarks/bench_real.py DATASET --split dev|test --seeds ...` (one entry per call; '
+          '`benchmarks/real.json` holds every number). **dev**: the val patients scored as test, settings chosen '
+          'there; **test**: the held-out test patients, read only to report.', '',
+          'Differences are in Dice points, paired per test image, ± the standard error over test patients; one value '
+          'per seed. AUC: the realism classifier inside the sector (0.5 = indistinguishable), on the synthetic '
+          'training set and on the generator\'s images of the real maps themselves (nbs/08b_realism). Minutes: the '
+          'stages\' own time on this machine (2 cores).', '',
+          '| entry | split | settings | All SDM - All real | Real + SDM - All real | AUC training set | AUC undeformed maps | minutes |',
+          '|---|---|---|---|---|---|---|---|']
+    md += [entry_line(e) for e in record]
+    for e in record:
+        md += ['', f'## {e["label"]} ({e["split"]}, {e["date"]})', '',
+               f'`{e["command"]}`; profile {e["profile"]}; dataset {e["dataset"]} ({e["runs"][0]["test_images"]} test '
+               f'images); {e["machine"]}.', '',
+               '| seed | All SDM | All real | Real + SDM | SDM - real | R+S - real | stage seconds |', '|---|---|---|---|---|---|---|']
+        for r in e['runs']:
+            d = r['dice']
+            md.append(f'| {r["seed"]} | {d.get(ROWS[0], float("nan")):.1f} | {d.get(ROWS[1], float("nan")):.1f} | '
+                      f'{d.get(ROWS[2], float("nan")):.1f} | {r["sdm_minus_real"]["mean"]:+.2f} ± {r["sdm_minus_real"]["se"]:.2f} | '
+                      f'{r["real_sdm_minus_real"]["mean"]:+.2f} ± {r["real_sdm_minus_real"]["se"]:.2f} | '
+                      + ', '.join(f'{k} {v:.0f}' for k, v in r['stage_seconds'].items()) + ' |')
+        md += ['', '| seed | generator | AUC ± sd | grey ratios (cavity, myocardium, LA, sector) | contrast | texture ratios '
+               '(myocardium, cavity) | high-freq. power | brightness sd |', '|---|---|---|---|---|---|---|---|']
+        for r in e['runs']:
+            for g, v in r['realism'].items():
+                grey = ', '.join(f'{x:.2f}' for x in v['grey_ratio'].values())
+                opt = lambda k, fmt='.2f': f'{v[k]:{fmt}}' if k in v else '-'
+                md.append(f'| {r["seed"]} | {g} | {v["auc"]:.3f} ± {v["auc_sd"]:.3f} | {grey} | {v["contrast_ratio"]:.2f} | '
+                          f'{opt("gradient_myocardium")}, {opt("gradient_cavity")} | {opt("hf_power")} | '
+                          f'{opt("brightness_sd")} |')
+        if e.get('note'): md += ['', e['note']]
+    REPORT.write_text('\n'.join(md) + '\n')
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('dataset', help='a canonical dataset with train/val/test splits')
+    ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
+    ap.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help='efn paper --set values')
+    ap.add_argument('--profile', default='cpu')
+    ap.add_argument('--split', choices=('dev', 'test'), default='dev')
+    ap.add_argument('--label', help='the entry\'s name in the table (default: the profile and the --set values)')
+    ap.add_argument('--note', help='a sentence printed under the entry')
+    ap.add_argument('--work', default=str(Path.home() / 'echo_real_runs'), help='where the runs go (not the repository)')
+    a = ap.parse_args(argv)
+    data, work = Path(a.dataset).resolve(), Path(a.work)
+    if a.split == 'dev': data = dev_split(data, work / f'{data.name}_dev')
+    tag = (a.label or '_'.join([a.profile] + a.set)).replace('/', '_').replace(' ', '_')
+    runs = [run_once(data, work / f'{tag}-{a.split}-seed{s}', a.profile, s, a.set) for s in a.seeds]
+    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
+                if l.startswith('model name')), 'unknown CPU') if Path('/proc/cpuinfo').exists() else 'unknown CPU'
+    entry = dict(label=a.label or ' '.join([a.profile] + a.set), split=a.split, set=a.set, profile=a.profile,
+                 dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
+                 machine=f'{os.cpu_count()} cores, {cpu}',
+                 command='python benchmarks/bench_real.py DATASET ' + ' '.join(
+                     [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])),
+                 runs=runs)
+    record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
+    record = [e for e in record if (e['label'], e['split']) != (entry['label'], entry['split'])] + [entry]
+    mean = lambda k: float(np.mean([r[k]['mean'] for r in runs]))
+    latest = dict(auc=float(np.mean([r['realism']['SDM']['auc'] for r in runs if 'SDM' in r['realism']])),
+                  sdm_minus_real=mean('sdm_minus_real'), real_sdm_minus_real=mean('real_sdm_minus_real'),
+                  minutes=float(np.mean([r['minutes'] for r in runs])), label=entry['label'], split=entry['split'])
+    RECORD.write_text(json.dumps(dict(latest, citation=CITATION, entries=record), indent=1) + '\n')
+    write_report(record)
+    print(REPORT.read_text())
+
+
+if __name__ == '__main__':
+    main()
