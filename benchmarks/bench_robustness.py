@@ -372,6 +372,7 @@ def trust_cases(work: Path) -> list:
     case(g, 'the same id, efn synthesize', ['synthesize', run, esc, deep / 'syn', '--steps', 2])
     case(g, 'the same id, efn train-sdm', ['train-sdm', esc, deep / 'r', '--profile', 'smoke'])
     case(g, "id 'a/b' (a path separator)", ['augment', edited('slash', id='a/b'), work / 'o_slash'])
+    case(g, "id '..'", ['augment', edited('dots', id='..'), work / 'o_dots'])
     case(g, "image '../../../../etc/passwd'", ['augment', edited('passwd', image='../../../../etc/passwd'), work / 'o1'])
     case(g, "image '../../../../etc/passwd', efn realism", ['realism', work / 'passwd', ph, '--steps', 1, '--repeats', 1])
     case(g, "label '/etc/passwd' (absolute)", ['augment', edited('abs', label='/etc/passwd'), work / 'o2'])
@@ -401,6 +402,11 @@ def trust_cases(work: Path) -> list:
     gens = sorted(set(read_manifest(work / 'S')['generator'])) if rc == 0 else []
     rows.append((g, 'the first efn synthesize, after the two above', 'efn synthesize run aug S --steps 400', rc,
                  f'(no message) S holds {len(read_manifest(work / "S"))} images of {gens}', 'done' if rc == 0 else 'failed'))
+    with output_lock(work / 'busy'):
+        case(g, 'efn phantom OUT while another command writes OUT', ['phantom', work / 'busy', '--patients', 4,
+                                                                      '--size', 32, '--workers', 1])
+        case(g, 'efn prepare pngs SRC OUT while another command writes OUT',
+             ['prepare', 'pngs', write_pngs(work / 'pngs'), work / 'busy', '--size', 32])
     with output_lock(work / 'locked'):
         case(g, 'efn paper --out RUN while another command writes RUN', ['paper', '--profile', 'smoke', '--out',
                                                                         work / 'locked'])
@@ -442,7 +448,8 @@ def trust_cases(work: Path) -> list:
     # 5. every study value checked before the first stage
     g = 'late values'
     for s in ('synth_steps=0', 'copies=0', 'patients=0', 'seg.width=0', 'sdm.timesteps=2', 'realism.repeats=0',
-              'realism.steps=0', 'guidance=nan', 'seg.lr=inf', 'test_patients=8', 'size=48', 'adherence_maps=0'):
+              'realism.steps=0', 'guidance=nan', 'seg.lr=inf', 'sdm.lr=nan', 'seg.epochs=0', 'test_patients=8', 'size=48',
+              'adherence_maps=0'):
         case(g, f'--set {s}', ['paper', '--profile', 'smoke', '--out', work / 'late', '--set', s])
     ext = work / 'ext'; shutil.copytree(ph, ext)
     read_manifest(ext).assign(split='train').to_csv(ext / 'manifest.csv', index=False)
@@ -469,6 +476,8 @@ def trust_cases(work: Path) -> list:
     limited(g, 'efn augment: the manifest (pandas names no file)', ['augment', ph, work / 'fd_aug', '--copies', 1], 1_000)
     limited(g, 'efn synthesize', ['synthesize', run, aug, work / 'fd_syn', '--steps', 2], 500)
     limited(g, 'efn realism --out', ['realism', ph, ph, '--steps', 2, '--repeats', 1, '--out', work / 'fd_real'], 1_000)
+    limited(g, 'efn paper (smoke): a stage in its kernel, papermill\'s notebook', ['paper', '--profile', 'smoke', '--out',
+                                                                               work / 'fd_paper'], 200_000, out=[work / 'fd_paper'])
     stale = work / 'stale' / 'checkpoints' / '.sdm_4CH.pt.tmp-999999999'
     stale.parent.mkdir(parents=True); stale.write_bytes(b'half a checkpoint')
     case(g, 'a temporary checkpoint left by a SIGKILLed trainer, then the trainer again',
@@ -528,6 +537,9 @@ def study_cases(work: Path) -> list:
     sub('efn evaluate again into the same --out (replaced the first results)',
         ['evaluate', ref, ref / 'data' / 'real', '--out', work / 'ev'], 2,
         lambda p: (work / 'ev' / 'table.csv').read_bytes() == before)
+    (work / 'ev' / 'notes.txt').write_text('mine')
+    sub('efn evaluate --overwrite, --out holding a file of the user\'s', ['evaluate', ref, ref / 'data' / 'real', '--out',
+        work / 'ev', '--overwrite'], 2, lambda p: (work / 'ev' / 'notes.txt').exists())
     return rows
 
 

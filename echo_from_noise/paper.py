@@ -273,7 +273,7 @@ def _run_locked(out: Path, cfg, profile, data, device, seed, log, with_cyclegan,
                     raise Terminated(f'stage {stage} stopped by SIGTERM (its trainer saved the finished steps; '
                                      f'{nb_out}); run the same command again to resume') from None
                 if not isinstance(e, pm.PapermillExecutionError): raise
-                raise StageFailed(f'stage {stage} failed in {nb_out}:\n{e.ename}: {e.evalue}') from None
+                raise StageFailed(f'stage {stage} failed in {nb_out}: {e.ename}: {e.evalue}') from None
             if verbose: log(f'{head} finished in {clock(time.perf_counter() - t0)}')
             else: con.finish(f'finished in {clock(time.perf_counter() - t0)}')
     finally:
