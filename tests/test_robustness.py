@@ -20,27 +20,11 @@ import yaml
 from echo_from_noise.cli import main
 from echo_from_noise.base import DataError
 from echo_from_noise.dataset import read_manifest
-from echo_from_noise.phantom import make_phantom
 from echo_from_noise.core import Terminated, load_checkpoint
 from echo_from_noise.sdm import CKPT_KIND, make_config, train_sdm
 from echo_from_noise.synthesis import synthesize
 
 from fixtures import write_pngs
-
-
-@pytest.fixture(scope='module')
-def phantom(tmp_path_factory):
-    return make_phantom(tmp_path_factory.mktemp('ph') / 'ph', patients=6, size=32, seed=1, workers=1, progress=False)
-
-
-@pytest.fixture(scope='module')
-def trained(phantom, tmp_path_factory):
-    "A run with a 2-step smoke SDM per view, and a label-only dataset of deformed maps."
-    run = tmp_path_factory.mktemp('run') / 'run'
-    assert main(['train-sdm', str(phantom), str(run), '--profile', 'smoke', '--set', 'steps=2']) == 0
-    aug = run.parent / 'aug'
-    assert main(['augment', str(phantom), str(aug), '--copies', '1']) == 0
-    return run, aug
 
 
 def efn(argv) -> int: return main([str(a) for a in argv])

@@ -4,15 +4,12 @@ before the first stage, and OS errors (a full disk) are one line naming the file
 line, exit 2 (1 for an OS error), with nothing written outside the command's folders."""
 from __future__ import annotations
 
-import os
 import resource
 import shutil
 import subprocess
 import sys
 import time
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -20,22 +17,6 @@ from echo_from_noise.cli import main
 from echo_from_noise.config import study_config
 from echo_from_noise.dataset import DatasetWriter, load_frame, read_manifest
 from echo_from_noise.files import output_lock
-from echo_from_noise.phantom import make_phantom
-
-
-@pytest.fixture(scope='module')
-def phantom(tmp_path_factory):
-    return make_phantom(tmp_path_factory.mktemp('ph') / 'ph', patients=6, size=32, seed=1, workers=1, progress=False)
-
-
-@pytest.fixture(scope='module')
-def trained(phantom, tmp_path_factory):
-    "A run with a 2-step smoke SDM per view, and a label-only dataset of deformed maps."
-    run = tmp_path_factory.mktemp('run') / 'run'
-    assert main(['train-sdm', str(phantom), str(run), '--profile', 'smoke', '--set', 'steps=2']) == 0
-    aug = run.parent / 'aug'
-    assert main(['augment', str(phantom), str(aug), '--copies', '1']) == 0
-    return run, aug
 
 
 def refused(argv, capsys, *needles, code=2) -> str:
