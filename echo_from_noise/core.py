@@ -212,14 +212,16 @@ def save_checkpoint(path, payload: dict):
         raise OSError(write_errno(path.parent), f'could not write the checkpoint (torch: {first})', str(path)) from None
 
 
-def load_checkpoint(path, kind: str) -> dict:
-    "Load a checkpoint of `kind` with weights_only=True; refuse corrupt or foreign files with a clear message."
+def load_checkpoint(path, kind: str, mmap: bool = False) -> dict:
+    """Load a checkpoint of `kind` with weights_only=True; refuse corrupt or foreign files with a clear message. `mmap`
+    maps the tensors instead of reading them: a caller that needs only the settings (`rundir.check_models`) reads
+    little more than the pickled header, even of a GB-sized paper-profile SDM."""
     path = Path(path)
     if not path.is_file(): raise DataError(f'{path}: checkpoint not found')
     if path.stat().st_size == 0:
         raise DataError(f'{path}: checkpoint is empty (0 bytes; its write was cut off); delete it to train from scratch')
     try:
-        ck = torch.load(path, map_location='cpu', weights_only=True)
+        ck = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:
         first = (str(e).strip().splitlines() or [''])[0][:160]
         raise DataError(f'{path}: not a readable checkpoint ({type(e).__name__}: {first}); '
@@ -242,7 +244,8 @@ def check_resume(path, ck: dict, trained, cfg, view: str | None = None, total: i
     """Refuse to resume the checkpoint `ck` (at `path`, trained with config `trained`) under config `cfg` when a
     setting differs, naming each; `may_change` may differ (the run length only grows: `total` >= the steps done), and
     the checkpoint must be the model of `view`. Resuming with other settings would record settings the model never had.
-    `fix` is what the message tells the user to do (a study's stages check the checkpoints they load with it too)."""
+    `fix` is what the message tells the user to do (a study's stages check the checkpoints they load with it too).
+    Returns the steps the checkpoint has trained."""
     old, new = asdict(trained), asdict(cfg)
     diff = [k for k in new if k not in may_change and not same_setting(old.get(k), new[k])]
     if diff:

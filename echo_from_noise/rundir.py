@@ -76,10 +76,10 @@ def check_models(run, cfg: StudyConfig, kinds=('sdm', 'cyclegan', 'seg')) -> Non
     for kind in kinds:
         ck_kind, trained, want, stage = spec[kind]
         for path in sorted((run / 'checkpoints').glob(f'{kind}_*.pt')):
-            ck = load_checkpoint(path, ck_kind)
+            ck = load_checkpoint(path, ck_kind, mmap=True)     # the settings only: the stage loads the weights itself
             view = path.stem.split('_', 1)[1] if kind != 'seg' else None
-            check_resume(path, ck, trained(ck['config']), want, view, may_change=('device', 'save_every', 'log_every'),
-                         fix=_FIX.format(stage=stage))
-            if kind == 'sdm' and int(ck.get('step', 0)) != want.steps:
-                raise DataError(f'{path}: has trained {int(ck.get("step", 0))} steps, and this run\'s SDMs train '
-                                f'{want.steps}; ' + _FIX.format(stage=stage))
+            done = check_resume(path, ck, trained(ck['config']), want, view,
+                                may_change=('device', 'save_every', 'log_every'), fix=_FIX.format(stage=stage))
+            if kind == 'sdm' and done != want.steps:
+                raise DataError(f'{path}: has trained {done} steps, and this run\'s SDMs train {want.steps}; ' +
+                                _FIX.format(stage=stage))
