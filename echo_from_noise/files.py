@@ -19,7 +19,8 @@ from .base import DataError, shown
 
 # %% auto #0
 __all__ = ['RUN_CONFIG', 'plain_name', 'inside', 'remove_stale', 'atomic_file', 'write_atomic', 'write_figure', 'write_errno',
-           'OutputLock', 'output_lock', 'OutputFolder', 'read_run_config', 'update_run_config', 'os_error_line']
+           'OutputLock', 'output_lock', 'OutputFolder', 'results_folder', 'read_run_config', 'update_run_config',
+           'os_error_line']
 
 # %% ../nbs/00a_files.ipynb #a209f8a7
 def plain_name(name, what: str = 'frame id', where=None) -> str:
@@ -228,6 +229,21 @@ class OutputFolder:
         self.lock.release()
         if isinstance(exc, OSError) and exc.filename and str(exc.filename).startswith(str(self.tmp)):
             exc.filename = str(self.out) + str(exc.filename)[len(str(self.tmp)):]
+
+    def __enter__(self): return self
+
+    def __exit__(self, exc_type, exc, tb):
+        "Leaving the `with` block commits; an exception aborts (and goes on)."
+        if exc_type is None: self.commit()
+        else: self.abort(exc)
+        return False
+
+
+def results_folder(out, overwrite: bool, files, command: str) -> OutputFolder:
+    """The `OutputFolder` of a command that writes the result files `files` (`efn realism --out`, `efn evaluate`):
+    with `overwrite` it replaces only a folder that holds nothing but those files."""
+    return OutputFolder(out, overwrite, lambda p: {q.name for q in p.iterdir()} <= set(files),
+                        f'--overwrite only replaces a folder of {command} results ({", ".join(files)})')
 
 # %% ../nbs/00a_files.ipynb #ec6fdf6a
 RUN_CONFIG = 'config.yaml'      # the record of every setting a run directory was made with

@@ -14,7 +14,7 @@ import torch
 
 from .base import SPLITS, DataError, tqdm
 from .dataset import load_split
-from .files import OutputFolder, write_atomic, write_figure
+from .files import results_folder, write_atomic, write_figure
 from .labels import LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, SECTOR
 
 # %% auto #0
@@ -316,10 +316,8 @@ def realism_report(real, synthetic, out=None, seed: int = 0, steps: int = 300, d
     `out/realism.csv`, the histograms `out/realism_histograms.png` and the frames the classifier is surest of
     `out/realism_extremes.png`, written whole into a new folder (an existing one is replaced only with `overwrite`,
     and only when it holds nothing but those files)."""
-    folder = None if out is None else OutputFolder(
-        out, overwrite, lambda p: {q.name for q in p.iterdir()} <= set(REALISM_FILES),
-        f'--overwrite only replaces a folder of efn realism results ({", ".join(REALISM_FILES)})')
-    try:
+    from contextlib import nullcontext
+    with nullcontext() if out is None else results_folder(out, overwrite, REALISM_FILES, 'efn realism') as folder:
         table, hists = realism(real, synthetic, seed, steps, device, progress, repeats)
         md = realism_markdown(table.assign(generator=Path(synthetic).name), f'Realism of {synthetic} against {real}')
         if folder:
@@ -327,8 +325,4 @@ def realism_report(real, synthetic, out=None, seed: int = 0, steps: int = 300, d
             realism_figure({k: hists[k] for k in ('real', 'synthetic')}, folder.tmp / 'realism_histograms')
             realism_extremes(hists['extremes'], folder.tmp / 'realism_extremes', f'{Path(synthetic).name} against '
                              f'{Path(real).name}: the frames the classifier is surest of')
-    except BaseException as e:
-        if folder: folder.abort(e)
-        raise
-    if folder: folder.commit()
     return md

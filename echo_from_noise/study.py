@@ -25,7 +25,7 @@ from .core import (job_procs, launch_workers, load_checkpoint, pick_device, work
 from .cyclegan import train_cyclegan
 from .dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 from .evaluate import dice_table, figure3, score_segmenters, summarize, table1
-from .files import OutputFolder, read_run_config, write_atomic
+from .files import read_run_config, results_folder, write_atomic
 from .labels import LabelError, STRUCTURES
 from .phantom import make_phantom
 from .realism import realism, realism_extremes, realism_figure, realism_markdown
@@ -308,9 +308,7 @@ def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'aut
     models = run_segmenters(run, cfg, finished_only=True)
     if not models: raise DataError(f'{run}: no finished segmenter; run `efn paper` on it until the segment stage is done')
     out = Path(out) if out else run / 'external' / dataset.name
-    folder = OutputFolder(out, overwrite, lambda p: {q.name for q in p.iterdir()} <= set(EVALUATE_FILES),
-                          f'--overwrite only replaces a folder of efn evaluate results ({", ".join(EVALUATE_FILES)})')
-    try:
+    with results_folder(out, overwrite, EVALUATE_FILES, 'efn evaluate') as folder:
         check_models(run, cfg, ('seg',))
         per = score_segmenters(models, dataset, ['train', 'val', 'test'] if split == 'all' else split, pick_device(device))
         sizes = sorted(set(per['size']) - {cfg.size})
@@ -319,13 +317,12 @@ def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'aut
                                  f' ({per["id"].nunique()} images)')
         gone = missing_rows(run, cfg, [m[0] for m in models])
         if gone:
-            md += '\nNot evaluated (no finished segmenter): ' + '; '.join(f'{r} ({w})' for r, w in gone.items()) + '\n'
-            log.warning('not evaluated: %s', '; '.join(f'{r} ({w})' for r, w in gone.items()))
+            said = '; '.join(f'{r} ({w})' for r, w in gone.items())
+            md += f'\nNot evaluated (no finished segmenter): {said}\n'
+            log.warning('not evaluated: %s', said)
         for name, text in zip(EVALUATE_FILES, (md, df.to_csv(index=False), per.to_csv(index=False))):
             write_atomic(folder.tmp / name, text)
-    except BaseException as e:
-        folder.abort(e); raise
-    return md, per, folder.commit()
+    return md, per, out
 
 
 def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
