@@ -75,11 +75,17 @@ def _gradient_energy(images, labels, value) -> float:
     return float(g2[inner].mean())
 
 
+def _sector_means(images, labels) -> np.ndarray:
+    "Each frame's mean grey level inside its sector (label > 0)."
+    x, sector = np.asarray(images, np.float64), np.asarray(labels) > 0
+    return (x * sector).sum((1, 2)) / np.maximum(sector.sum((1, 2)), 1)
+
+
 def _hf_share(images, labels, cutoff: float = 0.25) -> float:
     """Mean over frames of the share of spectral power above `cutoff` cycles per pixel (half the Nyquist frequency),
     of the frame inside its sector less its mean there (so the sector's mean grey level adds no power)."""
     x, sector = np.asarray(images, np.float32), np.asarray(labels) > 0
-    mean = (x * sector).sum((1, 2), keepdims=True) / np.maximum(sector.sum((1, 2), keepdims=True), 1)
+    mean = _sector_means(images, labels)[:, None, None]
     p = np.abs(np.fft.fft2(np.where(sector, x - mean, 0))) ** 2
     fy, fx = np.meshgrid(np.fft.fftfreq(x.shape[1]), np.fft.fftfreq(x.shape[2]), indexing='ij')
     r = np.hypot(fy, fx)
@@ -89,8 +95,7 @@ def _hf_share(images, labels, cutoff: float = 0.25) -> float:
 
 def _brightness_sd(images, labels) -> float:
     "Standard deviation over frames of each frame's mean grey level inside its sector."
-    x, sector = np.asarray(images, np.float64), np.asarray(labels) > 0
-    means = (x * sector).sum((1, 2)) / np.maximum(sector.sum((1, 2)), 1)
+    means = _sector_means(images, labels)
     return float(np.std(means, ddof=1)) if len(means) > 1 else float('nan')
 
 
