@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -60,10 +61,19 @@ def paired(per: pd.DataFrame, a: str, b: str) -> dict:
                 patients=int(len(per_patient)))
 
 
-def run_once(data: Path, out: Path, profile: str, seed: int, sets: list) -> dict:
+def reuse_run(src: Path, out: Path) -> None:
+    """`out` as a copy of the finished run `src` (its stage records pointed at the copy), for a lever that changes only
+    later stages: `--redo-from` then moves those stages' outputs aside and runs them again (`efn paper --redo-from`)."""
+    if out.exists(): return
+    if not (src / 'stages' / 'figures.json').exists(): sys.exit(f'bench_real: --reuse {src}: not a finished run')
+    shutil.copytree(src, out, symlinks=True)
+    for p in (out / 'stages').glob('*.json'): p.write_text(p.read_text().replace(str(src), str(out)))
+
+
+def run_once(data: Path, out: Path, profile: str, seed: int, sets: list, redo_from: str | None = None) -> dict:
     "One `efn paper` run (resumed when `out` holds one), and what it measured."
     cmd = [sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', profile, '--data', str(data), '--out', str(out),
-           '--seed', str(seed)] + (['--set', *sets] if sets else [])
+           '--seed', str(seed)] + (['--set', *sets] if sets else []) + (['--redo-from', redo_from] if redo_from else [])
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode: sys.exit(f'bench_real: efn paper failed ({r.returncode}):\n{r.stderr[-3000:]}')
@@ -142,19 +152,29 @@ def main(argv=None):
     ap.add_argument('--split', choices=('dev', 'test'), default='dev')
     ap.add_argument('--label', help='the entry\'s name in the table (default: the profile and the --set values)')
     ap.add_argument('--note', help='a sentence printed under the entry')
+    ap.add_argument('--reuse', metavar='LABEL', help='start each seed from a copy of the finished run of this entry '
+                    '(same split and seed) and run again from --redo-from: for levers that change only later stages')
+    ap.add_argument('--redo-from', metavar='STAGE', help='with --reuse: the first stage the lever changes (e.g. synthesize)')
     ap.add_argument('--work', default=str(Path.home() / 'echo_real_runs'), help='where the runs go (not the repository)')
     a = ap.parse_args(argv)
     data, work = Path(a.dataset).resolve(), Path(a.work)
     if a.split == 'dev': data = dev_split(data, work / f'{data.name}_dev')
-    tag = (a.label or '_'.join([a.profile] + a.set)).replace('/', '_').replace(' ', '_')
-    runs = [run_once(data, work / f'{tag}-{a.split}-seed{s}', a.profile, s, a.set) for s in a.seeds]
+    slug = lambda label: label.replace('/', '_').replace(' ', '_')
+    tag = slug(a.label or '_'.join([a.profile] + a.set))
+    if bool(a.reuse) != bool(a.redo_from): sys.exit('bench_real: --reuse and --redo-from go together')
+    runs = []
+    for s in a.seeds:
+        out = work / f'{tag}-{a.split}-seed{s}'
+        if a.reuse: reuse_run(work / f'{slug(a.reuse)}-{a.split}-seed{s}', out)
+        runs.append(run_once(data, out, a.profile, s, a.set, a.redo_from))
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
                 if l.startswith('model name')), 'unknown CPU') if Path('/proc/cpuinfo').exists() else 'unknown CPU'
     entry = dict(label=a.label or ' '.join([a.profile] + a.set), split=a.split, set=a.set, profile=a.profile,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
                  machine=f'{os.cpu_count()} cores, {cpu}',
                  command='python benchmarks/bench_real.py DATASET ' + ' '.join(
-                     [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])),
+                     [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])
+                     + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])),
                  runs=runs)
     record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
     record = [e for e in record if (e['label'], e['split']) != (entry['label'], entry['split'])] + [entry]

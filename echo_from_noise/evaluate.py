@@ -187,7 +187,9 @@ def figure3(frames: list, out_base, title: str = ''):
         for i, (mode, tag) in enumerate((('image', 'A'), ('overlay', 'B'), ('contour', 'C'))):
             show_frame(img, lab, axs[i, j], mode, f'{tag}) {name}' if i == 0 else None)
         axs[1, j].set_title(f'B) {name}', fontsize=9); axs[2, j].set_title(f'C) {name}', fontsize=9)
-    if title: fig.suptitle(title, fontsize=10)
+    if title:   # wrapped to the figure's width (about 12 characters an inch at this size), so no side is cut off
+        import textwrap
+        fig.suptitle(textwrap.fill(title, max(20, int(12 * 2.4 * n))), fontsize=10)
     return save_figure(fig, out_base)
 
 
