@@ -27,7 +27,8 @@ log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
 __all__ = ['log', 'PREDICTS', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
-           'SemanticSPADE', 'build_model', 'SDMNet', 'train_sdm', 'load_sdm', 'to_uint8_images', 'sdm_generate']
+           'SemanticSPADE', 'SemanticMidBlock', 'build_model', 'SDMNet', 'train_sdm', 'load_sdm', 'to_uint8_images',
+           'sdm_generate']
 
 # %% ../nbs/06_sdm.ipynb #bd33ee18
 @dataclass
@@ -42,6 +43,7 @@ class SDMConfig:
     spade: str = 'sdm'               # 'sdm': the SDM's SPADE layer (SemanticSPADE); 'monai': MONAI's as is
     spade_hidden: int = 32
     spade_kernel: int = 1            # gamma/beta kernel of SemanticSPADE: 3 as the SDM, 1 for speed
+    mid_spade: bool = True           # the middle block's residual blocks modulated by the label map too, as the SDM's
     timesteps: int = 1000
     objective: str = 'v'             # 'v': predict v (default, measured); 'paper': predict the noise (see PREDICTS)
     vb_weight: float = 0.001
@@ -64,11 +66,11 @@ class SDMConfig:
     device: str = 'auto'
 
     def model_keys(self): return ('size', 'channels', 'attention_levels', 'num_res_blocks', 'num_head_channels',
-                                  'spade', 'spade_hidden', 'spade_kernel', 'timesteps', 'objective')
+                                  'spade', 'spade_hidden', 'spade_kernel', 'mid_spade', 'timesteps', 'objective')
 
 
 # Fields added after checkpoints were first written, with the value those older checkpoints were trained with.
-_LEGACY = dict(spade='monai', spade_kernel=3, objective='paper', min_snr=0.0)
+_LEGACY = dict(spade='monai', spade_kernel=3, objective='paper', min_snr=0.0, mid_spade=False)
 
 # Training objectives: what the network's first output channel predicts. Both keep the learned-range variance and the
 # hybrid loss (nbs/05_diffusion); every sampler works with both.
@@ -136,6 +138,25 @@ class SemanticSPADE(torch.nn.Module):
         return torch.addcmul(beta, self.norm(x), 1 + gamma)
 
 
+class SemanticMidBlock(torch.nn.Module):
+    """The SDM's middle block (Wang et al.: `SDMResBlock`, attention, `SDMResBlock`): MONAI's middle block with its two
+    residual blocks replaced by label-modulated ones. MONAI calls a middle block without the label map, so the
+    network hands it over in `seg` just before each call (`SDMNet.forward`)."""
+    def __init__(self, mid, cfg: SDMConfig, temb_channels: int, groups: int):
+        from monai.networks.nets.spade_diffusion_model_unet import SPADEDiffResBlock
+        super().__init__()
+        ch = cfg.channels[-1]
+        block = lambda: SPADEDiffResBlock(2, ch, temb_channels, N_COND_CLASSES, norm_num_groups=groups,
+                                          spade_intermediate_channels=cfg.spade_hidden)
+        self.resnet_1, self.attention, self.resnet_2 = block(), mid.attention, block()
+        self.seg = None
+
+    def forward(self, hidden_states, temb, context=None):
+        h = self.resnet_1(hidden_states, temb, self.seg)
+        h = self.attention(h).contiguous()
+        return self.resnet_2(h, temb, self.seg)
+
+
 def build_model(cfg: SDMConfig) -> torch.nn.Module:
     "The SPADE diffusion U-Net of a config: 1 image channel in, noise + variance out, 5-class label map condition."
     from monai.networks.blocks.spade_norm import SPADE
@@ -145,6 +166,9 @@ def build_model(cfg: SDMConfig) -> torch.nn.Module:
         attention_levels=tuple(cfg.attention_levels), num_res_blocks=cfg.num_res_blocks,
         num_head_channels=cfg.num_head_channels, spade_intermediate_channels=cfg.spade_hidden,
         norm_num_groups=min(32, min(cfg.channels)))
+    if cfg.mid_spade:
+        unet.middle_block = SemanticMidBlock(unet.middle_block, cfg, unet.time_embed[0].out_features,
+                                             min(32, min(cfg.channels)))
     if cfg.spade == 'sdm':
         for parent in list(unet.modules()):
             for name, child in list(parent.named_children()):
@@ -158,7 +182,12 @@ def build_model(cfg: SDMConfig) -> torch.nn.Module:
 class SDMNet(torch.nn.Module):
     "Calls the U-Net as `net(x, t, seg)`, the signature the samplers use."
     def __init__(self, unet): super().__init__(); self.unet = unet
-    def forward(self, x, t, seg): return self.unet(x, t, seg=seg)
+    def forward(self, x, t, seg):
+        mid = self.unet.middle_block
+        if isinstance(mid, SemanticMidBlock): mid.seg = seg
+        try: return self.unet(x, t, seg=seg)
+        finally:
+            if isinstance(mid, SemanticMidBlock): mid.seg = None
 
 # %% ../nbs/06_sdm.ipynb #bd60d6b7
 CKPT_KIND = 'echo_from_noise.sdm'

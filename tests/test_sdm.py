@@ -170,3 +170,30 @@ def test_cli_train_then_synthesize(phantom, tmp_path):
     r = subprocess.run(efn + ['synthesize', str(tmp_path / 'nothing'), str(tmp_path / 'aug'), str(tmp_path / 's2')],
                        capture_output=True, text=True)
     assert r.returncode == 2 and 'sdm_' in r.stderr and 'efn train-sdm' in r.stderr
+
+
+def test_mid_spade_conditions_the_middle_block_on_the_label_map(phantom, tmp_path):
+    "MONAI's middle block never sees the label map; with mid_spade (the SDM's layout) it does, and it trains and reloads."
+    from echo_from_noise.labels import one_hot
+    from echo_from_noise.sdm import SDMNet, SemanticMidBlock, build_model
+    torch.manual_seed(0)
+    seen = {}
+    for mid_spade in (False, True):
+        net = SDMNet(build_model(make_config('smoke', dict(mid_spade=mid_spade))))
+        for p in net.parameters(): torch.nn.init.normal_(p, std=0.05)      # past the zero-initialised output convs
+        mid = net.unet.middle_block
+        mid.register_forward_hook(lambda m, i, o, k=mid_spade: seen.setdefault(k, []).append(o.detach()))
+        x, t = torch.randn(1, 1, 32, 32), torch.tensor([100])
+        for lab in (torch.zeros(1, 32, 32, dtype=torch.long), torch.full((1, 32, 32), 2)):
+            net(x, t, one_hot(lab))
+        assert isinstance(mid, SemanticMidBlock) == mid_spade and getattr(mid, 'seg', None) is None
+    assert torch.equal(*seen[False])                   # the same middle-block output whatever the map
+    assert not torch.allclose(*seen[True])             # the map changes it
+    cfg = make_config('smoke', dict(steps=3, mid_spade=True))
+    train_sdm(phantom, tmp_path, 'sdm_4CH', '4CH', cfg, progress=False)
+    net, loaded, _ = load_sdm(tmp_path / 'checkpoints/sdm_4CH.pt')
+    assert loaded.mid_spade and isinstance(net.unet.middle_block, SemanticMidBlock)
+    from dataclasses import asdict
+    from echo_from_noise.sdm import saved_config
+    older = {k: v for k, v in asdict(loaded).items() if k != 'mid_spade'}
+    assert saved_config(older).mid_spade is False      # a checkpoint written before the setting was made with MONAI's block
