@@ -161,14 +161,14 @@ def build_model(cfg: SDMConfig) -> torch.nn.Module:
     "The SPADE diffusion U-Net of a config: 1 image channel in, noise + variance out, 5-class label map condition."
     from monai.networks.blocks.spade_norm import SPADE
     from monai.networks.nets import SPADEDiffusionModelUNet
+    groups = min(32, min(cfg.channels))
     unet = SPADEDiffusionModelUNet(
         spatial_dims=2, in_channels=1, out_channels=2, label_nc=N_COND_CLASSES, channels=tuple(cfg.channels),
         attention_levels=tuple(cfg.attention_levels), num_res_blocks=cfg.num_res_blocks,
         num_head_channels=cfg.num_head_channels, spade_intermediate_channels=cfg.spade_hidden,
-        norm_num_groups=min(32, min(cfg.channels)))
+        norm_num_groups=groups)
     if cfg.mid_spade:
-        unet.middle_block = SemanticMidBlock(unet.middle_block, cfg, unet.time_embed[0].out_features,
-                                             min(32, min(cfg.channels)))
+        unet.middle_block = SemanticMidBlock(unet.middle_block, cfg, unet.time_embed[0].out_features, groups)
     if cfg.spade == 'sdm':
         for parent in list(unet.modules()):
             for name, child in list(parent.named_children()):
@@ -184,10 +184,10 @@ class SDMNet(torch.nn.Module):
     def __init__(self, unet): super().__init__(); self.unet = unet
     def forward(self, x, t, seg):
         mid = self.unet.middle_block
-        if isinstance(mid, SemanticMidBlock): mid.seg = seg
+        if not isinstance(mid, SemanticMidBlock): return self.unet(x, t, seg=seg)
+        mid.seg = seg
         try: return self.unet(x, t, seg=seg)
-        finally:
-            if isinstance(mid, SemanticMidBlock): mid.seg = None
+        finally: mid.seg = None
 
 # %% ../nbs/06_sdm.ipynb #bd60d6b7
 CKPT_KIND = 'echo_from_noise.sdm'
