@@ -24,8 +24,9 @@ import torch
 import yaml
 
 from echo_from_noise.adherence import adherence_study, run_generators, summarize_adherence
-from echo_from_noise.config import REAL_ROW, real_dataset, row_slug, saved_study
-from echo_from_noise.core import pick_device
+from echo_from_noise.config import REAL_ROW, saved_study
+from echo_from_noise.rundir import Run
+from echo_from_noise.distributed import pick_device
 from echo_from_noise.segment import load_segmenter
 
 OUT = Path(__file__).parent / 'adherence_generators.md'
@@ -51,19 +52,19 @@ def main():
     a = ap.parse_args()
     run, bench = Path(a.run), Path(a.bench)
     need = [run / 'checkpoints' / f'{k}_{a.view}.pt' for k in ('sdm', 'cyclegan')] + \
-           [run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt'] + \
+           [Run(run).segmenter(REAL_ROW)] + \
            [bench / n / 'checkpoints' / f'sdm_{a.view}.pt' for n in ('paper-1200', 'v-1200')]
     missing = [str(p) for p in need if not p.exists()]
     if missing: sys.exit(f'missing {", ".join(missing)}: run `efn paper --profile cpu --with-cyclegan --out {run}` '
                          'and benchmarks/bench_objective.py first')
     cfg = saved_study(yaml.safe_load((run / 'config.yaml').read_text())['study'])
     dev = pick_device('auto')
-    model, _, norm = load_segmenter(run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt', dev)
+    model, _, norm = load_segmenter(Run(run).segmenter(REAL_ROW), dev)
     study = run_generators(run, cfg.sampler, cfg.synth_steps, dev)
     gens = {'SDM (study: v, ED+ES)': study['SDM'], 'CycleGAN': study['CycleGAN'],
             'SDM v-1200 (ED)': run_generators(bench / 'v-1200', cfg.sampler, cfg.synth_steps, dev)['SDM'],
             'SDM paper-1200 (ED)': run_generators(bench / 'paper-1200', cfg.sampler, cfg.synth_steps, dev)['SDM']}
-    per, _ = adherence_study(real_dataset(run, cfg), gens, (model, norm, dev), seed=cfg.seed, views=[a.view])
+    per, _ = adherence_study(Run(run).real(cfg.data), gens, (model, norm, dev), seed=cfg.seed, views=[a.view])
     summ = summarize_adherence(per)
     lines = [f'# Adherence of the generators on identical maps ({a.view}, cpu profile, phantom)', '',
              f'Measured {date.today()} on {platform.machine()} ({dev}), torch {torch.__version__}; '

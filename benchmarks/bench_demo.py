@@ -55,7 +55,7 @@ def main():
                            f'{100 * con:.0f} %, classifier AUC {auc:.3f}.')
         realism.append('')
     from echo_from_noise.diffusion import bf16_native
-    from echo_from_noise.core import load_checkpoint
+    from echo_from_noise.training import load_checkpoint
     from echo_from_noise.sdm import CKPT_KIND, saved_config
     ck = sorted((run / 'checkpoints').glob('sdm_*.pt'))
     sdm = saved_config(load_checkpoint(ck[0], CKPT_KIND)['config']) if ck else None

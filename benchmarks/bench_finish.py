@@ -38,12 +38,14 @@ import yaml
 
 from echo_from_noise.augment import augment_dataset
 from echo_from_noise.base import SPLITS
-from echo_from_noise.config import real_dataset, saved_study
+from echo_from_noise.config import saved_study
 from echo_from_noise.dataset import load_frame, load_split, read_manifest
 from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.realism import classifier_auc
 from echo_from_noise.segment import load_frames, load_segmenter, segment, train_segmenter
-from echo_from_noise.study import mixed_frames, subset_dataset
+from echo_from_noise.dataset import subset_dataset
+from echo_from_noise.rundir import Run
+from echo_from_noise.segment import mixed_frames
 from echo_from_noise.synthesis import synthesize
 
 
@@ -101,7 +103,7 @@ def main():
     rows, checks = [], []
     for run in map(Path, args.runs):
         study = saved_study(yaml.safe_load((run / 'config.yaml').read_text())['study'])
-        real, syn = real_dataset(run, study), run / 'synthetic'
+        real, syn = Run(run).real(study.data), Run(run).synthetic()
         und = drawn(run, study, real, work / f'{run.name}_synthetic_maps')
         parts = {s: (load_frames(d, 'train'), load_frames(d, 'val')) for s, d in (('real', real), ('synthetic', syn))}
         utr, uva = load_frames(und, 'train'), load_frames(und, 'val')

@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from echo_from_noise.base import STAGES                                   # noqa: E402
 from echo_from_noise.config import study_config                           # noqa: E402
-from echo_from_noise.core import pick_device                              # noqa: E402
+from echo_from_noise.distributed import pick_device  # noqa: E402
 from echo_from_noise.diffusion import bf16_native, sample                 # noqa: E402
 from echo_from_noise.labels import one_hot                                # noqa: E402
 from echo_from_noise.paper import run_stage                               # noqa: E402

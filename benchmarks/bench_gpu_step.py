@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from echo_from_noise.core import pick_device                      # noqa: E402
+from echo_from_noise.distributed import pick_device  # noqa: E402
 from echo_from_noise.diffusion import bf16_autocast               # noqa: E402
 from echo_from_noise.labels import one_hot                        # noqa: E402
 from echo_from_noise.sdm import SDMNet, build_model, diffusion_for, make_config   # noqa: E402

@@ -32,7 +32,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_adherence import paired                                               # noqa: E402
 from echo_from_noise.adherence import adherence_study, summarize_adherence       # noqa: E402
-from echo_from_noise.config import REAL_ROW, real_dataset, row_slug, saved_study  # noqa: E402
+from echo_from_noise.config import REAL_ROW, saved_study  # noqa: E402
+from echo_from_noise.rundir import Run  # noqa: E402
 from echo_from_noise.dataset import load_split                                   # noqa: E402
 from echo_from_noise.realism import grey_table, region_histograms                # noqa: E402
 from echo_from_noise.sdm import load_sdm, make_config, sdm_generate, train_sdm   # noqa: E402
@@ -80,8 +81,8 @@ class RegionCentredGuidance(torch.nn.Module):
 def measure(run: Path, study, gens: dict):
     """Adherence of each generator {name: fn(label maps, seed)} on the adherence study's deformed 4CH test maps (judged by
     RUN's "All real frames" segmenter), and its grey levels on the undeformed 4CH test maps against the real frames."""
-    model, _, norm = load_segmenter(run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt', 'cpu')
-    real = real_dataset(run, study)
+    model, _, norm = load_segmenter(Run(run).segmenter(REAL_ROW), 'cpu')
+    real = Run(run).real(study.data)
     per, _ = adherence_study(real, {k: (lambda view, labs, seed, g=g: g(labs, seed)) for k, g in gens.items()},
                              (model, norm, 'cpu'), seed=study.seed, views=['4CH'])
     imgs, labs, _ = load_split(real, 'test', ['4CH'])

@@ -13,7 +13,7 @@ phantom data and its SDM images), seeds 0 and 1:
 - union, real val: pooled training, the epoch chosen on the real val frames only;
 - union, real val, 50 epochs: the same with as many optimiser steps as the balanced arm (a budget control);
 - balanced: the real train frames repeated until they are as many as the synthetic ones, real val frames
-  (`study.mixed_frames`, the study's default since);
+  (`segment.mixed_frames`, the study's default since);
 - real only, 300 epochs: the baseline with as many optimiser steps as the balanced arm (its budget control);
 - synthetic only: the "All SDM frames" segmenter trained again (SDM train and val frames, as the study's row), and
   the same with 60 epochs: as many optimiser steps as the balanced arm and the real-only budget control.
@@ -31,7 +31,7 @@ import numpy as np
 
 from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.segment import SegConfig, load_frames, load_segmenter, segment, train_segmenter
-from echo_from_noise.study import mixed_frames
+from echo_from_noise.segment import mixed_frames
 
 ARMS = [('real only', 'real', True, 30), ('union', 'union', False, 30), ('union, real val', 'union', True, 30),
         ('union, real val, 50 epochs', 'union', True, 50), ('balanced', 'balanced', True, 30),

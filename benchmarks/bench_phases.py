@@ -27,7 +27,7 @@ from echo_from_noise.sdm import make_config, train_sdm
 from echo_from_noise.synthesis import synthesize
 from echo_from_noise.segment import SegConfig, load_frames, load_segmenter, segment, train_segmenter
 from echo_from_noise.config import STUDY_PROFILES
-from echo_from_noise.study import subset_dataset
+from echo_from_noise.dataset import subset_dataset
 
 ARMS = [('ED only (paper)', ('ED',)), ('ED and ES', ('ED', 'ES'))]
 VIEW = '4CH'

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from echo_from_noise.config import SEG_ROWS, row_slug
-from echo_from_noise.core import cpu_cores
+from echo_from_noise.config import SEG_ROWS
+from echo_from_noise.rundir import row_slug
+from echo_from_noise.distributed import cpu_cores
 from echo_from_noise.paper import run_stage
 
 STAGES = ('sdm', 'segment')

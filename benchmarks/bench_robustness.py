@@ -33,7 +33,7 @@ from fixtures import write_echonet, write_pngs  # noqa: E402
 from echo_from_noise.cli import main  # noqa: E402
 from echo_from_noise.dataset import read_manifest  # noqa: E402
 from echo_from_noise.phantom import make_phantom  # noqa: E402
-from echo_from_noise.core import load_checkpoint  # noqa: E402
+from echo_from_noise.training import load_checkpoint  # noqa: E402
 from echo_from_noise.sdm import CKPT_KIND  # noqa: E402
 
 EFN = [sys.executable, '-m', 'echo_from_noise']

@@ -34,12 +34,14 @@ from dataclasses import replace
 from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.diffusion import bf16_native
 from echo_from_noise.evaluate import frame_metrics
-from echo_from_noise.core import load_checkpoint, pick_device
+from echo_from_noise.distributed import pick_device
+from echo_from_noise.training import load_checkpoint
 from echo_from_noise.sdm import CKPT_KIND, saved_config
 from echo_from_noise.synthesis import synthesize
 from echo_from_noise.segment import load_frames, load_segmenter, segment, train_segmenter
-from echo_from_noise.config import STUDY_PROFILES, real_dataset, saved_study
-from echo_from_noise.study import subset_dataset
+from echo_from_noise.config import STUDY_PROFILES, saved_study
+from echo_from_noise.dataset import subset_dataset
+from echo_from_noise.rundir import Run
 
 # (name, sampler, steps, bf16, seeds): each seed is one run (sampling seed = segmenter seed)
 SETTINGS = [
@@ -95,7 +97,7 @@ def main():
     if missing: sys.exit(f'{run}: not a finished run (missing {", ".join(missing)}); run `make demo` first')
     raw = yaml.safe_load((run / 'config.yaml').read_text())['study']
     cfg, device = saved_study(raw), raw.get('device', 'auto')
-    real = real_dataset(run, cfg)
+    real = Run(run).real(cfg.data)
     dev = pick_device(device)
     work.mkdir(parents=True, exist_ok=True)
     labels = work / 'labels'

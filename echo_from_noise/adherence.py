@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from .evaluate import frame_metrics, save_figure
 from .files import atomic_file
 from .labels import STRUCTURES, seg_target, show_frame
 from .synthesis import load_generator
+from .rundir import Run
 
 # %% auto #0
 __all__ = ['STRENGTHS', 'GENERATORS', 'deformation_series', 'adherence_scores', 'run_generators', 'adherence_study',
@@ -54,7 +54,7 @@ def adherence_scores(predictions, label_maps) -> pd.DataFrame:
 def run_generators(run, sampler: str = 'ddpm', steps: int = 50, device='cpu', guidance: float = 0.0) -> dict:
     """{'SDM': fn, 'CycleGAN': fn} for the generators `run/checkpoints` holds; fn(view, label maps, seed) -> uint8 images.
     The sampler settings (`guidance` included: a study's adherence is that of the images it trains on) apply to the SDM."""
-    ckpts, cache = Path(run) / 'checkpoints', {}
+    ckpts, cache = Run(run).checkpoints, {}
 
     def make(kind):
         def draw(view, labels, seed):

@@ -28,7 +28,7 @@ SAMPLERS = ('ddpm', 'ddim', 'dpm++', 'dpm++sde')   # reverse-diffusion samplers 
 OBJECTIVES = ('v', 'paper')                  # what the SDM learns to predict (nbs/06_sdm): v, or the paper's noise
 GENERATOR_NAMES = {'sdm': 'SDM', 'cyclegan': 'CycleGAN'}   # checkpoint prefix -> name in tables and figures
 STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')   # efn paper, in order
-MIXES = ('balanced', 'union')     # how a segmenter trained on real and synthetic frames mixes them (nbs/14_study)
+MIXES = ('balanced', 'union')     # how a segmenter trained on real and synthetic frames mixes them (nbs/07_segment)
 
 # %% ../nbs/00_base.ipynb #918b5ceb
 def tqdm(*args, **kwargs):

@@ -7,30 +7,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from .base import (DEFAULT_VAL_SHARE, GENERATOR_NAMES, PHASES, PROFILES, SAMPLERS, SPLITS, STAGES, VIEWS,
                                   DataError)
+from .cli_train import add_train_cyclegan, add_train_sdm, device_arg
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #8210ce69
-def _device_arg(p: argparse.ArgumentParser):
-    p.add_argument('--device', default='auto', help='auto, cpu or cuda (default: %(default)s)')
-
-
-def _training_args(p: argparse.ArgumentParser, example: str):
-    p.add_argument('dataset', help='a canonical dataset with images')
-    p.add_argument('run', help='run directory (checkpoints/, metrics/, config.yaml)')
-    p.add_argument('--profile', default='cpu', choices=PROFILES,
-                   help='named parameter set (default: %(default)s)')
-    p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help=f'override profile values, e.g. {example}')
-    p.add_argument('--views', nargs='+', choices=VIEWS, help='views to train (default: all in the data)')
-
-
 def _prepare_args(p: argparse.ArgumentParser, test_share: float):
     p.add_argument('src', help='source folder')
     p.add_argument('out', help='output folder for the canonical dataset (must not exist, or be empty, unless --overwrite)')
@@ -144,60 +131,6 @@ def _add_augment(sub):
     au.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     au.set_defaults(func=_run_augment)
 
-# %% ../nbs/90_cli.ipynb #0ef587d6
-def _run_train_sdm(args):
-    from echo_from_noise.core import check_training, dist_info, training_views
-    from echo_from_noise.sdm import CKPT_KIND, make_config, saved_config, train_sdm
-    cfg = make_config(args.profile, args.set)
-    run = Path(args.run)
-    check = lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg, CKPT_KIND, saved_config)
-    with _run_lock(run):
-        for v in training_views(args.dataset, run, cfg, 'sdm', args.views, check):
-            s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
-            if dist_info()[0] == 0:
-                print(f"sdm_{v}: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {run / 'checkpoints'}")
-
-
-def _run_lock(run: Path):
-    """The run directory's one-writer lock (nbs/00a_files), held by a trainer's rank 0 (torchrun's other ranks
-    write nothing there): a second trainer, or an `efn paper`, of the same RUN is refused while this one works."""
-    import contextlib
-    from echo_from_noise.files import output_lock
-    return output_lock(run) if os.environ.get('RANK', '0') == '0' else contextlib.nullcontext()
-
-
-def _add_train_sdm(sub):
-    tr = sub.add_parser('train-sdm', help='train the semantic diffusion model(s), one per view, on the training frames',
-                        description='Train one SDM per view on the train split (ED and ES frames; the paper profile: ED only, '
-                                    'as published). '
-                                    'Resumes from RUN/checkpoints/sdm_VIEW.pt when it exists. Under torchrun '
-                                    '(--nproc_per_node N) the global batch is split across processes.')
-    _training_args(tr, 'lr=1e-4 steps=500')
-    tr.set_defaults(func=_run_train_sdm)
-
-
-def _run_train_cyclegan(args):
-    from echo_from_noise.cyclegan import (CYCLEGAN_KIND, RESUMABLE, CycleGANConfig, make_cyclegan_config,
-                                          train_cyclegan)
-    from echo_from_noise.base import config_from_dict
-    from echo_from_noise.core import check_training, training_views
-    cfg = make_cyclegan_config(args.profile, args.set)
-    run = Path(args.run)
-    check = lambda v: check_training(args.dataset, run, f'cyclegan_{v}', v, cfg, CYCLEGAN_KIND,
-                                     lambda d: config_from_dict(CycleGANConfig, d), cfg.total_steps, may_change=RESUMABLE)
-    with _run_lock(run):
-        for v in training_views(args.dataset, run, cfg, 'cyclegan', args.views, check):
-            s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)
-            print(f"cyclegan_{v}: {s['steps']} steps, final cycle loss {s['final']['cycle']:.4f} -> {run / 'checkpoints'}")
-
-
-def _add_train_cyclegan(sub):
-    cg = sub.add_parser('train-cyclegan', help='train the CycleGAN baseline(s), one per view, on ED training frames',
-                        description='Train one CycleGAN (label map <-> image, unpaired) per view on the SDM\'s training '
-                                    'frames. Resumes from RUN/checkpoints/cyclegan_VIEW.pt when it exists.')
-    _training_args(cg, 'steps=2000 ngf=32')
-    cg.set_defaults(func=_run_train_cyclegan)
-
 # %% ../nbs/90_cli.ipynb #8d967cfc
 def _run_synthesize(args):
     from echo_from_noise.synthesis import synthesize
@@ -225,13 +158,13 @@ def _add_synthesize(sub):
     sy.add_argument('--batch-size', type=int, default=16, help='(default: %(default)s)')
     sy.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
     sy.add_argument('--no-ema', action='store_true', help='sample with the raw weights instead of the EMA')
-    _device_arg(sy)
+    device_arg(sy)
     sy.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     sy.set_defaults(func=_run_synthesize)
 
 # %% ../nbs/90_cli.ipynb #72e399a7
 def _run_evaluate(args):
-    from echo_from_noise.study import evaluate_run
+    from echo_from_noise.evaluate import evaluate_run
     md, _, out = evaluate_run(args.run, args.dataset, args.out, args.split, args.device, overwrite=args.overwrite)
     print(md)
     print(f'written: {out}/{{table.md,table.csv,per_image.csv}}')
@@ -248,13 +181,13 @@ def _add_evaluate(sub):
     ev.add_argument('--split', default='test', choices=SPLITS + ('all',),
                     help='frames to score (default: %(default)s)')
     ev.add_argument('--overwrite', action='store_true', help='replace the results of an earlier efn evaluate in --out')
-    _device_arg(ev)
+    device_arg(ev)
     ev.set_defaults(func=_run_evaluate)
 
 
 def _run_realism(args):
     from echo_from_noise.realism import realism_report
-    from echo_from_noise.core import pick_device
+    from echo_from_noise.distributed import pick_device
     print(realism_report(args.real, args.synthetic, args.out, args.seed, args.steps, pick_device(args.device),
                          args.repeats, overwrite=args.overwrite))
     if args.out: print(f'written: {Path(args.out) / "realism.csv"}, {Path(args.out) / "realism_histograms.png"}')
@@ -276,7 +209,7 @@ def _add_realism(sub):
                     help='classifier tests with other seeds; the AUC is their mean, with its sd (default: %(default)s)')
     re.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
     re.add_argument('--overwrite', action='store_true', help='replace the results of an earlier efn realism in --out')
-    _device_arg(re)
+    device_arg(re)
     re.set_defaults(func=_run_realism)
 
 # %% ../nbs/90_cli.ipynb #40512037
@@ -295,7 +228,7 @@ def _add_paper(sub):
     pa.add_argument('--profile', default='cpu', choices=PROFILES, help='(default: %(default)s)')
     pa.add_argument('--data', default='phantom', help='a canonical dataset (efn prepare output) or "phantom" (default)')
     pa.add_argument('--out', help='run directory (default: runs/PROFILE-DATA)')
-    _device_arg(pa)
+    device_arg(pa)
     pa.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')
     cyc = pa.add_mutually_exclusive_group()
     cyc.add_argument('--with-cyclegan', dest='with_cyclegan', action='store_true', default=None,
@@ -330,7 +263,7 @@ def _add_stage_jobs(sub):
     sj.set_defaults(func=_run_stage_jobs)
 
 # %% ../nbs/90_cli.ipynb #163d48c6
-COMMANDS = (_add_prepare, _add_phantom, _add_augment, _add_train_sdm, _add_train_cyclegan, _add_synthesize, _add_evaluate,
+COMMANDS = (_add_prepare, _add_phantom, _add_augment, add_train_sdm, add_train_cyclegan, _add_synthesize, _add_evaluate,
             _add_realism, _add_paper, _add_stage_jobs)
 
 
@@ -370,6 +303,6 @@ def main(argv=None) -> int:
         return 3
     finally:
         if 'torch.distributed' in sys.modules:      # under torchrun: leave the process group on every exit path
-            from echo_from_noise.core import close_distributed
+            from echo_from_noise.distributed import close_distributed
             close_distributed()
     return 0

@@ -14,15 +14,14 @@ from typing import get_args, get_type_hints
 from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict,
                                   override_items, shown)
 from .cyclegan import CYCLEGAN_PROFILES, CycleGANConfig, make_cyclegan_config
-from .files import read_run_config
+from .rundir import read_run_config
 from .sdm import PROFILES as SDM_PROFILES, SDMConfig, make_config
 from .segment import SegConfig
 
 # %% auto #0
 __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS', 'STUDY_OWNED', 'FLAGGED',
-           'STAGE_OF', 'MACHINE', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'row_slug',
-           'real_dataset', 'setting_keys', 'resume_config', 'run_changes', 'saved_study', 'changed_settings',
-           'first_stage', 'flat_settings']
+           'STAGE_OF', 'MACHINE', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'setting_keys',
+           'resume_config', 'run_changes', 'saved_study', 'changed_settings', 'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
 STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, procs=0)     # every profile's, unless it says otherwise
@@ -170,16 +169,6 @@ def _check_study(cfg: StudyConfig) -> None:
 def seg_rows(cfg: StudyConfig) -> list:
     "The Table 1 rows this run trains: the SDM and real rows, plus the CycleGAN row when the run has a CycleGAN."
     return SEG_ROWS + ([CYCLEGAN_ROW] if cfg.cyclegan else [])
-
-
-def row_slug(row: str) -> str:
-    "A Table 1 row as a file-name part: 'All real frames' -> 'all_real_frames'."
-    return row.lower().replace(' ', '_')
-
-
-def real_dataset(run: Path, cfg: StudyConfig) -> Path:
-    "Where the run's real dataset is: the phantom inside the run, or the user's dataset."
-    return run / 'data' / 'real' if cfg.data == 'phantom' else Path(cfg.data)
 
 # %% ../nbs/13_config.ipynb #781d9a9a
 STAGE_OF = {   # the first stage each setting changes

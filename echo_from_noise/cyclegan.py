@@ -17,9 +17,11 @@ from torch import nn
 from .base import apply_overrides, config_from_dict, DataError
 from .diffusion import bf16_autocast
 from .labels import LABEL_VALUES, check_labels
-from .core import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings, dist_info,
-                                  load_checkpoint, pick_device, run_steps, save_checkpoint, write_loss_curve, write_summary)
+from .distributed import dist_info, pick_device
+from .training import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings,
+                                      load_checkpoint, run_steps, save_checkpoint, write_loss_curve, write_summary)
 from .sdm import PROFILES as SDM_PROFILES, SDMConfig, to_uint8_images
+from .rundir import Run
 
 # %% auto #0
 __all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'RESUMABLE', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels',
@@ -205,7 +207,7 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
         raise DataError('the CycleGAN baseline trains in one process; run it without torchrun')
     dev = pick_device(cfg.device)
     run = Path(run)
-    ckpt_path = run / 'checkpoints' / f'{name}.pt'
+    ckpt_path = Run(run).checkpoints / f'{name}.pt'
     data = FrameSet(dataset, 'train', [view] if view else None, list(cfg.phases), cfg.size)
     total = cfg.total_steps(len(data))
     torch.manual_seed(cfg.seed)

@@ -18,7 +18,7 @@ from .labels import LABEL_VALUES, apply_sector, check_labels, sector_mask
 # %% auto #0
 __all__ = ['MANIFEST', 'MANIFEST_COLUMNS', 'to_uint8_gray', 'read_png', 'resize_image', 'resize_label', 'canonical_frame',
            'read_split_file', 'assign_splits', 'check_views_phases', 'is_project_dataset', 'check_not_overlapping',
-           'DatasetWriter', 'read_manifest', 'extra_columns', 'load_frame', 'load_split']
+           'DatasetWriter', 'read_manifest', 'extra_columns', 'load_frame', 'load_split', 'subset_dataset']
 
 # %% ../nbs/01_dataset.ipynb #b4522c4d
 MANIFEST = 'manifest.csv'
@@ -295,3 +295,13 @@ def load_split(dataset, split, views=None, phases=None) -> tuple:
                             '(re-make it with efn prepare --size)')
         imgs.append(img); labs.append(lab)
     return np.stack(imgs), np.stack(labs), sel.reset_index(drop=True)
+
+# %% ../nbs/01_dataset.ipynb #34d4c393
+def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
+    "A dataset holding only `rows` of `src` (files copied); kept as is when `out` already holds one."
+    if (out / 'manifest.csv').exists(): return
+    _, lab = load_frame(src, rows.iloc[0])
+    with DatasetWriter(out, lab.shape[0], overwrite=True) as w:
+        for _, r in rows.iterrows():
+            img, lab = load_frame(src, r)
+            w.add(r['id'], r['patient'], r['view'], r['phase'], r['split'], lab, img, source=r['source'], **extra_columns(r))

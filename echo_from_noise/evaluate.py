@@ -5,6 +5,7 @@
 # %% ../nbs/08_evaluate.ipynb #dd0cff3f
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,21 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from .base import DataError
-from .files import write_figure
+from .config import StudyConfig, saved_study, seg_rows
+from .distributed import pick_device
+from .training import load_checkpoint
+from .files import results_folder, write_atomic, write_figure
 from .labels import STRUCTURES
+from .resume import check_models, missing_rows
+from .rundir import Run
+from .segment import SEG_KIND
+
+log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
-__all__ = ['PAPER_TABLE1', 'ROW_ORDER', 'MEASURED_CYCLEGAN', 'EXTRA_ROWS', 'dice', 'hd95', 'frame_metrics', 'summarize', 'table1',
-           'labelled_structures', 'score_segmenters', 'dice_table', 'figure3', 'save_figure']
+__all__ = ['log', 'PAPER_TABLE1', 'ROW_ORDER', 'MEASURED_CYCLEGAN', 'EXTRA_ROWS', 'EVALUATE_FILES', 'dice', 'hd95',
+           'frame_metrics', 'summarize', 'table1', 'labelled_structures', 'score_segmenters', 'dice_table',
+           'run_segmenters', 'evaluate_run', 'figure3', 'save_figure']
 
 # %% ../nbs/08_evaluate.ipynb #11e3242b
 def dice(pred, gt) -> float:
@@ -175,6 +185,50 @@ def dice_table(per_image: pd.DataFrame, caption: str) -> tuple[str, pd.DataFrame
              '|---|---|---|---|---|---|']
     lines += [f"| {r['row']} | {r['LV_endo']} | {r['LV_epi']} | {r['LA']} | {r['Mean']} | {r['n']} |" for _, r in df.iterrows()]
     return '\n'.join(lines) + '\n', df
+
+# %% ../nbs/08_evaluate.ipynb #28e87618
+def run_segmenters(run: Run, cfg: StudyConfig, finished_only: bool = False) -> list:
+    """(Table 1 row, checkpoint, views, phases) of every segmenter checkpoint the run holds, in Table 1's order;
+    `finished_only` leaves out those whose training has not finished."""
+    out = []
+    for row, _, views, phases in seg_rows(cfg):
+        ck = run.segmenter(row)
+        if ck.exists() and (not finished_only or load_checkpoint(ck, SEG_KIND).get('finished')):
+            out.append((row, ck, views, phases))
+    return out
+
+
+EVALUATE_FILES = ('table.md', 'table.csv', 'per_image.csv')     # what `efn evaluate` writes, and all --overwrite replaces
+
+
+def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'auto', overwrite: bool = False) -> tuple:
+    """Every finished segmenter of a study run on another canonical dataset (`efn evaluate`): writes `out/table.md`,
+    `table.csv` and `per_image.csv` (default `out`: RUN/external/DATASET_NAME; an existing one only with `overwrite`)
+    and returns (markdown, per-image frame, `out`). A Table 1 row whose segmenter is missing or unfinished is named
+    under the table, never silently left out.
+    Structures the dataset does not label are "not labelled"; frames of another size are resized to the run's."""
+    run, dataset = Run(run), Path(dataset)
+    conf = run.config(required=True)
+    if 'study' not in conf: raise DataError(f'{run.config_path}: records no study; {run} is not an efn paper run')
+    cfg = saved_study(conf['study'])
+    models = run_segmenters(run, cfg, finished_only=True)
+    if not models: raise DataError(f'{run}: no finished segmenter; run `efn paper` on it until the segment stage is done')
+    out = Path(out) if out else run / 'external' / dataset.name
+    with results_folder(out, overwrite, EVALUATE_FILES, 'efn evaluate') as folder:
+        check_models(run, cfg, ('seg',))
+        per = score_segmenters(models, dataset, ['train', 'val', 'test'] if split == 'all' else split, pick_device(device))
+        sizes = sorted(set(per['size']) - {cfg.size})
+        md, df = dice_table(per, f'Dice (%) of the segmenters of {run} (trained at {cfg.size} px) on the {split} frames '
+                                 f'of {dataset}' + (f', resized from {sizes[0]} px' if sizes else '') +
+                                 f' ({per["id"].nunique()} images)')
+        gone = missing_rows(run, cfg, [m[0] for m in models])
+        if gone:
+            said = '; '.join(f'{r} ({w})' for r, w in gone.items())
+            md += f'\nNot evaluated (no finished segmenter): {said}\n'
+            log.warning('not evaluated: %s', said)
+        for name, text in zip(EVALUATE_FILES, (md, df.to_csv(index=False), per.to_csv(index=False))):
+            write_atomic(folder.tmp / name, text)
+    return md, per, out
 
 # %% ../nbs/08_evaluate.ipynb #a0599e78
 def figure3(frames: list, out_base, title: str = ''):

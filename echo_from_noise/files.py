@@ -13,14 +13,11 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-import yaml
-
 from .base import DataError, shown
 
 # %% auto #0
-__all__ = ['RUN_CONFIG', 'plain_name', 'inside', 'remove_stale', 'atomic_file', 'write_atomic', 'write_figure', 'write_errno',
-           'OutputLock', 'output_lock', 'OutputFolder', 'results_folder', 'read_run_config', 'update_run_config',
-           'os_error_line']
+__all__ = ['plain_name', 'inside', 'remove_stale', 'atomic_file', 'write_atomic', 'write_figure', 'write_errno', 'OutputLock',
+           'output_lock', 'OutputFolder', 'results_folder', 'os_error_line']
 
 # %% ../nbs/00a_files.ipynb #a209f8a7
 def plain_name(name, what: str = 'frame id', where=None) -> str:
@@ -244,39 +241,6 @@ def results_folder(out, overwrite: bool, files, command: str) -> OutputFolder:
     with `overwrite` it replaces only a folder that holds nothing but those files."""
     return OutputFolder(out, overwrite, lambda p: {q.name for q in p.iterdir()} <= set(files),
                         f'--overwrite only replaces a folder of {command} results ({", ".join(files)})')
-
-# %% ../nbs/00a_files.ipynb #ec6fdf6a
-RUN_CONFIG = 'config.yaml'      # the record of every setting a run directory was made with
-
-
-def read_run_config(run, required: bool = False) -> dict:
-    """The settings a run directory records in `RUN/config.yaml` ({} for a new run). A run that holds results without
-    a readable record of what made them is refused: the file empty, torn or not YAML, or missing beside `stages/` or
-    `checkpoints/`. Resuming such a run would trust work done under unknown settings."""
-    run = Path(run)
-    path = run / RUN_CONFIG
-    if not path.exists():
-        if required: raise DataError(f'{path}: not found; {run} is not a run directory (efn paper or efn train-sdm make one)')
-        made = [f'{d}/' for d in ('stages', 'checkpoints')       # results, not a killed writer's temporary file
-                if (run / d).is_dir() and any(not p.name.startswith('.') for p in (run / d).iterdir())]
-        if made: raise DataError(f'{path}: missing, though {run} holds {" and ".join(made)}; without the record of the '
-                                 'settings that made them the run cannot resume: restore config.yaml or use a new run '
-                                 'directory')
-        return {}
-    try: conf = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError): conf = 'unreadable'
-    if not isinstance(conf, dict) or not conf:
-        why = 'empty' if not path.stat().st_size else 'not readable YAML' if conf == 'unreadable' else 'holds no settings'
-        raise DataError(f'{path}: {why}, so this run cannot prove the settings that made it (a write cut off, or edited '
-                        'by hand); restore the file or use a new run directory')
-    return conf
-
-
-def update_run_config(run, **sections) -> dict:
-    "Record `sections` ({name: settings}) in `RUN/config.yaml`, keeping the others; written atomically. Returns it all."
-    conf = {**read_run_config(run), **sections}
-    write_atomic(Path(run) / RUN_CONFIG, yaml.safe_dump(conf, sort_keys=False))
-    return conf
 
 # %% ../nbs/00a_files.ipynb #32d51c87
 _OS_HINTS = {28: 'the disk is full', 27: 'a file size limit was reached', 122: 'the disk quota is used up',

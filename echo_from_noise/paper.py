@@ -18,11 +18,12 @@ import yaml
 
 from .base import STAGES, DataError
 from .config import StudyConfig, first_stage, resume_config, run_changes, study_config
-from .core import Terminated
+from .distributed import Terminated
 from .dataset import read_manifest
-from .files import output_lock, read_run_config, update_run_config, write_atomic
-from .rundir import stage_record, write_stage_record
-from .study import STAGE_FUNCS, evaluate_run, set_aside
+from .files import output_lock, write_atomic
+from .evaluate import evaluate_run
+from .rundir import Run, read_run_config, set_aside, stage_record, update_run_config, write_stage_record
+from .study import STAGE_FUNCS
 
 # %% auto #0
 __all__ = ['scratch_run', 'run_stage', 'progress_bar', 'StageConsole', 'logged_kernel_manager', 'clock', 'StageFailed',
@@ -55,15 +56,15 @@ def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'pha
     if data != 'phantom': data = str(Path(data).resolve())
     if isinstance(overrides, str): overrides = yaml.safe_load(overrides) or {}     # papermill -p overrides '{...}'
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
-    if run_dir is not None: return _run_stages(stage, Path(run_dir), cfg, with_cyclegan, progress, scratch=False)
-    run = scratch_run(profile, data, seed, with_cyclegan, cfg.set)
+    if run_dir is not None: return _run_stages(stage, Run(run_dir), cfg, with_cyclegan, progress, scratch=False)
+    run = Run(scratch_run(profile, data, seed, with_cyclegan, cfg.set))
     with output_lock(run, wait=True):     # notebooks sharing a scratch run take turns
         return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
 
 
-def _run_stages(stage: str, run: Path, cfg: StudyConfig, with_cyclegan, progress: bool, scratch: bool) -> dict:
-    cfg = resume_config(run / 'config.yaml', cfg, with_cyclegan)
-    update_run_config(run, study=cfg.to_dict())
+def _run_stages(stage: str, run: Run, cfg: StudyConfig, with_cyclegan, progress: bool, scratch: bool) -> dict:
+    cfg = resume_config(run.config_path, cfg, with_cyclegan)
+    run.record_config(study=cfg.to_dict())
     todo = STAGES[:STAGES.index(stage) + 1] if scratch else (stage,)
     result = None
     for st in todo:
@@ -179,7 +180,7 @@ def pipeline_dir() -> Path:
 def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyConfig:
     "`--redo-from stage`: check that no changed setting reaches further back, set the old outputs aside, record `cfg`."
     if stage not in STAGES: raise DataError(f'--redo-from {stage}: not a stage; stages are {", ".join(STAGES)}')
-    conf_path = out / 'config.yaml'
+    conf_path = Run(out).config_path
     conf = read_run_config(out)
     cfg, diff = run_changes(conf.get('study'), cfg, with_cyclegan)
     if diff and STAGES.index(first_stage(diff)) < STAGES.index(stage):
@@ -207,7 +208,7 @@ def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/1
     output goes to `out/logs/`; the external dataset's scores to `out/table_external.md` (`evaluate_run`), as the
     paper's cross-dataset result; `redo_from` is for a setting changed that the finished stages were made without
     (`set_aside`)."""
-    from echo_from_noise.core import pick_device
+    from echo_from_noise.distributed import pick_device
     if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
         data = str(Path(data).resolve())
         read_manifest(data)
@@ -216,7 +217,7 @@ def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/1
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)
     name = 'phantom' if data == 'phantom' else Path(data).name
     out = Path(out or f'runs/{profile}-{name}').resolve()
-    if redo_from is None: resume_config(out / 'config.yaml', cfg, with_cyclegan)   # before the lock: no folder made
+    if redo_from is None: resume_config(Run(out).config_path, cfg, with_cyclegan)   # before the lock: no folder made
     with output_lock(out):               # one efn paper (or trainer) per run directory; a second is refused
         return _run_locked(out, cfg, profile, data, device, seed, log, with_cyclegan, external, verbose, redo_from)
 
@@ -232,10 +233,11 @@ def _check_external(external) -> None:
 def _run_locked(out: Path, cfg, profile, data, device, seed, log, with_cyclegan, external, verbose, redo_from) -> Path:
     "`run_paper` from its lock on: the stages one after another, then the external evaluation."
     import papermill as pm
+    run = Run(out)
     if redo_from is not None: cfg = _redo(out, cfg, redo_from, with_cyclegan, log)
-    else: resume_config(out / 'config.yaml', cfg, with_cyclegan)   # a run of other settings is refused, not reported done
-    (out / 'notebooks').mkdir(parents=True, exist_ok=True)
-    (out / 'logs').mkdir(exist_ok=True)
+    else: resume_config(run.config_path, cfg, with_cyclegan)   # a run of other settings is refused, not reported done
+    run.notebooks.mkdir(parents=True, exist_ok=True)
+    run.logs.mkdir(exist_ok=True)
     nbs = {p.stem.split('_', 1)[1]: p for p in sorted(pipeline_dir().glob('[0-9][0-9]_*.ipynb'))}
     missing = [s for s in STAGES if s not in nbs]
     if missing: raise DataError(f'{pipeline_dir()}: missing stage notebooks {missing}')
@@ -254,8 +256,8 @@ def _run_locked(out: Path, cfg, profile, data, device, seed, log, with_cyclegan,
             if stage_record(out, stage):
                 log(f'{head} done before, skipped')
                 continue
-            nb_out = out / 'notebooks' / nbs[stage].name
-            con = StageConsole(i, len(STAGES), stage, out / 'logs' / f'{nbs[stage].stem}.log')
+            nb_out = run.notebooks / nbs[stage].name
+            con = StageConsole(i, len(STAGES), stage, run.logs / f'{nbs[stage].stem}.log')
             if verbose: log(f'{head} running {nbs[stage].name} -> {nb_out}')
             else: con.start()
             t0 = time.perf_counter()
@@ -306,7 +308,7 @@ def study_summary(run: Path) -> str:
         lines += [f'{title:<{w}}  ' + '  '.join(f'{c:<12}' for c in ('LV_endo', 'LV_epi', 'LA', 'Mean'))]
         lines += [f'{r.row:<{w}}  ' + '  '.join(f'{str(r[c]):<12}' for c in ('LV_endo', 'LV_epi', 'LA', 'Mean'))
                   for _, r in t.iterrows()]
-    figs = ', '.join(p.name for p in sorted((run / 'figures').glob('fig*.png')))
+    figs = ', '.join(p.name for p in sorted(Run(run).figures.glob('fig*.png')))
     lines.append(f'tables: {run / "table1.md"} (with the paper\'s numbers and Table 1b, realism)' +
                  (f', {run / "table_external.md"}' if (run / 'table_external.md').exists() else ''))
     lines.append(f'figures: {run / "figures"} ({figs}); logs: {run / "logs"}')

@@ -16,12 +16,13 @@ import torch
 import torch.distributed as dist
 
 from .base import OBJECTIVES, apply_overrides, config_from_dict, DataError
-from .core import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings, dist_info,
-                                  init_distributed, load_checkpoint, pick_device, run_steps, save_checkpoint,
-                                  finished_summary, stop_requested, warmup_cosine, write_loss_curve,
-                                  write_summary)
+from .distributed import dist_info, init_distributed, pick_device, stop_requested
+from .training import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings,
+                                      load_checkpoint, run_steps, save_checkpoint, finished_summary, warmup_cosine,
+                                      write_loss_curve, write_summary)
 from .diffusion import Diffusion, bf16_autocast, sample
 from .labels import N_COND_CLASSES, one_hot
+from .rundir import Run
 
 log = logging.getLogger('echo_from_noise')
 
@@ -210,7 +211,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     if cfg.batch_size % world: raise DataError(f'batch_size {cfg.batch_size} is not divisible by {world} processes')
     dev = pick_device(cfg.device, local)
     run = Path(run)
-    ckpt_path = run / 'checkpoints' / f'{name}.pt'
+    ckpt_path = Run(run).checkpoints / f'{name}.pt'
     ck = load_checkpoint(ckpt_path, CKPT_KIND) if ckpt_path.exists() else None
     if ck is not None:
         check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps)

@@ -12,18 +12,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .base import config_from_dict, DataError, tqdm
+from .base import MIXES, config_from_dict, DataError, tqdm
 from .dataset import load_split
 from .labels import N_SEG_CLASSES, STRUCTURES, seg_target
-from .core import (Terminated, check_resume, load_checkpoint, pick_device, save_checkpoint,
-                                 stop_on_sigterm, stop_requested)
+from .distributed import Terminated, pick_device, stop_on_sigterm, stop_requested
+from .training import check_resume, load_checkpoint, save_checkpoint
 
 # %% auto #0
 __all__ = ['SEG_KIND', 'SAVE_EVERY_S', 'NO_INTENSITY', 'SegConfig', 'saved_seg_config', 'build_segmenter', 'load_frames',
-           'augment_intensity', 'augment_batch', 'dice_per_class', 'train_segmenter', 'load_segmenter', 'segment']
+           'augment_intensity', 'augment_batch', 'mixed_frames', 'dice_per_class', 'train_segmenter', 'load_segmenter',
+           'segment']
 
 # %% ../nbs/07_segment.ipynb #82abae88
 SEG_KIND = 'echo_from_noise.segmenter'
@@ -117,6 +119,22 @@ def augment_batch(img, lab, cfg: SegConfig, g: torch.Generator):
     img = F.grid_sample(img, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
     lab = F.grid_sample(lab[:, None].float(), grid, mode='nearest', padding_mode='zeros', align_corners=False)[:, 0].long()
     return img, lab
+
+# %% ../nbs/07_segment.ipynb #ec928ddf
+def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
+    """(train, val) frames of a segmenter from {source: (train, val)}, each (images, targets, manifest rows). One
+    source: as they are. Real with synthetic sources, `mix='balanced'`: the real train frames repeated until they are
+    as many as the synthetic ones, and validation (the choice of the epoch) on the real frames only; `'union'`: all
+    frames pooled, as the paper's rows pool theirs (benchmarks/mix.md compares the two). With a finishing phase
+    (`finish`), `_train_row` ends the training on the real train frames alone (benchmarks/finish.md)."""
+    if mix not in MIXES: raise DataError(f'mix={mix!r}: use one of {list(MIXES)}')
+    cat = lambda ps: (np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]), pd.concat([p[2] for p in ps]))
+    if mix == 'union' or 'real' not in parts or len(parts) == 1:
+        return cat([tv[0] for tv in parts.values()]), cat([tv[1] for tv in parts.values()])
+    real = parts['real']
+    synthetic = [tv[0] for s, tv in parts.items() if s != 'real']
+    k = max(1, round(sum(len(t[0]) for t in synthetic) / len(real[0][0])))
+    return cat([real[0]] * k + synthetic), real[1]
 
 # %% ../nbs/07_segment.ipynb #cea77aee
 def dice_per_class(pred, target):

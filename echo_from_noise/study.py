@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,31 +16,30 @@ import pandas as pd
 from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_samples, plot_adherence,
                                        run_generators, save_samples, summarize_adherence)
 from .augment import augment_dataset
-from .base import MIXES, STAGES, DataError
-from .config import REAL_ROW, StudyConfig, real_dataset, resolve, row_slug, saved_study, seg_rows
-from .core import (job_procs, launch_workers, load_checkpoint, pick_device, worker_device,
-                                  worker_share)
+from .base import DataError
+from .config import REAL_ROW, StudyConfig, resolve, seg_rows
+from .distributed import job_procs, launch_workers, pick_device, worker_device, worker_share
 from .cyclegan import train_cyclegan
-from .dataset import DatasetWriter, extra_columns, load_frame, read_manifest
-from .evaluate import dice_table, figure3, score_segmenters, summarize, table1
-from .files import read_run_config, results_folder, write_atomic
+from .dataset import load_frame, read_manifest, subset_dataset
+from .evaluate import figure3, run_segmenters, score_segmenters, summarize, table1
+from .files import write_atomic
 from .labels import LabelError, STRUCTURES
 from .phantom import make_phantom
 from .realism import realism, realism_extremes, realism_figure, realism_markdown
-from .rundir import check_models, missing_rows
+from .resume import check_models, missing_rows
+from .rundir import Run
 from .sdm import train_sdm
-from .segment import load_frames, load_segmenter, SEG_KIND, train_segmenter
+from .segment import load_frames, load_segmenter, mixed_frames, train_segmenter
 from .synthesis import synthesize
 
 log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
-__all__ = ['log', 'STAGE_JOBS', 'EVALUATE_FILES', 'STAGE_FUNCS', 'STAGE_OUTPUTS', 'check_no_leak', 'sdm_views', 'subset_dataset',
-           'mixed_frames', 'run_jobs', 'stage_worker', 'run_segmenters', 'evaluate_run', 'set_aside']
+__all__ = ['log', 'STAGE_JOBS', 'STAGE_FUNCS', 'check_no_leak', 'run_jobs', 'stage_worker']
 
 # %% ../nbs/14_study.ipynb #95d3e4a5
-def _stage_data(run: Path, cfg: StudyConfig, progress: bool) -> dict:
-    real = real_dataset(run, cfg)
+def _stage_data(run: Run, cfg: StudyConfig, progress: bool) -> dict:
+    real = run.real(cfg.data)
     if cfg.data == 'phantom':
         if not (real / 'manifest.csv').exists():
             make_phantom(real, cfg.patients, cfg.size, seed=cfg.seed, progress=progress,
@@ -53,7 +50,7 @@ def _stage_data(run: Path, cfg: StudyConfig, progress: bool) -> dict:
         raise DataError(f'{real}: frames are {lab.shape[0]} px but the {cfg.profile} profile works at {cfg.size} px; '
                         f'prepare the data with --size {cfg.size}')
     if not (df['split'] == 'test').any(): raise DataError(f'{real}: has no test split to evaluate on')
-    aug = run / 'data' / 'augmented'
+    aug = run.data / 'augmented'
     if not (aug / 'manifest.csv').exists():
         augment_dataset(real, aug, cfg.copies, cfg.seed, cfg.augment_strength, progress=progress)
     check_no_leak(real, aug)
@@ -73,14 +70,9 @@ def check_no_leak(real, derived) -> None:
 
 
 # %% ../nbs/14_study.ipynb #c120c40e
-def sdm_views(run: Path) -> set:
-    "The views the run has an SDM for (checkpoints/sdm_VIEW.pt)."
-    return {p.stem[len('sdm_'):] for p in (run / 'checkpoints').glob('sdm_*.pt')}
-
-
-def _sdm_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
+def _sdm_jobs(run: Run, cfg: StudyConfig, progress: bool) -> list:
     "(view, training) for each view with training frames of the SDM's phases."
-    real = real_dataset(run, cfg)
+    real = run.real(cfg.data)
     df = read_manifest(real)
     sdm_cfg = cfg.sdm
     views = sorted(df.loc[(df['split'] == 'train') & df['phase'].isin(sdm_cfg.phases), 'view'].unique())
@@ -88,64 +80,60 @@ def _sdm_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
     return [(v, partial(train_sdm, real, run, f'sdm_{v}', v, sdm_cfg, progress=progress)) for v in views]
 
 
-def _stage_sdm(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+def _stage_sdm(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     return run_jobs(run, cfg, 'sdm', progress)
 
 
 # %% ../nbs/14_study.ipynb #55c69dfd
-def _stage_cyclegan(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+def _stage_cyclegan(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     if not cfg.cyclegan:
         print('no CycleGAN in this run (efn paper --with-cyclegan adds one)')
         return dict(skipped='with_cyclegan is off')
     return run_jobs(run, cfg, 'cyclegan', progress)
 
 
-def _cyclegan_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
-    return [(v, partial(train_cyclegan, real_dataset(run, cfg), run, f'cyclegan_{v}', v, cfg.cyclegan_train,
-                        progress=progress)) for v in sorted(sdm_views(run))]     # the SDM's views and training frames
+def _cyclegan_jobs(run: Run, cfg: StudyConfig, progress: bool) -> list:
+    return [(v, partial(train_cyclegan, run.real(cfg.data), run, f'cyclegan_{v}', v, cfg.cyclegan_train,
+                        progress=progress)) for v in sorted(run.sdm_views())]     # the SDM's views and training frames
 
 
 # %% ../nbs/14_study.ipynb #fb390f90
-def _synth_labels(run: Path, cfg: StudyConfig) -> dict:
+def _synth_labels(run: Run, cfg: StudyConfig) -> dict:
     """{suffix of the synthetic datasets: the label maps they draw}: '' the deformed maps and, with a finishing phase
     (`finish` > 0), '_maps' the real train/val maps themselves, undeformed (written here, once); each kept to the views
     the run has an SDM for (a view without one had no training frames)."""
-    if cfg.finish > 0 and not (run / 'data' / 'maps' / 'manifest.csv').exists():
-        augment_dataset(real_dataset(run, cfg), run / 'data' / 'maps', 1, cfg.seed, 0.0, progress=False, tag='map')
+    if cfg.finish > 0 and not (run.data / 'maps' / 'manifest.csv').exists():
+        augment_dataset(run.real(cfg.data), run.data / 'maps', 1, cfg.seed, 0.0, progress=False, tag='map')
     out = {}
     for suffix, name in [('', 'augmented')] + [('_maps', 'maps')] * (cfg.finish > 0):
-        src = run / 'data' / name
+        src = run.data / name
         df = read_manifest(src)
-        keep = df[df['view'].isin(sdm_views(run))]
+        keep = df[df['view'].isin(run.sdm_views())]
         if len(keep) < len(df):
-            subset_dataset(src, keep, run / 'data' / f'{name}_with_sdm')
-            src = run / 'data' / f'{name}_with_sdm'
+            subset_dataset(src, keep, run.data / f'{name}_with_sdm')
+            src = run.data / f'{name}_with_sdm'
         out[suffix] = src
     return out
 
 
-def _synth_sets(run: Path, cfg: StudyConfig, labels: dict, progress: bool) -> list:
+def _synth_sets(run: Run, cfg: StudyConfig, labels: dict, progress: bool) -> list:
     """(dataset, call that draws it) for every synthetic dataset of the stage, from the maps `labels` (`_synth_labels`):
     the SDM's images and, with the CycleGAN baseline, the CycleGAN's. Called in torchrun processes, `synthesize` shards
     the maps over them."""
-    sets = []
-    for suffix, maps in labels.items():
-        sets.append((f'synthetic{suffix}', partial(synthesize, run, maps, run / f'synthetic{suffix}', cfg.sampler,
-                                                   cfg.synth_steps, cfg.guidance, cfg.synth_batch, seed=cfg.seed,
-                                                   device=cfg.device, progress=progress)))
-        if cfg.cyclegan:
-            sets.append((f'synthetic_cyclegan{suffix}', partial(synthesize, run, maps, run / f'synthetic_cyclegan{suffix}',
-                                                                device=cfg.device, progress=progress, generator='cyclegan')))
-    return sets
+    sdm = dict(sampler=cfg.sampler, steps=cfg.synth_steps, guidance=cfg.guidance, batch_size=cfg.synth_batch,
+               seed=cfg.seed)
+    return [(out, partial(synthesize, run, maps, out, device=cfg.device, progress=progress,
+                          **(sdm if gen == 'sdm' else dict(generator='cyclegan'))))
+            for suffix, maps in labels.items() for gen in ['sdm'] + ['cyclegan'] * cfg.cyclegan
+            for out in [run.synthetic(gen, maps=suffix == '_maps')]]
 
 
-def _synthesize_jobs(run: Path, cfg: StudyConfig, labels: dict, progress: bool) -> list:
+def _synthesize_jobs(run: Run, cfg: StudyConfig, labels: dict, progress: bool) -> list:
     "The (dataset, call) of `_synth_sets` that the stage has still to write."
-    return [(name, call) for name, call in _synth_sets(run, cfg, labels, progress)
-            if not (run / name / 'manifest.csv').exists()]
+    return [(out, call) for out, call in _synth_sets(run, cfg, labels, progress) if not (out / 'manifest.csv').exists()]
 
 
-def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+def _stage_synthesize(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     check_models(run, cfg, ('sdm', 'cyclegan'))       # the run's own generators draw its training sets, no others
     labels = _synth_labels(run, cfg)
     jobs = _synthesize_jobs(run, cfg, labels, progress)
@@ -155,29 +143,20 @@ def _stage_synthesize(run: Path, cfg: StudyConfig, progress: bool) -> dict:
                        f'stage synthesize ({procs} processes)')
     else:
         for _, call in jobs: call()
-    for name, _ in _synth_sets(run, cfg, labels, progress): check_no_leak(real_dataset(run, cfg), run / name)
-    result = dict(images=len(read_manifest(run / 'synthetic')), sampler=cfg.sampler, steps=cfg.synth_steps)
-    if '_maps' in labels: result['undeformed_map_images'] = len(read_manifest(run / 'synthetic_maps'))
-    if cfg.cyclegan: result['cyclegan_images'] = len(read_manifest(run / 'synthetic_cyclegan'))
+    for out, _ in _synth_sets(run, cfg, labels, progress): check_no_leak(run.real(cfg.data), out)
+    result = dict(images=len(read_manifest(run.synthetic())), sampler=cfg.sampler, steps=cfg.synth_steps)
+    if '_maps' in labels: result['undeformed_map_images'] = len(read_manifest(run.synthetic(maps=True)))
+    if cfg.cyclegan: result['cyclegan_images'] = len(read_manifest(run.synthetic('cyclegan')))
     return result
 
-
-def subset_dataset(src: Path, rows: pd.DataFrame, out: Path):
-    "A dataset holding only `rows` of `src` (files copied); kept as is when `out` already holds one."
-    if (out / 'manifest.csv').exists(): return
-    _, lab = load_frame(src, rows.iloc[0])
-    with DatasetWriter(out, lab.shape[0], overwrite=True) as w:
-        for _, r in rows.iterrows():
-            img, lab = load_frame(src, r)
-            w.add(r['id'], r['patient'], r['view'], r['phase'], r['split'], lab, img, source=r['source'], **extra_columns(r))
-
 # %% ../nbs/14_study.ipynb #22c3015b
-def _train_row(run: Path, cfg: StudyConfig, row: str, source: str, views, phases, progress: bool) -> dict:
+def _train_row(run: Run, cfg: StudyConfig, row: str, source: str, views, phases, progress: bool) -> dict:
     "Train (or return the finished) segmenter of one Table 1 row; a row without frames is skipped, with the reason."
-    sets = dict(synthetic=run / 'synthetic', real=real_dataset(run, cfg), cyclegan=run / 'synthetic_cyclegan')
+    sets = dict(synthetic=run.synthetic(), real=run.real(cfg.data), cyclegan=run.synthetic('cyclegan'))
     sources = source.split('+')
     # with a finishing phase, a generator's row ends on (and picks its epoch by) its images of the undeformed maps
-    own_maps = run / f'{sets[sources[0]].name}_maps' if cfg.finish > 0 and sources in (['synthetic'], ['cyclegan']) else None
+    own_maps = (run.synthetic(dict(synthetic='sdm', cyclegan='cyclegan')[sources[0]], maps=True)
+                if cfg.finish > 0 and sources in (['synthetic'], ['cyclegan']) else None)
     try:     # a source like 'real+synthetic' is the union of its datasets' frames
         parts = [(load_frames(sets[s], 'train', views, phases), load_frames(sets[s], 'val', views, phases))
                  for s in sources]
@@ -191,42 +170,25 @@ def _train_row(run: Path, cfg: StudyConfig, row: str, source: str, views, phases
         train, val = mixed_frames(dict(zip(sources, parts)), cfg.mix)
         finish = parts[sources.index('real')][0] if cfg.finish > 0 and 'real' in sources and len(sources) > 1 else None
     assert not (train[2]['split'] == 'test').any() and not (val[2]['split'] == 'test').any()
-    return train_segmenter(train[:2], val[:2], run / 'checkpoints' / f'seg_{row_slug(row)}.pt', cfg.seg, row,
+    return train_segmenter(train[:2], val[:2], run.segmenter(row), cfg.seg, row,
                            progress=progress, finish=None if finish is None else finish[:2], finish_frac=cfg.finish)
 
 
-def _segment_jobs(run: Path, cfg: StudyConfig, progress: bool) -> list:
+def _segment_jobs(run: Run, cfg: StudyConfig, progress: bool) -> list:
     return [(row, partial(_train_row, run, cfg, row, *spec, progress)) for row, *spec in seg_rows(cfg)]
 
 
-def _stage_segment(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+def _stage_segment(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     out = run_jobs(run, cfg, 'segment', progress)
     for row, r in out.items():
         if 'skipped' in r: print(f'{row}: skipped ({r["skipped"]})')
     return out
 
-
-def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
-    """(train, val) frames of a segmenter from {source: (train, val)}, each (images, targets, manifest rows). One
-    source: as they are. Real with synthetic sources, `mix='balanced'`: the real train frames repeated until they are
-    as many as the synthetic ones, and validation (the choice of the epoch) on the real frames only; `'union'`: all
-    frames pooled, as the paper's rows pool theirs (benchmarks/mix.md compares the two). With a finishing phase
-    (`finish`), `_train_row` ends the training on the real train frames alone (benchmarks/finish.md)."""
-    if mix not in MIXES: raise DataError(f'mix={mix!r}: use one of {list(MIXES)}')
-    cat = lambda ps: (np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]), pd.concat([p[2] for p in ps]))
-    if mix == 'union' or 'real' not in parts or len(parts) == 1:
-        return cat([tv[0] for tv in parts.values()]), cat([tv[1] for tv in parts.values()])
-    real = parts['real']
-    synthetic = [tv[0] for s, tv in parts.items() if s != 'real']
-    k = max(1, round(sum(len(t[0]) for t in synthetic) / len(real[0][0])))
-    return cat([real[0]] * k + synthetic), real[1]
-
-
 # %% ../nbs/14_study.ipynb #300c6284
 STAGE_JOBS = dict(sdm=_sdm_jobs, cyclegan=_cyclegan_jobs, segment=_segment_jobs)   # stages of independent trainings
 
 
-def run_jobs(run: Path, cfg: StudyConfig, stage: str, progress: bool) -> dict:
+def run_jobs(run: Run, cfg: StudyConfig, stage: str, progress: bool) -> dict:
     "{name: summary} of a stage's trainings, with `cfg.procs` processes at once (`job_procs`) when that is more than one."
     jobs = STAGE_JOBS[stage](run, cfg, progress)
     procs = job_procs(cfg.procs, len(jobs), cfg.device)
@@ -239,9 +201,9 @@ def run_jobs(run: Path, cfg: StudyConfig, stage: str, progress: bool) -> dict:
 
 def stage_worker(run, stage: str, progress: bool = True) -> list:
     "One process of `run_jobs` (or of the synthesize stage): its share of the stage's work, with the study of the run's config.yaml."
-    run = Path(run)
-    conf = read_run_config(run, required=True).get('study')
-    if not conf: raise DataError(f'{run / "config.yaml"}: no study recorded there; efn stage-jobs runs inside efn paper\'s stages')
+    run = Run(run)
+    conf = run.config(required=True).get('study')
+    if not conf: raise DataError(f'{run.config_path}: no study recorded there; efn stage-jobs runs inside efn paper\'s stages')
     if stage not in [*STAGE_JOBS, 'synthesize']:
         raise DataError(f"stage-jobs: {stage!r} is not one of {[*STAGE_JOBS, 'synthesize']}")
     cfg = resolve(dict(conf, device=worker_device(conf['device'])))
@@ -256,7 +218,7 @@ def stage_worker(run, stage: str, progress: bool = True) -> list:
     return done
 
 # %% ../nbs/14_study.ipynb #6b7f9d68
-def _stage_evaluate(run: Path, cfg: StudyConfig, progress: bool) -> dict:
+def _stage_evaluate(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     dev = pick_device(cfg.device)
     models = run_segmenters(run, cfg)
     if not models: raise DataError(f'{run}: no trained segmenter to evaluate; run the segment stage first')
@@ -265,10 +227,10 @@ def _stage_evaluate(run: Path, cfg: StudyConfig, progress: bool) -> dict:
                              '; '.join(f'{r} ({why})' for r, why in gone.items()) + '; train them again with '
                              'efn paper --redo-from segment')
     check_models(run, cfg, ('seg',))
-    per = score_segmenters(models, real_dataset(run, cfg), 'test', dev)
-    write_atomic(run / 'metrics' / 'per_image.csv', per.to_csv(index=False))
+    per = score_segmenters(models, run.real(cfg.data), 'test', dev)
+    write_atomic(run.metrics / 'per_image.csv', per.to_csv(index=False))
     summary = summarize(per)
-    write_atomic(run / 'metrics' / 'summary.json', json.dumps(summary, indent=2))
+    write_atomic(run.metrics / 'summary.json', json.dumps(summary, indent=2))
     src = 'the built-in phantom' if cfg.data == 'phantom' else f'dataset {cfg.data}'
     caption = (f'Dice (%) on the real test split of {src} at {cfg.size} px, profile "{cfg.profile}" '
                f'({len(per["id"].unique())} test images). Rows marked "paper" are the published numbers on CAMUS at '
@@ -281,65 +243,21 @@ def _stage_evaluate(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     return result
 
 
-def run_segmenters(run: Path, cfg: StudyConfig, finished_only: bool = False) -> list:
-    """(Table 1 row, checkpoint, views, phases) of every segmenter checkpoint the run holds, in Table 1's order;
-    `finished_only` leaves out those whose training has not finished."""
-    out = []
-    for row, _, views, phases in seg_rows(cfg):
-        ck = run / 'checkpoints' / f'seg_{row_slug(row)}.pt'
-        if ck.exists() and (not finished_only or load_checkpoint(ck, SEG_KIND).get('finished')):
-            out.append((row, ck, views, phases))
-    return out
-
-
-EVALUATE_FILES = ('table.md', 'table.csv', 'per_image.csv')     # what `efn evaluate` writes, and all --overwrite replaces
-
-
-def evaluate_run(run, dataset, out=None, split: str = 'test', device: str = 'auto', overwrite: bool = False) -> tuple:
-    """Every finished segmenter of a study run on another canonical dataset (`efn evaluate`): writes `out/table.md`,
-    `table.csv` and `per_image.csv` (default `out`: RUN/external/DATASET_NAME; an existing one only with `overwrite`)
-    and returns (markdown, per-image frame, `out`). A Table 1 row whose segmenter is missing or unfinished is named
-    under the table, never silently left out.
-    Structures the dataset does not label are "not labelled"; frames of another size are resized to the run's."""
-    run, dataset = Path(run), Path(dataset)
-    conf = read_run_config(run, required=True)
-    if 'study' not in conf: raise DataError(f'{run / "config.yaml"}: records no study; {run} is not an efn paper run')
-    cfg = saved_study(conf['study'])
-    models = run_segmenters(run, cfg, finished_only=True)
-    if not models: raise DataError(f'{run}: no finished segmenter; run `efn paper` on it until the segment stage is done')
-    out = Path(out) if out else run / 'external' / dataset.name
-    with results_folder(out, overwrite, EVALUATE_FILES, 'efn evaluate') as folder:
-        check_models(run, cfg, ('seg',))
-        per = score_segmenters(models, dataset, ['train', 'val', 'test'] if split == 'all' else split, pick_device(device))
-        sizes = sorted(set(per['size']) - {cfg.size})
-        md, df = dice_table(per, f'Dice (%) of the segmenters of {run} (trained at {cfg.size} px) on the {split} frames '
-                                 f'of {dataset}' + (f', resized from {sizes[0]} px' if sizes else '') +
-                                 f' ({per["id"].nunique()} images)')
-        gone = missing_rows(run, cfg, [m[0] for m in models])
-        if gone:
-            said = '; '.join(f'{r} ({w})' for r, w in gone.items())
-            md += f'\nNot evaluated (no finished segmenter): {said}\n'
-            log.warning('not evaluated: %s', said)
-        for name, text in zip(EVALUATE_FILES, (md, df.to_csv(index=False), per.to_csv(index=False))):
-            write_atomic(folder.tmp / name, text)
-    return md, per, out
-
-
-def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
+def _realism(run: Run, cfg: StudyConfig, dev, progress: bool) -> tuple:
     """`efn realism` for each of the run's synthetic sets against the real data: metrics/realism.csv, the histogram
     figure, and (markdown table, {generator: summary}). The training sets are drawn from deformed maps, whose anatomy
     a classifier can tell from real hearts by itself; a generator's images of the real maps themselves (drawn when
     the run has a finishing phase) measure its images alone, and are reported as '... (undeformed maps)'."""
-    sets = {'SDM': run / 'synthetic', 'CycleGAN': run / 'synthetic_cyclegan',
-            'SDM (undeformed maps)': run / 'synthetic_maps', 'CycleGAN (undeformed maps)': run / 'synthetic_cyclegan_maps'}
+    sets = {f'{name}{" (undeformed maps)" * maps}': run.synthetic(gen, maps)
+            for maps in (False, True) for gen, name in (('sdm', 'SDM'), ('cyclegan', 'CycleGAN'))}
     tables, hists, out = [], {}, {}
     for gen, path in sets.items():
         if not (path / 'manifest.csv').exists(): continue
-        t, h = realism(real_dataset(run, cfg), path, seed=cfg.seed, device=dev, progress=progress,
+        t, h = realism(run.real(cfg.data), path, seed=cfg.seed, device=dev, progress=progress,
                        **asdict(cfg.realism))
         tables.append(t.assign(generator=gen))
         hists.setdefault('real', h['real']); hists[gen] = h['synthetic']
-        realism_extremes(h['extremes'], run / 'figures' / f'realism_extremes_{gen.lower().replace(" (", "_").replace(")", "").replace(" ", "_")}',
+        realism_extremes(h['extremes'], run.figures / f'realism_extremes_{gen.lower().replace(" (", "_").replace(")", "").replace(" ", "_")}',
                          f'{gen}: the frames the realism classifier is surest of')
         idx = t.set_index(['metric', 'structure'])
         out[gen] = dict(auc=float(idx.loc[('classifier_auc', 'all'), 'synthetic']),
@@ -348,8 +266,8 @@ def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
                         grey_ratio={s: float(r) for s, r in idx.loc['grey_mean', 'ratio'].items()})
     if not tables: return '', out
     table = pd.concat(tables, ignore_index=True)
-    write_atomic(run / 'metrics' / 'realism.csv', table.to_csv(index=False))
-    realism_figure(hists, run / 'figures' / 'realism_histograms', 'Grey levels per structure: real (black) and synthetic')
+    write_atomic(run.metrics / 'realism.csv', table.to_csv(index=False))
+    realism_figure(hists, run.figures / 'realism_histograms', 'Grey levels per structure: real (black) and synthetic')
     caption = ('Table 1b. Realism of the synthetic images against the real frames of the same views and phases: each '
                'generator\'s training set (drawn from deformed maps) and, where the run drew them, its images of the real '
                'maps themselves ("undeformed maps"), which measure the images apart from the deformed anatomy '
@@ -357,8 +275,8 @@ def _realism(run: Path, cfg: StudyConfig, dev, progress: bool) -> tuple:
     return realism_markdown(table, caption), out
 
 # %% ../nbs/14_study.ipynb #a9c2d765
-def _stage_adherence(run: Path, cfg: StudyConfig, progress: bool) -> dict:
-    ck = run / 'checkpoints' / f'seg_{row_slug(REAL_ROW)}.pt'
+def _stage_adherence(run: Run, cfg: StudyConfig, progress: bool) -> dict:
+    ck = run.segmenter(REAL_ROW)
     if not ck.exists():
         raise DataError(f'{ck}: the adherence study scores images with the segmenter trained on real images; '
                         'run the segment stage first')
@@ -366,25 +284,25 @@ def _stage_adherence(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     check_models(run, cfg)
     model, _, norm = load_segmenter(ck, dev)
     gens = run_generators(run, cfg.sampler, cfg.synth_steps, dev, cfg.guidance)
-    per, samples = adherence_study(real_dataset(run, cfg), gens, (model, norm, dev), max_maps=cfg.adherence_maps,
-                                   seed=cfg.seed, views=sorted(sdm_views(run)), progress=progress)
-    write_atomic(run / 'metrics' / 'adherence.csv', per.to_csv(index=False))
+    per, samples = adherence_study(run.real(cfg.data), gens, (model, norm, dev), max_maps=cfg.adherence_maps,
+                                   seed=cfg.seed, views=sorted(run.sdm_views()), progress=progress)
+    write_atomic(run.metrics / 'adherence.csv', per.to_csv(index=False))
     summary = summarize_adherence(per)
-    write_atomic(run / 'metrics' / 'adherence_summary.csv', summary.to_csv(index=False))
-    save_samples(run / 'metrics' / 'adherence_samples.npz', samples)
+    write_atomic(run.metrics / 'adherence_summary.csv', summary.to_csv(index=False))
+    save_samples(run.metrics / 'adherence_samples.npz', samples)
     reference = None
-    if (run / 'metrics' / 'per_image.csv').exists():   # the same segmenter on the real test images: the ceiling
-        real = pd.read_csv(run / 'metrics' / 'per_image.csv').query('row == @REAL_ROW')
+    if (run.metrics / 'per_image.csv').exists():   # the same segmenter on the real test images: the ceiling
+        real = pd.read_csv(run.metrics / 'per_image.csv').query('row == @REAL_ROW')
         reference = {n: 100 * real[f'dice_{n}'].mean() for n in STRUCTURES} | dict(mean=100 * real['dice_mean'].mean())
-    fig = plot_adherence(per, run / 'figures' / 'fig5_adherence', reference)
+    fig = plot_adherence(per, run.figures / 'fig5_adherence', reference)
     return dict(generators=list(gens), maps=int(per['id'].nunique()), files=[str(p) for p in fig['files']],
                 summary=summary.to_dict('records'))
 
 # %% ../nbs/14_study.ipynb #9c2610af
-def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
-    real = real_dataset(run, cfg)
+def _stage_figures(run: Run, cfg: StudyConfig, progress: bool) -> dict:
+    real = run.real(cfg.data)
     df = read_manifest(real)
-    test = df[(df['split'] == 'test') & df['view'].isin(sdm_views(run))]
+    test = df[(df['split'] == 'test') & df['view'].isin(run.sdm_views())]
     if test.empty: raise DataError(f'{real}: no test frame of a view with an SDM, nothing to draw')
     test = test.sort_values(['view', 'phase'], ascending=[False, True])       # 4CH before 2CH, ED before ES
     check_models(run, cfg, ('sdm', 'cyclegan'))
@@ -394,24 +312,24 @@ def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
     for _, r in test[test['patient'] == patient].iterrows():
         _, lab = load_frame(real, r)
         frames.append((f'{r["view"]} {r["phase"]}', sdm(r['view'], lab[None], cfg.seed)[0], lab))
-    files = figure3(frames, run / 'figures' / 'fig3', f'SDM synthetic images from the label maps of test patient {patient}')
+    files = figure3(frames, run.figures / 'fig3', f'SDM synthetic images from the label maps of test patient {patient}')
     out = dict(patient=patient)
     for _, r in test.iterrows():                      # Figure 4: the first test map that has a septum to cut
         try: edits = extreme_edits(load_frame(real, r)[1])
         except LabelError: continue
         imgs = sdm(r['view'], np.stack([m for _, m in edits]), cfg.seed)
-        files += figure4([(n, im, m) for (n, m), im in zip(edits, imgs)], run / 'figures' / 'fig4',
+        files += figure4([(n, im, m) for (n, m), im in zip(edits, imgs)], run.figures / 'fig4',
                          f'SDM images of hand-edited label maps (test frame {r["id"]})')['files']
         out['fig4_frame'] = r['id']
         break
     else:
         print('Figure 4 skipped: no test label map has an LV wall to cut a septal defect into')
-    samples_path = run / 'metrics' / 'adherence_samples.npz'
+    samples_path = run.metrics / 'adherence_samples.npz'
     samples = load_samples(samples_path) if samples_path.exists() else []
     if any(s['generator'] == 'CycleGAN' for s in samples):
         first = samples[0]['id']
-        per = pd.read_csv(run / 'metrics' / 'adherence.csv', dtype={'id': str})
-        files += figure5([s for s in samples if s['id'] == first], run / 'figures' / 'fig5', per,
+        per = pd.read_csv(run.metrics / 'adherence.csv', dtype={'id': str})
+        files += figure5([s for s in samples if s['id'] == first], run.figures / 'fig5', per,
                          f'SDM vs CycleGAN on the same deformed label maps (test frame {first})')['files']
         out['fig5_frame'] = first
     else:
@@ -422,30 +340,3 @@ def _stage_figures(run: Path, cfg: StudyConfig, progress: bool) -> dict:
 
 STAGE_FUNCS = dict(data=_stage_data, sdm=_stage_sdm, cyclegan=_stage_cyclegan, synthesize=_stage_synthesize,
                     segment=_stage_segment, evaluate=_stage_evaluate, adherence=_stage_adherence, figures=_stage_figures)
-
-# %% ../nbs/14_study.ipynb #31731663
-STAGE_OUTPUTS = {   # what each stage writes in a run directory (besides stages/, notebooks/ and logs/)
-    'data': ['data'], 'sdm': ['checkpoints/sdm_*.pt', 'metrics/sdm_*'],
-    'cyclegan': ['checkpoints/cyclegan_*.pt', 'metrics/cyclegan_*'],
-    'synthesize': ['synthetic', 'synthetic_cyclegan', 'synthetic_maps', 'synthetic_cyclegan_maps', 'data/augmented_with_sdm',
-                   'data/maps', 'data/maps_with_sdm'], 'segment': ['checkpoints/seg_*.pt'],
-    'evaluate': ['metrics/per_image.csv', 'metrics/summary.json', 'metrics/realism.csv', 'figures/realism_*',
-                 'table1.md', 'table1.csv', 'table_external.md', 'external'],
-    'adherence': ['metrics/adherence*', 'figures/fig5_adherence.*'],
-    'figures': ['figures/fig3.*', 'figures/fig4.*', 'figures/fig5.*']}
-
-
-def set_aside(run: Path, stage: str) -> Path | None:
-    """Move what `stage` and every later stage made in `run` to `RUN/replaced/TIME/` (same relative paths; nothing is
-    deleted), so that `efn paper` runs them again; returns that folder, or None when there was nothing to move."""
-    dest, moved = run / 'replaced' / time.strftime('%Y%m%d-%H%M%S'), 0
-    for i, st in enumerate(STAGES, 1):
-        if STAGES.index(st) < STAGES.index(stage): continue
-        for pat in STAGE_OUTPUTS[st] + [f'stages/{st}.json', f'notebooks/{i:02d}_{st}.ipynb', f'logs/{i:02d}_{st}.log']:
-            for p in sorted(run.glob(pat)):
-                if not p.exists(): continue          # inside a folder moved a moment ago
-                target = dest / p.relative_to(run)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                p.rename(target)
-                moved += 1
-    return dest if moved else None

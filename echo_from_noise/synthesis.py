@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .core import dist_info, init_distributed, pick_device
+from .distributed import dist_info, init_distributed, pick_device
 from .cyclegan import cyclegan_generate, load_cyclegan
 from .base import GENERATOR_NAMES, SAMPLERS, DataError, tqdm
 from .dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 from .sdm import load_sdm, sdm_generate
+from .rundir import Run
 
 log = logging.getLogger('echo_from_noise')
 
@@ -42,7 +43,7 @@ def load_generator(run,                      # run directory holding checkpoints
     it. The CycleGAN ignores the seed: one deterministic image per map."""
     if kind not in GENERATOR_NAMES: raise DataError(f'unknown generator {kind!r}; use one of {list(GENERATOR_NAMES)}')
     run, dev = Path(run), torch.device(device)
-    path = run / 'checkpoints' / f'{kind}_{view}.pt'
+    path = Run(run).checkpoint(kind, view)
     if not path.exists():
         raise DataError(f'{path}: no {GENERATOR_NAMES[kind]} for view {view}; train one with '
                         f'`efn train-{kind} DATASET {run} --views {view}`')

@@ -13,7 +13,7 @@ from echo_from_noise.cyclegan import (CYCLEGAN_KIND, cyclegan_generate, load_cyc
 from echo_from_noise.base import DataError
 from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.phantom import make_phantom
-from echo_from_noise.core import TrainingDiverged, load_checkpoint
+from echo_from_noise.training import TrainingDiverged, load_checkpoint
 
 EFN = [sys.executable, '-m', 'echo_from_noise']
 

@@ -20,7 +20,8 @@ import yaml
 from echo_from_noise.cli import main
 from echo_from_noise.base import DataError
 from echo_from_noise.dataset import read_manifest
-from echo_from_noise.core import Terminated, load_checkpoint
+from echo_from_noise.distributed import Terminated
+from echo_from_noise.training import load_checkpoint
 from echo_from_noise.sdm import CKPT_KIND, make_config, train_sdm
 from echo_from_noise.synthesis import synthesize
 

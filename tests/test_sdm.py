@@ -13,7 +13,7 @@ import torch
 from echo_from_noise.base import DataError
 from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.phantom import make_phantom
-from echo_from_noise.core import TrainingDiverged, load_checkpoint, save_checkpoint
+from echo_from_noise.training import TrainingDiverged, load_checkpoint, save_checkpoint
 from echo_from_noise.sdm import (CKPT_KIND, load_sdm, make_config,
                                  train_sdm)
 

@@ -311,8 +311,9 @@ def test_redo_from_reruns_a_stage_with_new_settings(study, tmp_path):
 def test_procs_trains_the_models_one_process_would(tmp_path):
     "procs=2: the SDMs and CycleGANs (one per view) and the segmenters (one per row), two torchrun processes side by side, come out as one process trains them."
     import torch
-    from echo_from_noise.config import CYCLEGAN_ROW, SEG_ROWS, row_slug
-    from echo_from_noise.core import job_procs
+    from echo_from_noise.config import CYCLEGAN_ROW, SEG_ROWS
+    from echo_from_noise.rundir import row_slug
+    from echo_from_noise.distributed import job_procs
     assert job_procs(2, 2, 'cpu') == 2            # procs=2 launches two torchrun workers here
     runs = dict(one=tmp_path / 'one', two=tmp_path / 'two')
     for name, run in runs.items():

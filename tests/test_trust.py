@@ -156,7 +156,7 @@ def test_a_torn_stage_record_is_not_a_stage_done(tmp_path, capsys):
 
 def test_config_yaml_is_written_atomically(phantom, tmp_path, monkeypatch):
     "A crash in the middle of writing config.yaml leaves the old record whole (and no temporary file)."
-    import echo_from_noise.files as F
+    import echo_from_noise.rundir as F
     run = tmp_path / 'run'
     assert main(['train-sdm', str(phantom), str(run), '--profile', 'smoke', '--views', '4CH', '--set', 'steps=1']) == 0
     before = (run / 'config.yaml').read_text()

@@ -39,7 +39,7 @@ nav.efn-sidebar h3 { font-size: 13px; margin: 1rem 0 .3rem; color: #555; text-tr
 
 def pages(nbs: Path = NBS) -> list[tuple[Path, str]]:
     "(notebook, page path relative to the site) in reading order: index first, then nbs/, then nbs/pipeline/."
-    out = [(nbs / 'index.ipynb', 'index.html')]
+    out = [(nbs / 'index.ipynb', 'index.html'), (nbs / 'guide.ipynb', 'guide.html')]
     out += [(p, f'{p.stem}.html') for p in sorted(nbs.glob('[0-9]*.ipynb'))]
     out += [(p, f'pipeline/{p.stem}.html') for p in sorted((nbs / 'pipeline').glob('[0-9]*.ipynb'))]
     return [(p, rel) for p, rel in out if p.exists()]
@@ -77,7 +77,7 @@ def sidebar(entries: list[tuple[str, str]], current: str) -> str:
     parts, section = ['<nav class="efn-sidebar"><strong>echo_from_noise</strong>'], None
     for rel, title in entries:
         sec = 'Pipeline notebooks' if rel.startswith('pipeline/') else 'Modules'
-        if rel != 'index.html' and sec != section:
+        if rel not in ('index.html', 'guide.html') and sec != section:
             parts.append(f'<h3>{sec}</h3>')
             section = sec
         cls = ' class="current"' if rel == current else ''
@@ -91,6 +91,7 @@ def build(out: Path, nbs: Path = NBS) -> list[Path]:
     entries = [(rel, title_of(nb)) for _, rel, nb in todo]
     exporter = HTMLExporter(template_name='lab', exclude_input_prompt=True, exclude_output_prompt=True)
     if out.exists(): shutil.rmtree(out)
+    if (nbs / 'images').is_dir(): shutil.copytree(nbs / 'images', out / 'images')     # pictures the pages link to
     written = []
     for (p, rel, nb), (_, title) in zip(todo, entries):
         body, _ = exporter.from_notebook_node(prepare(nb), resources={'metadata': {'name': title}})

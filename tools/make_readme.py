@@ -3,7 +3,8 @@
 
 nbdev's own `nbdev-readme` renders through quarto, a binary that cannot be installed on machines without
 general internet access; this does the same job for our index notebook: markdown cells as they are,
-code cells (without nbdev directives, `#| hide` cells left out) as fenced Python, text outputs as fenced text.
+code cells (without nbdev directives, `#| hide` cells left out) as fenced Python, text outputs as fenced text;
+image links relative to nbs/ (`images/...`) point at `nbs/images/` from the repository root.
 `make export` runs it and `make test` checks that README.md is current.
 """
 import json
@@ -24,7 +25,7 @@ def render(nb_path: Path) -> str:
         body = '\n'.join(l for l in lines if not l.startswith('#|')).strip('\n')
         if not body: continue
         if cell['cell_type'] == 'markdown':
-            parts.append(body)
+            parts.append(body.replace('](images/', '](nbs/images/'))     # pictures live in nbs/images/
         elif cell['cell_type'] == 'code':
             parts.append(f'```python\n{body}\n```')
             for out in cell.get('outputs', []):
