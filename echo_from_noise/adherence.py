@@ -108,7 +108,7 @@ def save_samples(path, samples: list):
         np.savez_compressed(f, **{k: np.array([s[k] for s in samples]) for k in keys},
                             image=np.stack([s['image'] for s in samples]), label=np.stack([s['label'] for s in samples]))
 
-
+# %% ../nbs/11_adherence.ipynb #efc9d206
 def load_samples(path) -> list:
     "The samples `save_samples` wrote."
     z = np.load(path)
@@ -166,7 +166,7 @@ def figure4(columns: list, out_base, title: str = '') -> dict:
     if title: fig.suptitle(title, fontsize=10)
     return dict(files=save_figure(fig, out_base), panels=titles)
 
-
+# %% ../nbs/11_adherence.ipynb #c21ae11c
 def figure5(samples: list, out_base, scores: pd.DataFrame | None = None, title: str = '') -> dict:
     """Figure 5 from `adherence_study` samples of one map: one column per strength; per generator a row of images and
     a row with the label map overlaid. `scores` (per-image adherence) puts each image's mean Dice in its title."""

@@ -94,7 +94,7 @@ def config_from_dict(cls, d: dict):
     "A config dataclass from a saved dict (checkpoint or YAML), lists turned back into tuples."
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
-
+# %% ../nbs/00_base.ipynb #fae8adae
 def config_to_dict(cfg) -> dict:
     "A config dataclass as the plain dict YAML writes (tuples as lists); `config_from_dict` reads it back."
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}

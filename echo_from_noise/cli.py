@@ -52,7 +52,7 @@ def _run_prepare(args):
                          sources=[p for p in (args.src, getattr(args, 'images', None), getattr(args, 'masks', None)) if p])
     print(rep)
 
-
+# %% ../nbs/90_cli.ipynb #b4a0cf63
 def _add_prepare(sub):
     prep = sub.add_parser('prepare', help='convert a real dataset to the canonical layout',
                           description='Convert CAMUS, image/mask PNG folders or EchoNet-Dynamic to the canonical dataset '
@@ -192,7 +192,7 @@ def _run_realism(args):
                          args.repeats, overwrite=args.overwrite))
     if args.out: print(f'written: {Path(args.out) / "realism.csv"}, {Path(args.out) / "realism_histograms.png"}')
 
-
+# %% ../nbs/90_cli.ipynb #b386b746
 def _add_realism(sub):
     re = sub.add_parser('realism', help='how close a synthetic dataset is to a real one (grey levels, contrast, '
                                         'histogram distances, classifier AUC)',

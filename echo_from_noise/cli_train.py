@@ -107,7 +107,7 @@ def _run_train_cyclegan(args):
             s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)
             print(f"cyclegan_{v}: {s['steps']} steps, final cycle loss {s['final']['cycle']:.4f} -> {run / 'checkpoints'}")
 
-
+# %% ../nbs/89_cli_train.ipynb #502d4577
 def add_train_cyclegan(sub):
     cg = sub.add_parser('train-cyclegan', help='train the CycleGAN baseline(s), one per view, on ED training frames',
                         description='Train one CycleGAN (label map <-> image, unpaired) per view on the SDM\'s training '

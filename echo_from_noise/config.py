@@ -63,7 +63,7 @@ class RealismBudget:
     steps: int      # training steps of each real-vs-synthetic classifier
     repeats: int    # classifiers trained (other patient halves and weights); the table holds their mean AUC
 
-
+# %% ../nbs/13_config.ipynb #cb7d24ba
 @dataclass
 class StudyConfig:
     "Every setting of a study run; built by `study_config`, recorded in config.yaml by `to_dict`."
@@ -113,7 +113,7 @@ def _profile_spec(profile: str) -> dict:
     if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
     return copy.deepcopy({'test_patients': None, **STUDY_DEFAULTS, **STUDY_PROFILES[profile]})
 
-
+# %% ../nbs/13_config.ipynb #e313bef3
 def resolve(spec: dict) -> StudyConfig:
     """A `StudyConfig` from a plain dict: the study values and, per stage, changes to that stage's profile (a profile's
     entry, a config.yaml's `study`: sparse in runs made before the typed config, complete since). Values the dict
@@ -141,7 +141,7 @@ def resolve(spec: dict) -> StudyConfig:
     _check_study(cfg)
     return cfg
 
-
+# %% ../nbs/13_config.ipynb #1097dd4b
 def _check_study(cfg: StudyConfig) -> None:
     """The rules a stage would otherwise find only when it runs (hours into a paper-scale run): every number finite,
     every count and width positive, the sampler's steps within the SDM's diffusion steps, a size the segmenter takes."""
@@ -224,7 +224,7 @@ def _apply(spec: dict, overrides=None) -> dict:
     spec['set'] = {k: v for k, v in items}
     return spec
 
-
+# %% ../nbs/13_config.ipynb #e2863f58
 def resume_config(conf_path: Path, cfg: StudyConfig, with_cyclegan: bool | None = None) -> StudyConfig:
     """`cfg` checked against the study a run directory was made with (its config.yaml, if any): a run resumes only with
     the settings that made it; the CycleGAN setting, when not given, is the run's own."""

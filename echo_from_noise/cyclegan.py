@@ -76,7 +76,7 @@ CYCLEGAN_PROFILES = {
 # What a resumed CycleGAN run may change: where it runs, its log/save cadence, and its length (it only grows).
 RESUMABLE = ('device', 'save_every', 'log_every', 'profile', 'steps', 'epochs')
 
-
+# %% ../nbs/10_cyclegan.ipynb #f46ad29a
 def make_cyclegan_config(profile: str = 'cpu', overrides=None) -> CycleGANConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
     if profile not in CYCLEGAN_PROFILES:
@@ -198,7 +198,7 @@ def _ls(pred: torch.Tensor, real: bool) -> torch.Tensor:
     pred = pred.float()
     return torch.mean((pred - (1.0 if real else 0.0)) ** 2)
 
-
+# %% ../nbs/10_cyclegan.ipynb #f4685e6b
 def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None, cfg: CycleGANConfig | None = None,
                    progress: bool = True, callback=None) -> dict:
     "Train (or resume) one CycleGAN on the train split of `dataset` (one view), writing `run/checkpoints/{name}.pt`."

@@ -71,7 +71,7 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
     return cv2.resize(image, (size, size), interpolation=interp)
 
-
+# %% ../nbs/01_dataset.ipynb #2c7525f8
 def resize_label(label: np.ndarray, size: int) -> np.ndarray:
     "Resize a label map (or boolean mask) to `size` x `size` with nearest neighbour: no new values."
     lab = np.asarray(label)
@@ -276,7 +276,7 @@ def load_frame(dataset, row) -> tuple:
         if img.shape != lab.shape: raise DataError(f'{ip}: size {img.shape} differs from its label {lab.shape}')
     return img, lab
 
-
+# %% ../nbs/01_dataset.ipynb #d898e23a
 def load_split(dataset, split, views=None, phases=None) -> tuple:
     "(images uint8 N x H x W, label maps 0-4 N x H x W, manifest rows) of `split` (a name or a list) and the given views/phases."
     df = read_manifest(dataset)

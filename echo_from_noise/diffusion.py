@@ -49,7 +49,7 @@ def _mean_flat(x): return x.mean(dim=tuple(range(1, x.ndim)))
 # %% ../nbs/05_diffusion.ipynb #6e154090
 PREDICTIONS = ('eps', 'v')
 
-
+# %% ../nbs/05_diffusion.ipynb #c67e59af
 class Diffusion:
     """A Gaussian diffusion process over `len(betas)` steps; `timestep_map[i]` is the model's time input at step `i`;
     the model's first output channel is the noise (`prediction='eps'`) or v = sqrt(ab) eps - sqrt(1 - ab) x0 ('v').
@@ -204,7 +204,7 @@ def _noise(shape, generator, dev):
         return torch.stack([torch.randn(shape[1:], generator=g) for g in generator]).to(dev)
     return torch.randn(shape, generator=generator, device='cpu').to(dev)
 
-
+# %% ../nbs/05_diffusion.ipynb #b8a47602
 @torch.no_grad()
 def sample(model,                       # network: (x_t, t, seg) -> (first output, variance interpolation) channels
            seg,                         # one-hot label maps (B, C, H, W) on the model's device

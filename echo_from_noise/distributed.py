@@ -126,7 +126,7 @@ def worker_share(items: list) -> list:
 
 _ERROR_LINE = re.compile(r'^efn: (?:error: )?(.+)$', re.M)     # what a failing `efn` command prints last
 
-
+# %% ../nbs/05a_distributed.ipynb #94c0d535
 def launch_workers(args: list, procs: int, what: str, stream=None):
     """Run `python -m echo_from_noise ARGS` in `procs` processes started by torchrun, each with cores // procs threads,
     and wait for them. Their output goes on to `stream` (default: this process's stderr: a notebook, efn paper's log).

@@ -52,7 +52,7 @@ def read_video_frames(path: Path, wanted) -> dict:
     finally:
         cap.release()
 
-
+# %% ../nbs/02a_echonet.ipynb #de289b99
 def find_echonet(src, phases=PHASES, skips: Skips | None = None) -> list:
     "EchoNet-Dynamic videos with their two traced frames as 4CH ED/ES frames, LV cavity labelled."
     src, skips = Path(src), skips or Skips(False)
@@ -96,7 +96,7 @@ def find_echonet(src, phases=PHASES, skips: Skips | None = None) -> list:
     if untraced: log.warning('%d EchoNet videos have no tracing and were left out', untraced)
     return frames
 
-
+# %% ../nbs/02a_echonet.ipynb #d19963d6
 def _echonet_pair(path: Path, s: str, split: str, g: pd.DataFrame, traced: list, phases) -> list:
     "The two traced frames of one video, read once and shared by the ED and ES RawFrames."
     cache = {}

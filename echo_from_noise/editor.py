@@ -39,7 +39,7 @@ def contour_points(label, per_contour: int = 6) -> tuple[np.ndarray, list]:
         names += [f'{name} {i + 1}' for i in range(per_contour)]
     return np.array(pts).reshape(-1, 2), names
 
-
+# %% ../nbs/12_editor.ipynb #76f13cba
 class EditState:
     "A label map under edit: control points, drags through a thin-plate-spline warp, anatomy edits, undo, export."
     def __init__(self, label, per_contour: int = 6):

@@ -96,7 +96,7 @@ def _measured_row(name, m, fmt):
     return dict(row=f'{name} (measured)', source='measured', LV_endo=f(*m['dice_LV_endo']),
                 LV_epi=f(*m['dice_LV_epi']), LA=f(*m['dice_LA']), Mean=f(*m['dice_mean']), n=m['n'])
 
-
+# %% ../nbs/08_evaluate.ipynb #3b4fc6b8
 def table1(per_image: pd.DataFrame, caption: str) -> tuple[str, pd.DataFrame]:
     "Table 1 as markdown and as a DataFrame, recomputed from the per-image metrics."
     s = summarize(per_image)
@@ -169,7 +169,7 @@ def score_segmenters(models: list, dataset, split='test', device='cpu') -> pd.Da
                         f'({sorted({v for _, _, vs, _ in models for v in (vs or ["any"])})})')
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/08_evaluate.ipynb #ce85caed
 def dice_table(per_image: pd.DataFrame, caption: str) -> tuple[str, pd.DataFrame]:
     "Dice (%) mean ± sd per row and structure as markdown and a DataFrame; a structure no frame labels is 'not labelled'."
     out = []

@@ -173,7 +173,7 @@ def _fingerprint(folder: Path):
     return (st.st_ino, st.st_mtime_ns, tuple((e.name, e.inode(), e.stat(follow_symlinks=False).st_mtime_ns)
                                              for e in entries))
 
-
+# %% ../nbs/00a_files.ipynb #e5de0821
 class OutputFolder:
     """Write the folder `out` whole or not at all, as its one writer: the lock `.OUT.lock` beside it (`output_lock`),
     the content in a temporary sibling (`tmp`), renamed into place by `commit()`. A non-empty `out` is refused unless
@@ -235,7 +235,7 @@ class OutputFolder:
         else: self.abort(exc)
         return False
 
-
+# %% ../nbs/00a_files.ipynb #cbea1be7
 def results_folder(out, overwrite: bool, files, command: str) -> OutputFolder:
     """The `OutputFolder` of a command that writes the result files `files` (`efn realism --out`, `efn evaluate`):
     with `overwrite` it replaces only a folder that holds nothing but those files."""

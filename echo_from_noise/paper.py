@@ -61,7 +61,7 @@ def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'pha
     with output_lock(run, wait=True):     # notebooks sharing a scratch run take turns
         return _run_stages(stage, run, cfg, with_cyclegan, progress, scratch=True)
 
-
+# %% ../nbs/15_paper.ipynb #a547cbe4
 def _run_stages(stage: str, run: Run, cfg: StudyConfig, with_cyclegan, progress: bool, scratch: bool) -> dict:
     cfg = resume_config(run.config_path, cfg, with_cyclegan)
     run.record_config(study=cfg.to_dict())
@@ -136,7 +136,7 @@ def logged_kernel_manager(stderr):
             await super()._async_launch_kernel(kernel_cmd, **kw)
     return LoggedKernelManager
 
-
+# %% ../nbs/15_paper.ipynb #e1342d78
 def clock(seconds: float) -> str:
     "Seconds as m:ss, or h:mm:ss from an hour on."
     s = int(round(seconds))
@@ -229,7 +229,7 @@ def _check_external(external) -> None:
         raise DataError(f'{Path(external) / "manifest.csv"}: no test frames, and --external scores the test split; '
                         'prepare it with test frames (efn prepare ... --test-share 1)')
 
-
+# %% ../nbs/15_paper.ipynb #3b41a786
 def _run_locked(out: Path, cfg, profile, data, device, seed, log, with_cyclegan, external, verbose, redo_from) -> Path:
     "`run_paper` from its lock on: the stages one after another, then the external evaluation."
     import papermill as pm

@@ -93,7 +93,7 @@ def _half_shape(s, u, L, half_w, s0: float = 0.0, wob=None):
     if wob is not None: hw = hw * wob
     return (s >= s0) & (s <= L) & (np.abs(u) <= hw)
 
-
+# %% ../nbs/03_phantom.ipynb #523b26c2
 def heart_maps(p: dict, view: str, phase: str, size: int) -> dict:
     "Label map (0-4) and tissue maps of one view and phase at `size` px, with the geometry used."
     g = _phase_geometry(p, view, phase)
@@ -164,7 +164,7 @@ def _segment_dist(s, u, a, b):
     k = np.clip(((s - s0) * ds + (u - u0) * du) / (ds * ds + du * du + 1e-12), 0, 1)
     return np.hypot(s - s0 - k * ds, u - u0 - k * du)
 
-
+# %% ../nbs/03_phantom.ipynb #4c3a9ecb
 def echogenicity(p: dict, maps: dict, phase: str, rng: np.random.Generator) -> np.ndarray:
     "Mean backscattered power per pixel (Cartesian, relative to myocardium = 1) from the tissue maps of one frame."
     size = maps['label'].shape[0]
@@ -246,7 +246,7 @@ def speckle_envelope(power_polar: np.ndarray, rng: np.random.Generator, depth_px
     field = field + noise * (rng.standard_normal(field.shape) + 1j * rng.standard_normal(field.shape))
     return np.abs(field).astype(np.float32)
 
-
+# %% ../nbs/03_phantom.ipynb #3878ef45
 def bmode(p: dict, maps: dict, phase: str, rng: np.random.Generator) -> np.ndarray:
     "An 8-bit B-mode frame of one rendered view/phase: echogenicity, speckle, attenuation, TGC, log compression, scan conversion."
     size = maps['label'].shape[0]
@@ -308,7 +308,7 @@ def patient_frames(seed: int, index: int, size: int, views=VIEWS, phases=PHASES)
 
 def _patient_job(args): return patient_frames(*args)
 
-
+# %% ../nbs/03_phantom.ipynb #5e4f9219
 def make_phantom(out,                                  # folder of the canonical dataset written (atomically)
                  patients: int = 50,
                  size: int = 128,                      # px

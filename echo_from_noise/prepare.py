@@ -77,7 +77,7 @@ def select(frames, views=VIEWS, phases=PHASES):
     check_views_phases(views, phases)
     return [f for f in frames if f.view in views and f.phase in phases]
 
-
+# %% ../nbs/02_prepare.ipynb #6e67d7fa
 def write_frames(frames: list, out, size: int = 256, split_file=None, val_share: float = DEFAULT_VAL_SHARE,
                  test_share: float = 0.0, seed: int = 0, skips: Skips | None = None, source: str = '',
                  overwrite: bool = False, progress: bool = True, sources=()) -> PrepareReport:
@@ -144,7 +144,7 @@ def _camus_split_lists(src: Path) -> dict:
             if m: out[m.group(0).lower()] = split
     return out
 
-
+# %% ../nbs/02_prepare.ipynb #c4be6d21
 def find_camus(src, views=VIEWS, phases=PHASES, skips: Skips | None = None) -> list:
     "Pair CAMUS frames with their ground truth (2019 .mhd or nifti release) and set official splits."
     src, skips = Path(src), skips or Skips(False)
@@ -260,7 +260,7 @@ def _labelled(values: dict | None) -> str:
     c = set(values.values())
     return ' '.join(n for n, need in (('LV_endo', {1}), ('LV_epi', {1, 2}), ('LA', {3})) if need <= c)
 
-
+# %% ../nbs/02_prepare.ipynb #df214b52
 def find_pngs(src, images=None, masks=None, view=None, phase=None, views=VIEWS, phases=PHASES,
               skips: Skips | None = None, patient_regex: str | None = None, mask_values: dict | None = None) -> list:
     """Pair images with masks by name and parse patient/view/phase (see `parse_name`); `view`/`phase` fill in what

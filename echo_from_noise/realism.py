@@ -293,7 +293,7 @@ def realism_markdown(table: pd.DataFrame, caption: str = '') -> str:
                      f"{int(n['synthetic'])} synthetic frames) | | {auc} | | |")
     return '\n'.join(lines) + '\n'
 
-
+# %% ../nbs/08b_realism.ipynb #1e3cec2d
 def realism_figure(histograms: dict, out_base=None, title: str = ''):
     """Grey-level histograms per structure, real against each generator: {'real': region_histograms, name: ...}.
     Built on `matplotlib.figure.Figure` (no global backend change); saved as `out_base`.png when given, returned."""

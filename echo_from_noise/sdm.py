@@ -79,7 +79,7 @@ PREDICTS = {'paper': 'eps',   # the paper: the noise, as improved DDPM
             'v': 'v'}         # v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho): x0 well conditioned near t = T
 assert set(PREDICTS) == set(OBJECTIVES)     # the objectives named in nbs/00_base, each with what it predicts
 
-
+# %% ../nbs/06_sdm.ipynb #fcf4d4f5
 def saved_config(d: dict) -> SDMConfig:
     "The SDMConfig of a checkpoint's or config.yaml's dict; fields it predates take the value they had then."
     unknown = sorted(set(d) - {f.name for f in fields(SDMConfig)})
@@ -106,7 +106,7 @@ def diffusion_for(cfg: SDMConfig) -> Diffusion:
     "The diffusion process a model of `cfg` was trained with: the cosine schedule, and what its objective predicts."
     return Diffusion.cosine(cfg.timesteps, prediction=PREDICTS[cfg.objective])
 
-
+# %% ../nbs/06_sdm.ipynb #36d7f1dd
 def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
     if profile not in PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
@@ -157,7 +157,7 @@ class SemanticMidBlock(torch.nn.Module):
         h = self.attention(h).contiguous()
         return self.resnet_2(h, temb, self.seg)
 
-
+# %% ../nbs/06_sdm.ipynb #2a180d55
 def build_model(cfg: SDMConfig) -> torch.nn.Module:
     "The SPADE diffusion U-Net of a config: 1 image channel in, noise + variance out, 5-class label map condition."
     from monai.networks.blocks.spade_norm import SPADE

@@ -152,7 +152,7 @@ def _predict(model, x, batch=64):
     with torch.no_grad():
         return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
-
+# %% ../nbs/07_segment.ipynb #ad9d277d
 def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', progress: bool = True,
                     finish=None, finish_frac: float = 0.25) -> dict:
     """Train on `train` = (images, targets), pick the epoch with the best mean val Dice, save it atomically at `path`.
@@ -239,7 +239,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
                                log=log, summary=summary, finishing=finishing))
     return summary
 
-
+# %% ../nbs/07_segment.ipynb #aab6c07d
 def load_segmenter(path, device='cpu'):
     "(model with the best weights, its SegConfig, (mean, std)) from a finished segmenter checkpoint."
     ck = load_checkpoint(path, SEG_KIND)

@@ -132,7 +132,7 @@ def _synthesize_jobs(run: Run, cfg: StudyConfig, labels: dict, progress: bool) -
     "The (dataset, call) of `_synth_sets` that the stage has still to write."
     return [(out, call) for out, call in _synth_sets(run, cfg, labels, progress) if not (out / 'manifest.csv').exists()]
 
-
+# %% ../nbs/14_study.ipynb #9d370d69
 def _stage_synthesize(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     check_models(run, cfg, ('sdm', 'cyclegan'))       # the run's own generators draw its training sets, no others
     labels = _synth_labels(run, cfg)
@@ -242,7 +242,7 @@ def _stage_evaluate(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     write_atomic(run / 'table1.md', md + ('\n' + realism_md if realism_md else ''))
     return result
 
-
+# %% ../nbs/14_study.ipynb #36bbd242
 def _realism(run: Run, cfg: StudyConfig, dev, progress: bool) -> tuple:
     """`efn realism` for each of the run's synthetic sets against the real data: metrics/realism.csv, the histogram
     figure, and (markdown table, {generator: summary}). The training sets are drawn from deformed maps, whose anatomy

@@ -103,7 +103,7 @@ def generate_dataset(model_for_view, labels, out, generator: str, batch_size: in
         dist.barrier()
     return out
 
-
+# %% ../nbs/10a_synthesis.ipynb #f0ed6334
 def _render_shard(models, df, labels, batch_size, seed, rank, world, progress, desc) -> dict:
     "{id: (image, label map)} for this rank's share of the rows of `df`, batch by batch, view by view."
     results = {}
@@ -122,7 +122,7 @@ def _render_shard(models, df, labels, batch_size, seed, rank, world, progress, d
                 results[r['id']] = (img, lab)
     return results
 
-
+# %% ../nbs/10a_synthesis.ipynb #94cf06e5
 def synthesize(run,                        # study or training run whose checkpoints/ hold the generators
                labels,                     # label-only dataset (e.g. the augmented maps) to draw an image for
                out,                        # the synthetic canonical dataset written (atomically)

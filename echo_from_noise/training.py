@@ -81,7 +81,7 @@ def same_setting(a, b) -> bool:
     "Equal settings, a list (from YAML or JSON) and a tuple with the same items counting as equal."
     return (tuple(a) if isinstance(a, (list, tuple)) else a) == (tuple(b) if isinstance(b, (list, tuple)) else b)
 
-
+# %% ../nbs/05b_training.ipynb #d5af2a0b
 def check_resume(path, ck: dict, trained, cfg, view: str | None = None, total: int | None = None,
                  may_change=('device', 'save_every', 'log_every', 'profile', 'steps'),
                  fix: str = 'resume with its settings (only the run length may grow) or use a new run directory'):
@@ -193,7 +193,7 @@ def finished_summary(run: Path, name: str, done: int, total: int) -> dict | None
     except ValueError: return None
     return summary if summary.get('steps') == total else None
 
-
+# %% ../nbs/05b_training.ipynb #df63f11b
 def write_loss_curve(run: Path, name: str, history: list, series: dict | None = None):
     "Loss curves of a training run: `run/metrics/{name}_loss.csv` and `.png`, one line per `series` {column: label}."
     if not history: return
