@@ -77,19 +77,20 @@ notebooks: setup
 demo: setup
 	$(BIN)/efn paper --profile cpu --out runs/demo
 
-# Speed and quality targets live here, never in the tests; each script writes its table to benchmarks/. The demo
+# Speed and quality targets live here, never in the tests; each script writes its table beside it (benchmarks/,
+# experiments/; index: benchmarks/README.md), run as a module from the repository root. The demo
 # and sampler benchmarks read the finished demo run (made first if missing; a finished one is reused).
 bench: setup demo
-	$(BIN)/python benchmarks/bench_phantom.py
-	$(BIN)/python benchmarks/bench_sdm.py
-	$(BIN)/python benchmarks/bench_step.py
-	$(BIN)/python benchmarks/bench_demo.py
-	$(BIN)/python benchmarks/bench_samplers.py --run runs/demo
-	$(BIN)/python benchmarks/bench_mix.py --run runs/demo
-	$(BIN)/python benchmarks/bench_robustness.py
+	$(BIN)/python -m benchmarks.bench_phantom
+	$(BIN)/python -m benchmarks.bench_sdm
+	$(BIN)/python -m benchmarks.bench_step
+	$(BIN)/python -m benchmarks.bench_demo
+	$(BIN)/python -m experiments.samplers --run runs/demo
+	$(BIN)/python -m experiments.mix --run runs/demo
+	$(BIN)/python -m benchmarks.bench_robustness
 	@# on a machine with a CUDA GPU only (benchmarks/gpu.md)
 	@if $(BIN)/python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then \
-	$(BIN)/python benchmarks/bench_gpu_step.py && $(BIN)/python benchmarks/bench_gpu.py; \
+	$(BIN)/python -m benchmarks.bench_gpu_step && $(BIN)/python -m benchmarks.bench_gpu; \
 	else echo "bench: no CUDA GPU here, benchmarks/bench_gpu*.py skipped"; fi
 
 clean:

@@ -10,16 +10,14 @@ profile with other seeds (`efn paper --profile cpu --seed 1 --out runs/demo_seed
 """
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.common import measured_on
 from echo_from_noise.base import STAGES
 
 
@@ -61,7 +59,7 @@ def main():
     sdm = saved_config(load_checkpoint(ck[0], CKPT_KIND)['config']) if ck else None
     cfg = json.dumps(yaml_study(run)) + (f'; SDM objective {sdm.objective!r}, min_snr {sdm.min_snr:g}' if sdm else '')
     lines = ['# Demo benchmark (`make demo` = `efn paper --profile cpu` on the phantom)', '',
-             f'Measured {date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores '
+             f'{measured_on(torch_version=False)} '
              f'({"with" if bf16_native("cpu") else "without"} native bf16, so the networks ran in '
              f'{"bf16" if bf16_native("cpu") else "float32"}). Stage times as recorded by the run itself (papermill '
              f'start-up excluded). Study settings: `{cfg}`.', '',

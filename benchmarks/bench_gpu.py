@@ -6,9 +6,9 @@ written into the report). Writes `--report` (benchmarks/gpu_profile.md) after ev
 reports what it measured; `--artifacts DIR` also gets the study's Table 1, realism table, Figure 3 and SDM loss log.
 benchmarks/gpu.md reads the results.
 
-    python benchmarks/bench_gpu.py --budget 480 --artifacts DIR         # on a machine with a CUDA GPU
-    python benchmarks/bench_gpu.py --profile smoke --device cpu --budget 300 --report /tmp/gpu.md   # a dry run here
-    python benchmarks/bench_gpu.py --sdm-steps 400 --seg-steps 800 --budget 520 --artifacts DIR  # the study alone
+    python -m benchmarks.bench_gpu --budget 480 --artifacts DIR         # on a machine with a CUDA GPU
+    python -m benchmarks.bench_gpu --profile smoke --device cpu --budget 300 --report /tmp/gpu.md   # a dry run here
+    python -m benchmarks.bench_gpu --sdm-steps 400 --seg-steps 800 --budget 520 --artifacts DIR  # the study alone
 
 Timing: each micro-benchmark runs warm-up steps first (cuDNN's algorithm search, allocator growth), then times a
 fixed number of steps with the device synchronised before each clock read; the median over three timed blocks.
@@ -20,23 +20,21 @@ import math
 import os
 import platform
 import shutil
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from echo_from_noise.base import STAGES                                   # noqa: E402
-from echo_from_noise.config import study_config                           # noqa: E402
-from echo_from_noise.distributed import pick_device  # noqa: E402
-from echo_from_noise.diffusion import bf16_native, sample                 # noqa: E402
-from echo_from_noise.labels import one_hot                                # noqa: E402
-from echo_from_noise.paper import run_stage                               # noqa: E402
-from echo_from_noise.sdm import SDMNet, build_model, diffusion_for        # noqa: E402
-from echo_from_noise.segment import augment_batch, build_segmenter        # noqa: E402
-from bench_gpu_step import setup, timed as step_timed                    # noqa: E402  (beside this file)
+from echo_from_noise.base import STAGES
+from echo_from_noise.config import study_config
+from echo_from_noise.distributed import pick_device
+from echo_from_noise.diffusion import bf16_native, sample
+from echo_from_noise.labels import one_hot
+from echo_from_noise.paper import run_stage
+from echo_from_noise.sdm import SDMNet, build_model, diffusion_for
+from echo_from_noise.segment import augment_batch, build_segmenter
+from benchmarks.bench_gpu_step import setup, timed as step_timed
 
 T0 = time.perf_counter()
 R = dict(parts={})
@@ -161,7 +159,7 @@ def write_report(path: Path):
     e, P = R['env'], R['parts']
     L = ['# The gpu profile on a GPU', '',
          f'Measured {e["date"]} on {e["gpu"]} ({e["gpu_gib"]} GiB, {e["cpus"]} CPU cores), torch {e["torch"]}, '
-         f'bf16 native: {e["bf16"]}; profile "{e["profile"]}" ({e["size"]} px). `python benchmarks/bench_gpu.py` '
+         f'bf16 native: {e["bf16"]}; profile "{e["profile"]}" ({e["size"]} px). `python -m benchmarks.bench_gpu` '
          'reproduces it; timings are medians of three timed blocks after warm-up, the device synchronised.', '']
     if 'sdm_step' in P:
         r0 = P['sdm_step'][0]

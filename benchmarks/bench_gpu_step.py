@@ -4,24 +4,22 @@ batch 16, v objective, hybrid loss, fused AdamW) timed as `train_sdm` runs it (N
 in TF32 without autocast, and with torch.compile when time allows; each also as an inference forward pass (what a
 sampler step costs). Then torch.profiler's top CUDA kernels of the default step. Writes `--report`.
 
-    python benchmarks/bench_gpu_step.py --report benchmarks/gpu_step.md      # on the GPU machine
-    python benchmarks/bench_gpu_step.py --no-profile --budget 600 --modes "NCHW bf16,NCHW bf16 compile,NCHW bf16 compile reduce-overhead"
+    python -m benchmarks.bench_gpu_step --report benchmarks/gpu_step.md      # on the GPU machine
+    python -m benchmarks.bench_gpu_step --no-profile --budget 600 --modes "NCHW bf16,NCHW bf16 compile,NCHW bf16 compile reduce-overhead"
 """
 import argparse
 import platform
 import statistics
-import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from echo_from_noise.distributed import pick_device  # noqa: E402
-from echo_from_noise.diffusion import bf16_autocast               # noqa: E402
-from echo_from_noise.labels import one_hot                        # noqa: E402
-from echo_from_noise.sdm import SDMNet, build_model, diffusion_for, make_config   # noqa: E402
+from benchmarks.common import measured_on
+from echo_from_noise.distributed import pick_device
+from echo_from_noise.diffusion import bf16_autocast
+from echo_from_noise.labels import one_hot
+from echo_from_noise.sdm import SDMNet, build_model, diffusion_for, make_config
 
 T0 = time.perf_counter()
 
@@ -90,8 +88,8 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or 'cpu'
     head = [f'# The gpu profile\'s SDM step on {name}: layout and precision', '',
-            f'Measured {date.today()}, torch {torch.__version__}; profile "{args.profile}" ({cfg.size} px, batch '
-            f'{cfg.batch_size}); `python benchmarks/bench_gpu_step.py` reproduces it. Median of two timed blocks of 10 '
+            f'{measured_on(torch.cuda.get_device_name() if torch.cuda.is_available() else None)}; profile "{args.profile}" ({cfg.size} px, batch '
+            f'{cfg.batch_size}); `python -m benchmarks.bench_gpu_step` reproduces it. Median of two timed blocks of 10 '
             'after 5 warm-up calls, the device synchronised.', '',
             '| setting | training step (ms) | forward, no grad (ms) |', '|---|---|---|']
     rows, prof_lines = [], []

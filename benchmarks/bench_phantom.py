@@ -2,16 +2,15 @@
 """Phantom throughput: frames per second at 64 and 256 px through `make_phantom` (PNG writing included).
 
 Target (issue 3): 1,000 frames of 256 px in under a minute on 2 cores. Writes benchmarks/phantom.md.
-Run with `make bench` (all benchmarks) or `python benchmarks/bench_phantom.py`.
+Run with `make bench` (all benchmarks) or `python -m benchmarks.bench_phantom`.
 """
 import os
-import platform
 import shutil
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
+from benchmarks.common import measured_on
 from echo_from_noise.phantom import make_phantom
 
 
@@ -38,7 +37,7 @@ def main():
     lines = [
         '# Phantom benchmark',
         '',
-        f'Measured {date.today()} on {platform.machine()} with {cores} CPU cores, `make_phantom` writing PNGs '
+        f'{measured_on(torch_version=False)}, `make_phantom` writing PNGs '
         '(2CH+4CH, ED+ES, 4 frames per patient).',
         '',
         '| size (px) | workers | frames | seconds | frames/s |',

@@ -12,13 +12,12 @@ difference, which should be floating-point rounding only.
 import argparse
 import json
 import os
-import platform
 import shutil
-from datetime import date
 from pathlib import Path
 
 import torch
 
+from benchmarks.common import measured_on
 from echo_from_noise.config import SEG_ROWS
 from echo_from_noise.rundir import row_slug
 from echo_from_noise.distributed import cpu_cores
@@ -75,7 +74,7 @@ def main():
                     f'{" / ".join(f"{t:.0f}" for t in times[s, 2])} | {two / one:.2f} | {diff:.1e} |')
     text = [
         '# Independent trainings side by side: `--set procs=N` (`benchmarks/bench_procs.py`)', '',
-        f'Measured {date.today()} on {platform.machine()} with {cpu_cores()} CPU cores, torch {torch.__version__}. '
+        f'{measured_on()}. '
         f'Each stage of a cpu-profile study run (the data and synthetic images of {a.source}) with one process (procs=1, '
         f'{cpu_cores()} threads) and with two side by side under torchrun (procs=2, one thread each); arms alternated, '
         f'{a.rounds} rounds. Seconds as the run records them (the stage, start-up of the processes included).', '',

@@ -3,7 +3,7 @@
 sets, each stage's wall time and the settings. Appends one entry per call to benchmarks/real.json and rewrites
 benchmarks/real.md from it, so that every lever tried stays in the table.
 
-    python benchmarks/bench_real.py DATASET [--seeds 0 1] [--set KEY=VALUE ...] [--split dev|test] [--label NAME]
+    python -m benchmarks.bench_real DATASET [--seeds 0 1] [--set KEY=VALUE ...] [--split dev|test] [--label NAME]
 
 DATASET is any canonical dataset (`efn prepare` output) with train/val/test splits, e.g. CAMUS 4CH at 64 px. Settings
 are chosen on the development split (`--split dev`, the default): the val patients are scored as the test split, a
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.common import ROOT, cpu_model, paired
 from echo_from_noise.dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
 REPORT, RECORD = ROOT / 'benchmarks' / 'real.md', ROOT / 'benchmarks' / 'real.json'
 ROWS = ('All SDM frames', 'All real frames', 'Real + SDM frames')
 CITATION = ('CAMUS: S. Leclerc et al., "Deep Learning for Segmentation using an Open Large-Scale Dataset in 2D '
@@ -52,13 +52,10 @@ def dev_split(dataset: Path, out: Path) -> Path:
     return out
 
 
-def paired(per: pd.DataFrame, a: str, b: str) -> dict:
-    "Row `a` minus row `b` in Dice points, paired per test image; its SE from the spread of the per-patient means."
+def rows_paired(per: pd.DataFrame, a: str, b: str) -> dict:
+    "Row `a` minus row `b` in Dice points, paired per test image (`common.paired`: SE over test patients)."
     d = per.pivot_table(index=['id', 'patient'], columns='row', values='dice_mean').reset_index()
-    diff = 100 * (d[a] - d[b])
-    per_patient = diff.groupby(d['patient']).mean()
-    return dict(mean=float(diff.mean()), se=float(per_patient.std(ddof=1) / np.sqrt(len(per_patient))),
-                patients=int(len(per_patient)))
+    return paired(100 * (d[a] - d[b]), d['patient'])
 
 
 def reuse_run(src: Path, out: Path) -> None:
@@ -88,8 +85,8 @@ def run_once(data: Path, out: Path, profile: str, seed: int, sets: list, redo_fr
         return {k: float(t[(m, s)]) for k, (m, s) in dict(gradient_myocardium=('gradient', 'myocardium'),
                 gradient_cavity=('gradient', 'cavity'), hf_power=('hf_power', 'sector'),
                 brightness_sd=('brightness_sd', 'sector')).items() if (m, s) in t.index}
-    return dict(seed=seed, dice=means, sdm_minus_real=paired(per, 'All SDM frames', 'All real frames'),
-                real_sdm_minus_real=paired(per, 'Real + SDM frames', 'All real frames'),
+    return dict(seed=seed, dice=means, sdm_minus_real=rows_paired(per, 'All SDM frames', 'All real frames'),
+                real_sdm_minus_real=rows_paired(per, 'Real + SDM frames', 'All real frames'),
                 realism={g: dict(auc=v['auc'], auc_sd=v['auc_sd'], grey_ratio=v['grey_ratio'],
                                  contrast_ratio=v['contrast_ratio'], **texture(g)) for g, v in realism.items()},
                 stage_seconds={s: stages[s]['seconds'] for s in stages},
@@ -109,7 +106,7 @@ def entry_line(e: dict) -> str:
 def write_report(record: list) -> None:
     md = ['# The study on real echo', '',
           f'Measured on real CAMUS apical 4CH frames (ED and ES, {CITATION}); the frames stay outside the repository. '
-          '`python benchmarks/bench_real.py DATASET --split dev|test --seeds ...` (one entry per call; '
+          '`python -m benchmarks.bench_real DATASET --split dev|test --seeds ...` (one entry per call; '
           '`benchmarks/real.json` holds every number). **dev**: the val patients scored as test, settings chosen '
           'there; **test**: the held-out test patients, read only to report.', '',
           'Differences are in Dice points, paired per test image, ± the standard error over test patients; one value '
@@ -167,12 +164,11 @@ def main(argv=None):
         out = work / f'{tag}-{a.split}-seed{s}'
         if a.reuse: reuse_run(work / f'{slug(a.reuse)}-{a.split}-seed{s}', out)
         runs.append(run_once(data, out, a.profile, s, a.set, a.redo_from))
-    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
-                if l.startswith('model name')), 'unknown CPU') if Path('/proc/cpuinfo').exists() else 'unknown CPU'
+    cpu = cpu_model()
     entry = dict(label=a.label or ' '.join([a.profile] + a.set), split=a.split, set=a.set, profile=a.profile,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
                  machine=f'{os.cpu_count()} cores, {cpu}',
-                 command='python benchmarks/bench_real.py DATASET ' + ' '.join(
+                 command='python -m benchmarks.bench_real DATASET ' + ' '.join(
                      [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])
                      + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])),
                  runs=runs)

@@ -3,7 +3,7 @@ kill/resume checks (SIGKILL, SIGINT, SIGTERM) for train-sdm, train-cyclegan, syn
 boundaries of issue 30 (manifest paths, one writer per output, run records, late values, full disks), at smoke scale.
 Writes benchmarks/robustness.md. Everything is made here (phantom, PNG folders, EchoNet files); takes ~35 min.
 
-    python benchmarks/bench_robustness.py [--work DIR] [--skip-kills] [--trust-only]
+    python -m benchmarks.bench_robustness [--work DIR] [--skip-kills] [--trust-only]
 """
 from __future__ import annotations
 
@@ -27,14 +27,13 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'tests'))
-from fixtures import write_echonet, write_pngs  # noqa: E402
+from tests.fixtures import write_echonet, write_pngs
 
-from echo_from_noise.cli import main  # noqa: E402
-from echo_from_noise.dataset import read_manifest  # noqa: E402
-from echo_from_noise.phantom import make_phantom  # noqa: E402
-from echo_from_noise.training import load_checkpoint  # noqa: E402
-from echo_from_noise.sdm import CKPT_KIND  # noqa: E402
+from echo_from_noise.cli import main
+from echo_from_noise.dataset import read_manifest
+from echo_from_noise.phantom import make_phantom
+from echo_from_noise.training import load_checkpoint
+from echo_from_noise.sdm import CKPT_KIND
 
 EFN = [sys.executable, '-m', 'echo_from_noise']
 
@@ -548,7 +547,7 @@ def trust_markdown(rows: list, seconds: float) -> list:
     esc = lambda s: str(s).replace('|', '\\|')
     bad = lambda word: sum(word in r[5] for r in rows)
     md = ['## Trust boundaries', '',
-          f'`python benchmarks/bench_robustness.py --trust-only` ({seconds:.0f} s, {os.cpu_count()} cores, torch '
+          f'`python -m benchmarks.bench_robustness --trust-only` ({seconds:.0f} s, {os.cpu_count()} cores, torch '
           f'{torch.__version__}): every case of issue 30, through the real commands. Each case snapshots the work folder '
           'before and after: **escape** is a file made outside the command\'s output, **lost** a file that was there '
           'and changed or went, **silent wrong** an exit 0 where a refusal was due. Disk-full cases run the command '
@@ -604,7 +603,7 @@ def main_(argv=None):
     kills, smoke = ([], None) if a.skip_kills else kill_checks(work / 'kills', not a.no_paper)
     bad = bad_inputs(work / 'bad', smoke)
     md = ['# Robustness: bad input, kills and resumes', '',
-          f'`python benchmarks/bench_robustness.py` ({time.time() - t0:.0f} s on this machine, {os.cpu_count()} cores, '
+          f'`python -m benchmarks.bench_robustness` ({time.time() - t0:.0f} s on this machine, {os.cpu_count()} cores, '
           f'torch {torch.__version__}); every row below was produced by that run, through the real `efn` commands at '
           'smoke scale. Paths are shown relative to the work folder.', '',
           '## Bad input', '', '| input | command | exit | message |', '|---|---|---|---|']

@@ -5,19 +5,17 @@ and sampled images/s per sampler. Writes benchmarks/sdm.md.
 Target (issue 5): at least 4 training steps/s at 64 px, batch 8, on 2 cores. Rows besides the cpu profile show what
 each of its choices is worth: fp32 instead of bf16 autocast, the SDM's 3x3 gamma/beta kernel, and the earlier cpu
 profile (MONAI's SPADE layer as is, channels 32/64/64). Image quality against the number of sampling steps is
-benchmarks/bench_samplers.py (benchmarks/samplers.md), on a trained run.
+experiments/samplers.py (experiments/samplers.md), on a trained run.
 """
-import os
-import platform
 import shutil
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from benchmarks.common import measured_on
 from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.diffusion import sample
 from echo_from_noise.labels import one_hot
@@ -58,7 +56,7 @@ def main():
         lines = [
             '# SDM benchmark',
             '',
-            f'Measured {date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, torch {torch.__version__}.',
+            f'{measured_on()}.',
             '',
             '## Training: cpu profile, 64 px, global batch 8, `train_sdm` (data, hybrid loss, AdamW, EMA included)',
             '',
@@ -78,7 +76,7 @@ def main():
             '|---|---|---|---|',
             *[f'| {a} | {n} | {r:.2f} | {s:.3f} |' for a, n, r, s in srows],
             '',
-            'Quality against the number of steps: benchmarks/samplers.md. The gpu profile was not measured: this task '
+            'Quality against the number of steps: experiments/samplers.md. The gpu profile was not measured: this task '
             'had no GPU machine.',
         ]
     finally:

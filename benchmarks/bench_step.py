@@ -7,14 +7,12 @@ Writes benchmarks/step.md.
 Each setting: 3 warm-up steps (compilation included for torch.compile), then the mean of 20 timed steps. The
 profile lists the operators by self time over 5 eager steps.
 """
-import os
-import platform
 import time
-from datetime import date
 from pathlib import Path
 
 import torch
 
+from benchmarks.common import measured_on
 from echo_from_noise.diffusion import bf16_autocast, bf16_native
 from echo_from_noise.labels import one_hot
 from echo_from_noise.sdm import SDMNet, build_model, diffusion_for, make_config
@@ -72,9 +70,8 @@ def main():
     lines = [
         '# SDM training step: where the time goes, and what CPU speed-ups buy',
         '',
-        f'Measured {date.today()} on {platform.machine()} ({platform.processor() or "cpu"}) with {os.cpu_count()} CPU '
-        f'cores, torch {torch.__version__}; bf16 native: {bf16_native(torch.device("cpu"))} (without it the cpu '
-        'profile trains in fp32). `python benchmarks/bench_step.py` reproduces it. cpu profile network, 64 px, batch 8, '
+        f'{measured_on()}; bf16 native: {bf16_native(torch.device("cpu"))} (without it the cpu '
+        'profile trains in fp32). `python -m benchmarks.bench_step` reproduces it. cpu profile network, 64 px, batch 8, '
         'v objective, hybrid loss, fused AdamW; no data loading or EMA (see benchmarks/sdm.md for the whole `train_sdm`).',
         '',
         '| setting | s/step | vs eager | warm-up (3 steps) |',

@@ -151,7 +151,7 @@ def _add_synthesize(sub):
     sy.add_argument('--sampler', default='ddpm', choices=SAMPLERS,
                     help='ddpm (ancestral, respaced), ddim, dpm++ (DPM-Solver++, 10-25 steps) or dpm++sde (its '
                          'stochastic form); on a v-objective SDM all are within noise of 1000-step DDPM from 10-20 '
-                         'steps (benchmarks/samplers.md); default: %(default)s')
+                         'steps (experiments/samplers.md); default: %(default)s')
     sy.add_argument('--steps', type=int, default=50, help='sampling steps (default: %(default)s)')
     sy.add_argument('--guidance', type=float, default=0.0,
                     help='classifier-free guidance scale s of the paper\'s eq. (1); 0 = none (default)')

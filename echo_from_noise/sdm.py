@@ -63,7 +63,7 @@ class SDMConfig:
     seed: int = 0
     save_every: int = 250
     log_every: int = 10
-    phases: tuple = ('ED', 'ES')     # training frames (benchmarks/phases.md); the paper: ED only
+    phases: tuple = ('ED', 'ES')     # training frames (experiments/phases.md); the paper: ED only
     device: str = 'auto'
 
     def model_keys(self): return ('size', 'channels', 'attention_levels', 'num_res_blocks', 'num_head_channels',

@@ -125,8 +125,8 @@ def mixed_frames(parts: dict, mix: str = 'balanced') -> tuple:
     """(train, val) frames of a segmenter from {source: (train, val)}, each (images, targets, manifest rows). One
     source: as they are. Real with synthetic sources, `mix='balanced'`: the real train frames repeated until they are
     as many as the synthetic ones, and validation (the choice of the epoch) on the real frames only; `'union'`: all
-    frames pooled, as the paper's rows pool theirs (benchmarks/mix.md compares the two). With a finishing phase
-    (`finish`), `_train_row` ends the training on the real train frames alone (benchmarks/finish.md)."""
+    frames pooled, as the paper's rows pool theirs (experiments/mix.md compares the two). With a finishing phase
+    (`finish`), `_train_row` ends the training on the real train frames alone (experiments/finish.md)."""
     if mix not in MIXES: raise DataError(f'mix={mix!r}: use one of {list(MIXES)}')
     cat = lambda ps: (np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]), pd.concat([p[2] for p in ps]))
     if mix == 'union' or 'real' not in parts or len(parts) == 1:

@@ -1,32 +1,30 @@
 #!/usr/bin/env python
 """The SDM's learning rate at the cpu profile's fixed budget (1200 steps), judged by the realism of its images.
-Writes benchmarks/lr.md.
+Writes experiments/lr.md.
 
 Question (issue 14): the v-objective SDM is under-trained at the cpu budget (on real data 4x the steps cut the
 synthetic-real Dice gap from -2.7 to -1.0); does a larger learning rate buy part of that within the same steps?
-Setting: `bench_objective.py`'s 4CH SDM `v-1200` (lr 2e-4, the profile's) is the baseline; each other row is the same
+Setting: `experiments/objective.py`'s 4CH SDM `v-1200` (lr 2e-4, the profile's) is the baseline; each other row is the same
 model, data, seed, schedule (100 warm-up steps, cosine to 0.1x) and budget with only `lr` changed. Every model draws
 an image for each of the 104 4CH label maps with the study sampler; `echo_from_noise.realism` compares them with the
 real frames of the same maps (grey level per structure, myocardium-cavity contrast, W1, and the classifier AUC as the
 mean over 5 classifier seeds, as every study run reports it). Models and samples are kept under WORK.
 """
 import argparse
-import os
-import platform
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.common import measured_on, write_report
 from echo_from_noise.config import STUDY_PROFILES
 from echo_from_noise.dataset import DatasetWriter, load_split
 from echo_from_noise.realism import REGIONS, realism
 from echo_from_noise.sdm import load_sdm, make_config, sdm_generate, train_sdm
 
-LRS = {'v-1200': 2e-4, 'v-1200-lr6e-4': 6e-4, 'v-1200-lr1e-3': 1e-3}    # 'v-1200' is bench_objective.py's model
+LRS = {'v-1200': 2e-4, 'v-1200-lr6e-4': 6e-4, 'v-1200-lr1e-3': 1e-3}    # 'v-1200' is experiments/objective.py's model
 SAMPLER = (STUDY_PROFILES['cpu']['sampler'], STUDY_PROFILES['cpu']['synth_steps'])
 
 
@@ -48,7 +46,7 @@ def main():
     work = Path(a.work)
     real = work / 'real'
     if not (work / 'v-1200' / 'checkpoints' / 'sdm_4CH.pt').exists():
-        sys.exit(f'{work}/v-1200: run `python benchmarks/bench_objective.py --work {work} --models v-1200` first')
+        sys.exit(f'{work}/v-1200: run `python -m experiments.objective --work {work} --models v-1200` first')
     _, labs, rows = load_split(real, ['train', 'val', 'test'], ['4CH'])
     results = []
     for name in a.models:
@@ -71,8 +69,8 @@ def main():
 
 
 def write(df: pd.DataFrame, n: int):
-    lines = ['# The SDM\'s learning rate at a fixed budget (`benchmarks/bench_lr.py`)', '',
-             f'Measured {date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, CPU only. Built-in '
+    lines = ['# The SDM\'s learning rate at a fixed budget (`experiments/lr.py`)', '',
+             f'{measured_on()}, CPU only. Built-in '
              'phantom, cpu profile (64 px), one 4CH SDM per row on the ED training frames, v objective, 1200 steps at '
              f'batch 8, seed 0; only the learning rate differs. Images: {SAMPLER[0]} with {SAMPLER[1]} steps for each of '
              f'the {n} 4CH label maps, compared with their real frames.', '',
@@ -83,7 +81,7 @@ def write(df: pd.DataFrame, n: int):
                      f" | {r['contrast']:.2f} | {r['w1']:.1f} | {r['auc']:.3f} ± {r['auc_sd']:.3f} | {r['loss']:.4f} |")
     lines += ['', 'Grey level and contrast as ratios synthetic / real (targets: within 10 % and 15 %); AUC 0.5: the '
               'classifier cannot tell the images from real (target at most 0.75).']
-    (Path('benchmarks') / 'lr.md').write_text('\n'.join(lines) + '\n')
+    write_report(Path(__file__).with_name('lr.md'), lines)
 
 
 if __name__ == '__main__':

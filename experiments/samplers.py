@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Image quality against the number of sampling steps, on the trained cpu-profile SDMs of a finished run (default
-runs/demo, made by `make demo`). Writes benchmarks/samplers.md.
+runs/demo, made by `make demo`). Writes experiments/samplers.md.
 
 Target (issues 5 and 14): the study's cpu sampler setting (STUDY_PROFILES['cpu']) within noise of 1000-step
 ancestral DDPM on the downstream Dice, with the run's objective. For every sampler setting the same label maps (a seeded subset of the run's augmented
@@ -18,11 +18,8 @@ under WORK (default RUN/bench_samplers), so an interrupted benchmark resumes whe
 """
 import argparse
 import json
-import os
-import platform
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +28,7 @@ import torch
 import yaml
 from dataclasses import replace
 
+from benchmarks.common import measured_on, write_report
 from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.diffusion import bf16_native
 from echo_from_noise.evaluate import frame_metrics
@@ -165,10 +163,10 @@ def main():
     lines = [
         '# Sampler benchmark: image quality against the number of sampling steps',
         '',
-        f'Measured {date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, torch {torch.__version__}, '
+        f'{measured_on()}, '
         f'on the SDMs of `{run}` (profile "{cfg.profile}", {cfg.size} px, phantom data). '
         f'{a.train_maps} train + {a.val_maps} val label maps of the run\'s augmented set, the same for every setting; '
-        f'{len(test_imgs)} real test images. `python benchmarks/bench_samplers.py --run {run}` reproduces it '
+        f'{len(test_imgs)} real test images. `python -m experiments.samplers --run {run}` reproduces it '
         '(samples and segmenters are cached under the run, so a second call only adds new settings).',
         '',
         '- downstream Dice: a segmenter trained on the setting\'s synthetic images only (the run\'s segmentation '
@@ -202,7 +200,7 @@ def main():
         f'{max(r["contrast"] for r in rows):.0f} against {real_look[1]:.0f}.',
     ]
     out = Path(__file__).with_name('samplers.md')
-    out.write_text('\n'.join(lines) + '\n')
+    write_report(out, lines, echo=False)
     print(f'wrote {out}')
 
 

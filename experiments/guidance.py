@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Classifier-free guidance against the SDM's adherence and grey levels, on the built-in phantom at the cpu profile.
-Writes benchmarks/guidance.md.
+Writes experiments/guidance.md.
 
 Question (issue 14): at equal segmenter budgets the synthetic-only segmenter stays 1.2-1.5 Dice below the real one
-(benchmarks/mix.md, demo.md) while the SDM's images already match the real grey levels; what is left looks like
+(experiments/mix.md, demo.md) while the SDM's images already match the real grey levels; what is left looks like
 label-image disagreement (adherence 95.5 at 0x deformation against about 96.7 for real frames). The SDM paper (Wang et
 al. 2022) raised adherence with classifier-free guidance (eq. 1 of the echo paper, which dropped it for speed). A
 guided model must also learn the unconditional score: trained with the label map dropped for a share `p_uncond` of
@@ -16,29 +16,27 @@ the samples. Screen, one view (4CH ED, as bench_objective's models; same data, s
 - the same at s = 1.5 and 3 with the guidance term (conditional minus unconditional output) made zero-mean inside each
   label region of each image before it is added, so that guidance cannot move a region's mean level (a wrapper too).
 Adherence: the adherence study's deformed 4CH test maps (0-3x), judged by RUN's "All real frames" segmenter (as
-bench_adherence.py). Grey levels: every model draws the 4CH test maps undeformed; `realism.grey_table` against the
+experiments/adherence_generators.py). Grey levels: every model draws the 4CH test maps undeformed; `realism.grey_table` against the
 real test frames. Models are kept under WORK (default runs/bench_objective): an interrupted benchmark resumes.
 """
 import argparse
-import platform
 import sys
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_adherence import paired                                               # noqa: E402
-from echo_from_noise.adherence import adherence_study, summarize_adherence       # noqa: E402
-from echo_from_noise.config import REAL_ROW, saved_study  # noqa: E402
-from echo_from_noise.rundir import Run  # noqa: E402
-from echo_from_noise.dataset import load_split                                   # noqa: E402
-from echo_from_noise.realism import grey_table, region_histograms                # noqa: E402
-from echo_from_noise.sdm import load_sdm, make_config, sdm_generate, train_sdm   # noqa: E402
-from echo_from_noise.segment import load_segmenter                              # noqa: E402
-from echo_from_noise.synthesis import load_generator                             # noqa: E402
+from benchmarks.common import measured_on, write_report as write_lines
+from experiments.adherence_generators import paired_by_strength
+from echo_from_noise.adherence import adherence_study, summarize_adherence
+from echo_from_noise.config import REAL_ROW, saved_study
+from echo_from_noise.rundir import Run
+from echo_from_noise.dataset import load_split
+from echo_from_noise.realism import grey_table, region_histograms
+from echo_from_noise.sdm import load_sdm, make_config, sdm_generate, train_sdm
+from echo_from_noise.segment import load_segmenter
+from echo_from_noise.synthesis import load_generator
 
 OUT = Path(__file__).parent / 'guidance.md'
 MODEL = 'v-1200-puncond0.2'
@@ -106,7 +104,7 @@ def tables(per, summ, grey: dict, ref: str) -> list:
               '| generator | ' + ' | '.join(f'{k:g}x' for k in ks) + ' |', '|---|' + '---|' * len(ks)]
     for g in grey:
         if g == ref: continue
-        p = paired(per, g, ref)
+        p = paired_by_strength(per, g, ref)
         lines.append(f'| {g} | ' + ' | '.join(f'{r.diff:+.1f} ± {r.se:.1f} ({r.wins:.0f} %)' for r in p.itertuples()) + ' |')
     lines += ['', '## Grey levels on the undeformed test maps (synthetic / real)', '',
               '| generator | cavity | myocardium | LA | sector | myocardium-cavity contrast |', '|---|---|---|---|---|---|']
@@ -119,11 +117,10 @@ def tables(per, summ, grey: dict, ref: str) -> list:
 
 def write_report(out: Path, title: str, command: str, settings: str, per, summ, grey: dict, ref: str):
     "Write and print a `measure` report: its title, how it was made, then `tables` against generator `ref`."
-    lines = [title, '', f'Measured {date.today()} on {platform.machine()}, torch {torch.__version__}; `python {command}` '
+    lines = [title, '', f'{measured_on()}; `python {command}` '
              f'reproduces it. {settings} {per["id"].nunique()} test maps of {per["patient"].nunique()} patients; see the '
              'script\'s docstring for the models.', ''] + tables(per, summ, grey, ref)
-    out.write_text('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
+    write_lines(out, lines)
 
 
 def main():
@@ -133,7 +130,7 @@ def main():
     a = ap.parse_args()
     run, work = Path(a.run), Path(a.work)
     ref = work / 'v-1200' / 'checkpoints' / 'sdm_4CH.pt'
-    if not ref.exists(): sys.exit(f'missing {ref}: run benchmarks/bench_objective.py first')
+    if not ref.exists(): sys.exit(f'missing {ref}: run experiments/objective.py first')
     cfg = make_config('cpu', dict(objective='v', steps=1200, seed=0, device='cpu', phases=('ED',), p_uncond=0.2))
     train_sdm(work / 'real', work / MODEL, 'sdm_4CH', '4CH', cfg)            # resumes; returns at once when done
     study = saved_study(yaml.safe_load((run / 'config.yaml').read_text())['study'])
@@ -150,7 +147,7 @@ def main():
             lambda labs, seed, w=RegionCentredGuidance(net, s): sdm_generate(w, mcfg, labs, sampler, steps, 0.0, seed)
     per, summ, grey = measure(run, study, gens)
     write_report(OUT, '# Classifier-free guidance: adherence and grey levels (4CH ED, cpu profile, phantom)',
-                 f'benchmarks/bench_guidance.py --run {run} --work {work}',
+                 f'experiments/guidance.py --run {run} --work {work}',
                  f'Sampler {sampler}, {steps} steps (guided: two network calls per step).', per, summ, grey, 'v-1200, s = 0')
 
 if __name__ == '__main__':

@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """How strongly the synthetic training maps are deformed, against the synthetic-only segmenter's Dice on real frames.
-Writes benchmarks/strength.md.
+Writes experiments/strength.md.
 
 Question (issue 14): at equal segmenter budgets "All SDM frames" stays 1.2-1.5 Dice below "All real frames" while the
 SDM's grey levels match the real ones (benchmarks/demo.md). The synthetic training maps are the real training maps
 deformed at the paper's strength (1x: affine and elastic, nbs/04_augment), and the SDM follows a deformed map less
-well than an undeformed one: adherence 95.1 at 0x, 90.2 at 1x (benchmarks/guidance.md, v SDM, 4CH). If the images
+well than an undeformed one: adherence 95.1 at 0x, 90.2 at 1x (experiments/guidance.md, v SDM, 4CH). If the images
 disagree with their maps by a few Dice points, the synthetic-only segmenter learns from noisy labels. Arms, on a
 finished cpu-profile demo run (its real data and its SDMs, untouched):
 
@@ -26,8 +26,6 @@ for segmenter seeds 0 and 1, tested on the run's real test frames; paired per te
 Everything is kept under WORK (default runs/bench_strength): an interrupted benchmark resumes.
 """
 import argparse
-import dataclasses
-import json
 import os
 import platform
 from datetime import date
@@ -38,38 +36,14 @@ import yaml
 
 from echo_from_noise.augment import AugmentConfig, augment_dataset
 from echo_from_noise.config import saved_study
-from echo_from_noise.evaluate import frame_metrics
-from echo_from_noise.segment import load_frames, load_segmenter, segment, train_segmenter
+from echo_from_noise.segment import load_frames
 from echo_from_noise.synthesis import synthesize
 
-from bench_pairwarp import warped_dataset        # beside this file
+from benchmarks.common import paired, shown, splits, trained_dice, write_report
+from experiments.pairwarp import warped_dataset
 
 STRENGTHS = (1.0, 0.5, 0.0)
 SYMMETRIC = (0.875, 1.125)   # the paper's scale range's width, centred on 1
-
-
-def trained_dice(path: Path, train, val, seg_cfg, seed: int, name: str, test) -> dict:
-    """Train (once; kept at `path`) a segmenter with the study's settings `seg_cfg` and `seed` on `train`, `val` picking
-    the epoch; its Dice (%) per test frame."""
-    if not (path / 'dice.json').exists():
-        cfg = dataclasses.replace(seg_cfg, seed=seed, device='cpu')
-        s = train_segmenter(train[:2], val[:2], path / 'seg.pt', cfg, name, progress=False)
-        model, _, norm = load_segmenter(path / 'seg.pt')
-        d = [100 * frame_metrics(p, t)['dice_mean'] for p, t in zip(segment(model, norm, test[0]), test[1])]
-        (path / 'dice.json').write_text(json.dumps(dict(dice=d, epochs=s['epochs'], train=len(train[0]))))
-    return json.loads((path / 'dice.json').read_text())
-
-
-def paired(a, b, patients) -> str:
-    "Mean of the per-frame differences `a - b` (Dice points) ± its SE over the patients' means."
-    diff = np.asarray(a) - np.asarray(b)
-    pm = [diff[patients == p].mean() for p in np.unique(patients)]
-    return f'{diff.mean():+.2f} ± {np.std(pm, ddof=1) / np.sqrt(len(pm)):.2f}'
-
-
-def splits(dataset: Path) -> tuple:
-    "(train frames, val frames) of a canonical dataset."
-    return load_frames(dataset, 'train'), load_frames(dataset, 'val')
 
 
 def main():
@@ -118,7 +92,7 @@ def main():
     arm('real frames warped with their maps, 1, symmetric scale', 'real frames warped with their maps, 1, symmetric scale',
         'real-frames-warped-with-their-maps_1_symmetric-scale', warped('1_symmetric', sym))
     patients = np.asarray(test[2]['patient'])
-    lines = [f'# Deformation strength of the synthetic training maps ({date.today()}, `benchmarks/bench_strength.py --run {run}`)',
+    lines = [f'# Deformation strength of the synthetic training maps ({date.today()}, `experiments/strength.py --run {run}`)',
              '', f'{platform.machine()}, {os.cpu_count()} CPU cores. ' + __doc__.split('\n\n', 1)[1].rsplit('\n\n', 1)[0], '',
              f'Test: the {len(test[0])} real test frames of {run}; mean Dice over LV_endo, LV_epi, LA (%). The run\'s SDMs, '
              f'sampler {study.sampler} {study.synth_steps} steps; segmenters {study.seg.min_steps} steps.', '',
@@ -126,15 +100,13 @@ def main():
     lines += [f"| {r['strength']} | {r['seed']} | {r['train']} | {r['epochs']} | {r['mean']:.2f} |" for r in rows]
     lines += ['', '## Paired against strength 1 (same seed, same test image; SE over test patients)', '',
               '| strength | seed | difference (Dice points) |', '|---|---|---|']
-    lines += [f'| {k:g} | {seed} | {paired(dice[k, seed], dice[1.0, seed], patients)} |' for k in STRENGTHS[1:] for seed in seeds]
+    lines += [f'| {k:g} | {seed} | {shown(paired(np.subtract(dice[k, seed], dice[1.0, seed]), patients))} |' for k in STRENGTHS[1:] for seed in seeds]
     lines += ['', '## Synthetic only minus real only (same seed, same test image; SE over test patients)', '',
               '| strength | seed | difference (Dice points) |', '|---|---|---|']
-    lines += [f'| {k if isinstance(k, str) else format(k, "g")} | {seed} | {paired(dice[k, seed], dice["real", seed], patients)} |'
+    lines += [f'| {k if isinstance(k, str) else format(k, "g")} | {seed} | {shown(paired(np.subtract(dice[k, seed], dice["real", seed]), patients))} |'
               for k in STRENGTHS + ('real warped', '1, symmetric scale', 'real frames warped with their maps, 1, symmetric scale')
               for seed in seeds]
-    out = Path(__file__).with_name('strength.md')
-    out.write_text('\n'.join(lines) + '\n')
-    print(out.read_text())
+    write_report(Path(__file__).with_name('strength.md'), lines)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The SDM's training objective against the realism of its images, on the built-in phantom at the cpu profile (64 px).
-Writes benchmarks/realism.md and benchmarks/realism_samples.png.
+Writes experiments/objective.md and experiments/objective_samples.png.
 
 Question (issue 14): does the paper's objective (eps-prediction, learned variance, hybrid loss) or v-prediction give
 images whose grey level and contrast match the real frames, and is any difference the objective or the training
@@ -15,16 +15,14 @@ Targets (issue 14, cpu profile, the study's sampler): grey level per structure w
 interrupted benchmark resumes.
 """
 import argparse
-import os
-import platform
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.common import measured_on, write_report as write_lines
 from echo_from_noise.dataset import load_split
 from echo_from_noise.phantom import make_phantom
 from echo_from_noise.realism import REGIONS, classifier_auc, grey_table, region_histograms
@@ -101,8 +99,8 @@ def main():
 
 def write_report(df, real_h, work, imgs, labs, shown):
     real_t = grey_table(real_h, real_h).set_index(['metric', 'structure'])
-    lines = ['# Realism of SDM images: the training objective (`benchmarks/bench_objective.py`)', '',
-             f'Measured {date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, CPU only. Built-in phantom, '
+    lines = ['# Realism of SDM images: the training objective (`experiments/objective.py`)', '',
+             f'{measured_on()}, CPU only. Built-in phantom, '
              'cpu profile (64 px, 52 patients of which 16 test), one SDM per row on the 4CH ED training frames, seed 0. '
              'Every model draws an image for each of the '
              f'{len(imgs)} 4CH label maps (all splits); they are compared with the real frames of the same maps by '
@@ -122,8 +120,8 @@ def write_report(df, real_h, work, imgs, labs, shown):
               'brackets; contrast is myocardium minus cavity. AUC 0.5: the classifier cannot tell the images from real. Targets '
               '(issue 14): every structure within 10 % of its real grey level, contrast within 15 %, AUC at most 0.75. '
               f'Samples of each model ({STUDY_SAMPLER[0]}-{STUDY_SAMPLER[1]}, the study sampler) against the real '
-              'frames: `benchmarks/realism_samples.png`.']
-    (Path('benchmarks') / 'realism.md').write_text('\n'.join(lines) + '\n')
+              'frames: `experiments/objective_samples.png`.']
+    report = write_lines(Path(__file__).with_name('objective.md'), lines, echo=False)
     if shown:
         from matplotlib.figure import Figure
         k = np.linspace(0, len(imgs) - 1, 6).astype(int)
@@ -135,8 +133,8 @@ def write_report(df, real_h, work, imgs, labs, shown):
             for j, idx in enumerate(k):
                 axs[i, j].imshow(stack[idx], cmap='gray', vmin=0, vmax=255); axs[i, j].set_xticks([]); axs[i, j].set_yticks([])
             axs[i, 0].set_ylabel(n, fontsize=8)
-        fig.savefig(Path('benchmarks') / 'realism_samples.png', dpi=80)
-    print((Path('benchmarks') / 'realism.md').read_text())
+        fig.savefig(Path(__file__).with_name('objective_samples.png'), dpi=80)
+    print(report.read_text())
 
 
 if __name__ == '__main__':

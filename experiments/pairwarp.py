@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """An SDM trained on jointly deformed (image, label map) pairs, against the SDM's adherence to deformed maps.
-Writes benchmarks/pairwarp.md.
+Writes experiments/pairwarp.md.
 
 Question (issue 14): the synthetic training maps are the real maps deformed at the paper's strength (nbs/04_augment),
 and the SDM follows a deformed map less well than an undeformed one (adherence 95.1 at 0x, 90.2 at 1x,
-benchmarks/guidance.md): it has only seen the real training maps' shapes. Drawing the maps at half the strength raised
-the synthetic-only segmenter by about half a Dice point (benchmarks/strength.md), so label-image disagreement costs
+experiments/guidance.md): it has only seen the real training maps' shapes. Drawing the maps at half the strength raised
+the synthetic-only segmenter by about half a Dice point (experiments/strength.md), so label-image disagreement costs
 Dice. Instead of deforming less, teach the SDM the deformations: warp each real training frame and its label map with
 the same drawn deformation (the augmentation's own family and `source_coords`; the label map through `warp_labels`, so
 the sector stays in place as in the synthetic maps; the image through bilinear resampling, a source point outside the
@@ -29,14 +29,14 @@ import numpy as np
 import yaml
 from scipy import ndimage as ndi
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_guidance import measure, write_report                                      # noqa: E402
-from echo_from_noise.augment import AugmentConfig, draw_deformation, source_coords, warp_labels   # noqa: E402
-from echo_from_noise.config import saved_study                                   # noqa: E402
-from echo_from_noise.dataset import DatasetWriter, load_frame, read_manifest     # noqa: E402
-from echo_from_noise.labels import OUTSIDE                                       # noqa: E402
-from echo_from_noise.sdm import make_config, train_sdm                           # noqa: E402
-from echo_from_noise.synthesis import load_generator                             # noqa: E402
+from benchmarks.common import paired, shown, splits, trained_dice
+from experiments.guidance import measure, write_report
+from echo_from_noise.augment import AugmentConfig, draw_deformation, source_coords, warp_labels
+from echo_from_noise.config import saved_study
+from echo_from_noise.dataset import DatasetWriter, load_frame, read_manifest
+from echo_from_noise.labels import OUTSIDE
+from echo_from_noise.sdm import make_config, train_sdm
+from echo_from_noise.synthesis import load_generator
 
 OUT = Path(__file__).parent / 'pairwarp.md'
 
@@ -81,8 +81,7 @@ def downstream(run: Path, work: Path, copies: int, strength: float, seeds=(0, 1)
     """The study's question for pair-warped SDMs: both views' SDMs as RUN's (its settings, phases and data) but trained on
     the pair-warped frames, an image for every map of bench_strength's strength-1 maps (RUN's augmentation again), and
     the synthetic-only segmenter for `seeds`, paired per test image against bench_strength's strength-1 and real-only
-    segmenters of the same seeds (run benchmarks/bench_strength.py first)."""
-    from bench_strength import paired, splits, trained_dice
+    segmenters of the same seeds (run experiments/strength.py first)."""
     from echo_from_noise.segment import load_frames
     from echo_from_noise.synthesis import synthesize
     study = saved_study(yaml.safe_load((run / 'config.yaml').read_text())['study'])
@@ -99,7 +98,7 @@ def downstream(run: Path, work: Path, copies: int, strength: float, seeds=(0, 1)
     for seed in seeds:
         d = trained_dice(out / f'seg_seed{seed}', *splits(syn), study.seg, seed, 'synthetic, pair-warped SDM', test)['dice']
         refs = [json.loads((work / ref / 'dice.json').read_text())['dice'] for ref in (f'seg_1_seed{seed}', f'seg_real_seed{seed}')]
-        lines.append(f'| {seed} | {np.mean(d):.2f} | {paired(d, refs[0], patients)} | {paired(d, refs[1], patients)} |')
+        lines.append(f'| {seed} | {np.mean(d):.2f} | {shown(paired(np.subtract(d, refs[0]), patients))} | {shown(paired(np.subtract(d, refs[1]), patients))} |')
     return lines
 
 
@@ -110,7 +109,7 @@ def main():
     ap.add_argument('--copies', type=int, default=4)
     ap.add_argument('--strength', type=float, default=1.0)
     ap.add_argument('--downstream', metavar='RUN', help='instead: the synthetic-only segmenter of pair-warped SDMs on RUN '
-                    '(a finished cpu-profile demo run; bench_strength.py must have run on it, its WORK given as --work)')
+                    '(a finished cpu-profile demo run; experiments/strength.py must have run on it, its WORK given as --work)')
     a = ap.parse_args()
     if a.downstream:
         lines = downstream(Path(a.downstream), Path(a.work), a.copies, a.strength)
@@ -119,7 +118,7 @@ def main():
         return
     run, work = Path(a.run), Path(a.work)
     ref = work / 'v-1200' / 'checkpoints' / 'sdm_4CH.pt'
-    if not ref.exists(): sys.exit(f'missing {ref}: run benchmarks/bench_objective.py first')
+    if not ref.exists(): sys.exit(f'missing {ref}: run experiments/objective.py first')
     name = f'pairwarp-{a.strength:g}x'
     data = warped_dataset(work / 'real', work / f'real_{name}', a.copies, a.strength)
     cfg = make_config('cpu', dict(objective='v', steps=1200, seed=0, device='cpu', phases=('ED',)))
@@ -130,7 +129,7 @@ def main():
             f'v-1200, {name}': load_generator(work / f'v-1200-{name}', '4CH', 'sdm', sampler, steps)[1]}
     per, summ, grey = measure(run, study, gens)
     write_report(OUT, '# SDM trained on jointly warped pairs: adherence and grey levels (4CH ED, cpu profile, phantom)',
-                 f'benchmarks/bench_pairwarp.py --run {run} --work {work} --copies {a.copies} --strength {a.strength:g}',
+                 f'experiments/pairwarp.py --run {run} --work {work} --copies {a.copies} --strength {a.strength:g}',
                  f'Sampler {sampler}, {steps} steps.', per, summ, grey, 'v-1200')
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Which frames the SDM trains on: ED only (the paper) or ED and ES, judged by the segmenter its images train.
-Writes benchmarks/phases.md.
+Writes experiments/phases.md.
 
 Question (issue 14): the demo's "All SDM frames" row fell short of "All real frames" on the ES test frames only (ED
 95.7 vs 96.1, ES 90.7 vs 95.5). An ED-only SDM never sees end-systolic anatomy (thicker wall, smaller cavity, the
@@ -12,13 +12,11 @@ benchmark resumes.
 """
 import argparse
 import json
-import os
-import platform
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.common import measured_on, write_report
 from echo_from_noise.augment import augment_dataset
 from echo_from_noise.dataset import read_manifest
 from echo_from_noise.evaluate import frame_metrics
@@ -76,13 +74,11 @@ def main():
             rows.append(f'| {name} | {ph} | {r["dice_LV_endo"]:.1f} | {r["dice_LV_epi"]:.1f} | {r["dice_LA"]:.1f} | '
                         f'**{r["dice_mean"]:.1f}** | {r["n"]} |')
     lines = ['# SDM training frames: ED only or ED and ES', '', __doc__.split('\n\n', 1)[1].strip(), '',
-             f'Measured {date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores (`python '
-             'benchmarks/bench_phases.py`).', '',
+             f'{measured_on()} (`python '
+             'experiments/phases.py`).', '',
              '| SDM trained on | test phase (segmenter trained on SDM images of it) | LV_endo | LV_epi | LA | Mean | '
              'n test |', '|---|---|---|---|---|---|---|', *rows]
-    out = Path(__file__).with_name('phases.md')
-    out.write_text('\n'.join(lines) + '\n')
-    print(out.read_text())
+    write_report(Path(__file__).with_name('phases.md'), lines)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """How the "Real + SDM frames" segmenter mixes real and synthetic frames, judged on the real test split.
-Writes benchmarks/mix.md.
+Writes experiments/mix.md.
 
 Question (issue 14): in `make demo` the Real + SDM row fell below All real (95.3 vs 95.8). Pooled as they come, the
 synthetic frames outnumber the real ones five to one (five deformed copies per map), in training and in the
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import write_report
 from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.segment import SegConfig, load_frames, load_segmenter, segment, train_segmenter
 from echo_from_noise.segment import mixed_frames
@@ -67,7 +68,7 @@ def main():
     real_rows = json.loads((run / 'stages' / 'evaluate.json').read_text())['result']
     per = __import__('pandas').read_csv(run / 'metrics' / 'per_image.csv')
     all_real = 100 * per.loc[per['row'] == 'All real frames', 'dice_mean'].mean()
-    lines = [f'# Real + SDM: how the two are mixed ({date.today()}, `benchmarks/bench_mix.py --run {run}`)', '',
+    lines = [f'# Real + SDM: how the two are mixed ({date.today()}, `experiments/mix.py --run {run}`)', '',
              f'{platform.machine()}, {os.cpu_count()} CPU cores. {__doc__.split(chr(10) + chr(10), 1)[1].rsplit(chr(10) + chr(10), 1)[0]}',
              '', f'Test: the {len(test[0])} real test frames of {run} (mean Dice over LV_endo, LV_epi, LA, %). The run\'s '
              f'own "All real frames" segmenter (seed of the run): {all_real:.1f}; its test images: {real_rows["test_images"]}.', '',
@@ -76,9 +77,7 @@ def main():
               for r in rows]
     means = {a: np.mean([r['dice'] for r in rows if r['arm'] == a]) for a, *_ in ARMS}
     lines += ['', 'Mean over seeds: ' + '; '.join(f'{a} {m:.2f}' for a, m in means.items()) + '.', '']
-    out = Path(__file__).with_name('mix.md')
-    out.write_text('\n'.join(lines) + '\n')
-    print(out.read_text())
+    write_report(Path(__file__).with_name('mix.md'), lines)
 
 
 if __name__ == '__main__':

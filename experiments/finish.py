@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""The finishing phase (`finish`): segmenters with synthetic frames end on undeformed anatomy. Writes benchmarks/finish.md.
+"""The finishing phase (`finish`): segmenters with synthetic frames end on undeformed anatomy. Writes experiments/finish.md.
 
 Question (issue 14): at equal optimiser steps the balanced Real + SDM row stayed 0.4-0.7 Dice below All real on the
-phantom, and All SDM 1.2-1.3 below (benchmarks/demo.md). benchmarks/strength.md traced most of the synthetic-only gap
+phantom, and All SDM 1.2-1.3 below (benchmarks/demo.md). experiments/strength.md traced most of the synthetic-only gap
 to the deformed shapes themselves: the test hearts are undeformed anatomy. The study's answer is a finishing phase:
 the last quarter of the steps on undeformed anatomy, at a decaying learning rate (stable, then cosine decay). Arms,
 each on a finished cpu-profile study run made before the finishing phase (its real data, its SDMs, its deformed
@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 import yaml
 
+from benchmarks.common import paired, shown, write_report
 from echo_from_noise.augment import augment_dataset
 from echo_from_noise.base import SPLITS
 from echo_from_noise.config import saved_study
@@ -47,12 +48,6 @@ from echo_from_noise.dataset import subset_dataset
 from echo_from_noise.rundir import Run
 from echo_from_noise.segment import mixed_frames
 from echo_from_noise.synthesis import synthesize
-
-
-def paired(d: pd.DataFrame, a: str, b: str) -> str:
-    diff = d[a] - d[b]
-    per = diff.groupby(d['patient']).mean()
-    return f'{diff.mean():+.2f} ± {per.std(ddof=1) / np.sqrt(len(per)):.2f}'
 
 
 def drawn(run: Path, study, maps_of: Path, out: Path, copies: int = 1, strength: float = 0.0, tag: str = 'map') -> Path:
@@ -125,7 +120,8 @@ def main():
             rows.append(dict(run=run, seed=study.seed, arm=arm, own=own_row, steps=study.seg.min_steps,
                              epochs=s['epochs'], main=s.get('main_epochs', s['epochs']), best=s['best_epoch'],
                              dice=d['arm'].mean(), real=d['All real frames'].mean(), own_dice=d[own_row].mean(),
-                             vs_real=paired(d, 'arm', 'All real frames'), vs_own=paired(d, 'arm', own_row)))
+                             vs_real=shown(paired(d['arm'] - d['All real frames'], d['patient'])),
+                             vs_own=shown(paired(d['arm'] - d[own_row], d['patient']))))
         c = copying(run, study, real, und, work)
         u5 = drawn(run, study, real, work / f'{run.name}_synthetic_maps5', copies=study.copies)
         ri, _, rr = load_split(real, list(SPLITS))
@@ -138,7 +134,7 @@ def main():
         checks.append(dict(run=run, seed=study.seed, copy=c, auc=aucs, diff=(diff.mean(), diff.std(ddof=1) / np.sqrt(len(diff))),
                            frames=(len(ri), len(load_split(syn, list(SPLITS))[0]))))
     doc = __doc__.split('\n\n', 1)[1].rsplit('\n\n', 1)[0]
-    lines = [f'# The finishing phase: ending on undeformed anatomy ({date.today()}, `benchmarks/bench_finish.py '
+    lines = [f'# The finishing phase: ending on undeformed anatomy ({date.today()}, `experiments/finish.py '
              f'{" ".join(map(str, args.runs))}`)', '', f'{platform.machine()}, {os.cpu_count()} CPU cores, one thread per '
              f'segmenter. {doc}', '',
              '| run | seed | arm | optimiser steps | epochs (main + finish) | best epoch | All real | the run\'s own row | arm | '
@@ -160,9 +156,7 @@ def main():
               f"{c['auc']['deformed'].std(ddof=1):.3f} | {c['auc']['undeformed'].mean():.3f} ± "
               f"{c['auc']['undeformed'].std(ddof=1):.3f} | {c['diff'][0]:+.3f} ± {c['diff'][1]:.3f} |" for c in checks]
     lines += ['', f'AUC: mean ± sd over {args.auc_seeds} classifier seeds; the difference: mean ± standard error.']
-    out = Path(__file__).with_name('finish.md')
-    out.write_text('\n'.join(lines) + '\n')
-    print(out.read_text())
+    write_report(Path(__file__).with_name('finish.md'), lines)
 
 
 if __name__ == '__main__':
