@@ -34,3 +34,9 @@ def test_notebook_is_small_and_holds_only_static_outputs(path):
 def test_module_notebook_shows_its_pictures(name):
     pngs = [o for o in outputs(NBS / f'{name}.ipynb') if 'image/png' in o.get('data', {})]
     assert pngs, f'nbs/{name}.ipynb shows no picture: run `make notebooks` and commit the notebooks'
+
+
+@pytest.mark.parametrize('path', sorted(NBS.glob('[0-9]*.ipynb')), ids=lambda p: p.name)
+def test_module_notebook_shows_what_it_makes(path):
+    "Every module notebook carries at least one output (a table, a printed setting, a picture), as nbdev projects do."
+    assert outputs(path), f'{path}: no output; run `make notebooks` (tools/run_notebooks.py) and commit the notebook'
