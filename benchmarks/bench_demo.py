@@ -54,9 +54,9 @@ def main():
         realism.append('')
     from echo_from_noise.diffusion import bf16_native
     from echo_from_noise.training import load_checkpoint
-    from echo_from_noise.sdm import CKPT_KIND, saved_config
+    from echo_from_noise.sdm import SDM_KIND, saved_config
     ck = sorted((run / 'checkpoints').glob('sdm_*.pt'))
-    sdm = saved_config(load_checkpoint(ck[0], CKPT_KIND)['config']) if ck else None
+    sdm = saved_config(load_checkpoint(ck[0], SDM_KIND)['config']) if ck else None
     cfg = json.dumps(yaml_study(run)) + (f'; SDM objective {sdm.objective!r}, min_snr {sdm.min_snr:g}' if sdm else '')
     lines = ['# Demo benchmark (`make demo` = `efn paper --profile cpu` on the phantom)', '',
              f'{measured_on(torch_version=False)} '

@@ -33,7 +33,7 @@ from echo_from_noise.cli import main
 from echo_from_noise.dataset import read_manifest
 from echo_from_noise.phantom import make_phantom
 from echo_from_noise.training import load_checkpoint
-from echo_from_noise.sdm import CKPT_KIND
+from echo_from_noise.sdm import SDM_KIND
 
 EFN = [sys.executable, '-m', 'echo_from_noise']
 
@@ -145,7 +145,7 @@ def bad_inputs(work: Path, smoke_run: Path | None) -> list:
     t0 = time.perf_counter()
     case('synthesize, second view has no checkpoint', ['synthesize', one, aug, work / 's2', '--steps', 2])
     rows[-1] = rows[-1][:3] + (rows[-1][3] + f' (after {time.perf_counter() - t0:.1f} s, before any sampling)',)
-    ck = load_checkpoint(run / 'checkpoints/sdm_4CH.pt', CKPT_KIND); ck['step'] = 1
+    ck = load_checkpoint(run / 'checkpoints/sdm_4CH.pt', SDM_KIND); ck['step'] = 1
     torch.save(ck, one / 'checkpoints/sdm_4CH.pt')
     case('synthesize with an unfinished checkpoint', ['synthesize', one, aug, work / 's3', '--steps', 2])
     return rows
@@ -231,13 +231,13 @@ def _trainer_kills(work: Path, ph: Path) -> list:
           'save_every=100000', 'bf16=false']
     p, out, _ = _start(tr)
     code = _signal_when(p, out, r'\b(1[0-9]|2\d)/100000\b', signal.SIGTERM)
-    kept = load_checkpoint(run / 'checkpoints/sdm_4CH.pt', CKPT_KIND)['step']
+    kept = load_checkpoint(run / 'checkpoints/sdm_4CH.pt', SDM_KIND)['step']
     ranks = ''.join(out).count('stopped by SIGTERM')
     tr[tr.index('steps=100000')] = f'steps={kept + 3}'
     r = subprocess.run(tr, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
     rows.append(('torchrun (2 processes) efn train-sdm', 'SIGTERM to torchrun', code,
                  f'checkpoint at step {kept}; ranks that said "stopped by SIGTERM": {ranks} of 2',
-                 f'exit {r.returncode}; resumed to step {load_checkpoint(run / "checkpoints/sdm_4CH.pt", CKPT_KIND)["step"]}'))
+                 f'exit {r.returncode}; resumed to step {load_checkpoint(run / "checkpoints/sdm_4CH.pt", SDM_KIND)["step"]}'))
     print(rows[-1])
     return rows
 

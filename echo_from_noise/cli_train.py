@@ -65,10 +65,10 @@ def training_views(dataset, run, cfg, section: str, views=None, check=None) -> l
 # %% ../nbs/89_cli_train.ipynb #a660407b
 def _run_train_sdm(args):
     from echo_from_noise.distributed import dist_info
-    from echo_from_noise.sdm import CKPT_KIND, make_config, saved_config, train_sdm
+    from echo_from_noise.sdm import SDM_KIND, make_config, saved_config, train_sdm
     cfg = make_config(args.profile, args.set)
     run = Path(args.run)
-    check = lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg, CKPT_KIND, saved_config)
+    check = lambda v: check_training(args.dataset, run, f'sdm_{v}', v, cfg, SDM_KIND, saved_config)
     with _run_lock(run):
         for v in training_views(args.dataset, run, cfg, 'sdm', args.views, check):
             s = train_sdm(args.dataset, run, f'sdm_{v}', v, cfg)
@@ -95,13 +95,11 @@ def add_train_sdm(sub):
 
 
 def _run_train_cyclegan(args):
-    from echo_from_noise.cyclegan import (CYCLEGAN_KIND, RESUMABLE, CycleGANConfig, make_cyclegan_config,
-                                          train_cyclegan)
-    from echo_from_noise.base import config_from_dict
-    cfg = make_cyclegan_config(args.profile, args.set)
+    from echo_from_noise.cyclegan import CYCLEGAN_KIND, RESUMABLE, make_config, saved_config, train_cyclegan
+    cfg = make_config(args.profile, args.set)
     run = Path(args.run)
     check = lambda v: check_training(args.dataset, run, f'cyclegan_{v}', v, cfg, CYCLEGAN_KIND,
-                                     lambda d: config_from_dict(CycleGANConfig, d), cfg.total_steps, may_change=RESUMABLE)
+                                     saved_config, cfg.total_steps, may_change=RESUMABLE)
     with _run_lock(run):
         for v in training_views(args.dataset, run, cfg, 'cyclegan', args.views, check):
             s = train_cyclegan(args.dataset, run, f'cyclegan_{v}', v, cfg)

@@ -13,34 +13,37 @@ from typing import get_args, get_type_hints
 
 from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict,
                                   override_items, shown)
-from .cyclegan import CYCLEGAN_PROFILES, CycleGANConfig, make_cyclegan_config
+from . import cyclegan, sdm, segment
+from .cyclegan import CycleGANConfig
 from .rundir import read_run_config
-from .sdm import PROFILES as SDM_PROFILES, SDMConfig, make_config
+from .sdm import SDMConfig
 from .segment import SegConfig
 
 # %% auto #0
-__all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS', 'STUDY_OWNED', 'FLAGGED',
-           'STAGE_OF', 'MACHINE', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'setting_keys',
-           'resume_config', 'run_changes', 'saved_study', 'changed_settings', 'first_stage', 'flat_settings']
+__all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS', 'STUDY_OWNED',
+           'FLAGGED', 'STAGE_OF', 'MACHINE', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows',
+           'setting_keys', 'resume_config', 'run_changes', 'saved_study', 'changed_settings', 'first_stage',
+           'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
 STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, procs=0)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3, procs=1,
-                  seg=dict(epochs=3, batch_size=8), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
+                  seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
                   realism=dict(steps=20, repeats=2)),
     'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sampler='dpm++', synth_steps=15,
-                seg=dict(epochs=1, min_steps=1200), cyclegan=False, cyclegan_train=dict(),
+                seg=dict(), cyclegan=False, cyclegan_train=dict(),
                 adherence_maps=None, realism=dict(steps=300, repeats=5)),
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
-                seg=dict(epochs=1, min_steps=6000), cyclegan=True, cyclegan_train=dict(),
+                seg=dict(), cyclegan=True, cyclegan_train=dict(),
                 adherence_maps=32, realism=dict(steps=300, repeats=5)),
     'paper': dict(size=256, patients=500, copies=5, finish=0.0, sdm=dict(), sampler='ddpm', synth_steps=1000,
-                  seg=dict(epochs=300, batch_size=1, width=1), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
+                  seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
                   realism=dict(steps=300, repeats=5)),
 }
-assert tuple(STUDY_PROFILES) == tuple(SDM_PROFILES) == tuple(CYCLEGAN_PROFILES) == PROFILES   # one list of scales
+TRAINERS = dict(sdm=sdm, cyclegan_train=cyclegan, seg=segment)   # each stage's trainer: its PROFILES and make_config
+assert all(tuple(STUDY_PROFILES) == tuple(t.PROFILES) == PROFILES for t in TRAINERS.values())   # one list of scales
 
 SEG_ROWS = [  # Table 1 row -> which training data
     ('SDM 4CH ED', 'synthetic', ['4CH'], ['ED']), ('SDM 4CH ES', 'synthetic', ['4CH'], ['ES']),
@@ -122,13 +125,13 @@ def resolve(spec: dict) -> StudyConfig:
     defaults = _profile_spec(profile)
     spec = {**defaults, **spec}
     shared = dict(size=spec['size'], seed=spec['seed'], device=spec['device'])
-    sdm = make_config(profile, {**spec['sdm'], **shared})
-    cyclegan = make_cyclegan_config(profile, {'phases': list(sdm.phases),    # the baseline sees the SDM's frames
-                                              **spec['cyclegan_train'], **shared})
-    seg = apply_overrides(SegConfig(**shared), spec['seg'])
+    sdm_cfg = sdm.make_config(profile, {**spec['sdm'], **shared})
+    cyclegan_cfg = cyclegan.make_config(profile, {'phases': list(sdm_cfg.phases),    # the baseline sees the SDM's frames
+                                                  **spec['cyclegan_train'], **shared})
+    seg = segment.make_config(profile, {**spec['seg'], **shared})
     plain = {f.name: spec[f.name] for f in fields(StudyConfig) if f.name not in SECTIONS + ('realism', 'set')}
     realism = RealismBudget(**{**defaults['realism'], **spec['realism']})
-    cfg = StudyConfig(**plain, realism=realism, sdm=sdm, cyclegan_train=cyclegan, seg=seg, set=dict(spec.get('set') or {}))
+    cfg = StudyConfig(**plain, realism=realism, sdm=sdm_cfg, cyclegan_train=cyclegan_cfg, seg=seg, set=dict(spec.get('set') or {}))
     if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={shown(cfg.sampler)}: use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: raise DataError(f'--set mix={shown(cfg.mix)}: use one of {list(MIXES)}')
     if not 0 <= cfg.finish < 1:

@@ -24,7 +24,7 @@ from .sdm import PROFILES as SDM_PROFILES, SDMConfig, to_uint8_images
 from .rundir import Run
 
 # %% auto #0
-__all__ = ['CYCLEGAN_KIND', 'CYCLEGAN_PROFILES', 'RESUMABLE', 'CycleGANConfig', 'make_cyclegan_config', 'encode_labels',
+__all__ = ['CYCLEGAN_KIND', 'PROFILES', 'RESUMABLE', 'CycleGANConfig', 'saved_config', 'make_config', 'encode_labels',
            'decode_labels', 'ResnetBlock', 'ResnetGenerator', 'PatchGAN', 'CycleGAN', 'ImagePool', 'train_cyclegan',
            'load_cyclegan', 'cyclegan_generate', 'cyclegan_segment']
 
@@ -64,7 +64,7 @@ class CycleGANConfig:
         return self.steps or math.ceil(self.epochs * n_frames / self.batch_size)
 
 
-CYCLEGAN_PROFILES = {
+PROFILES = {
     'smoke': dict(size=32, ngf=8, ndf=8, n_blocks=2, batch_size=2, steps=6, pool_size=4, save_every=3, log_every=1),
     'cpu': dict(),
     'gpu': dict(size=128, ngf=64, ndf=64, n_blocks=6, batch_size=4, steps=0, epochs=200, save_every=1000, log_every=50),
@@ -77,11 +77,16 @@ CYCLEGAN_PROFILES = {
 RESUMABLE = ('device', 'save_every', 'log_every', 'profile', 'steps', 'epochs')
 
 # %% ../nbs/10_cyclegan.ipynb #f46ad29a
-def make_cyclegan_config(profile: str = 'cpu', overrides=None) -> CycleGANConfig:
+def saved_config(d: dict) -> CycleGANConfig:
+    "The CycleGANConfig of a checkpoint's or config.yaml's dict, as `sdm.saved_config`."
+    return config_from_dict(CycleGANConfig, d)
+
+
+def make_config(profile: str = 'cpu', overrides=None) -> CycleGANConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
-    if profile not in CYCLEGAN_PROFILES:
-        raise DataError(f'unknown profile {profile!r}; choose one of {list(CYCLEGAN_PROFILES)}')
-    cfg = apply_overrides(CycleGANConfig(profile=profile, **CYCLEGAN_PROFILES[profile]), overrides)
+    if profile not in PROFILES:
+        raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
+    cfg = apply_overrides(CycleGANConfig(profile=profile, **PROFILES[profile]), overrides)
     check_settings(cfg, positive=('size', 'ngf', 'ndf', 'n_blocks', 'n_layers_d', 'batch_size', 'lr',
                                   'save_every', 'log_every'),
                    at_least_zero=('steps', 'epochs', 'lambda_cycle', 'lambda_identity', 'pool_size'),
@@ -202,7 +207,7 @@ def _ls(pred: torch.Tensor, real: bool) -> torch.Tensor:
 def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None, cfg: CycleGANConfig | None = None,
                    progress: bool = True, callback=None) -> dict:
     "Train (or resume) one CycleGAN on the train split of `dataset` (one view), writing `run/checkpoints/{name}.pt`."
-    cfg = cfg or make_cyclegan_config('cpu')
+    cfg = cfg or make_config('cpu')
     if dist_info()[1] > 1:
         raise DataError('the CycleGAN baseline trains in one process; run it without torchrun')
     dev = pick_device(cfg.device)
@@ -221,7 +226,7 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
     start, history = 0, []
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, CYCLEGAN_KIND)
-        check_resume(ckpt_path, ck, config_from_dict(CycleGANConfig, ck['config']), cfg, view, total,
+        check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, total,
                      may_change=RESUMABLE)
         model.load_state_dict(ck['model'])
         opt_g.load_state_dict(ck['opt_g']); opt_d.load_state_dict(ck['opt_d'])
@@ -286,7 +291,7 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
 def load_cyclegan(path, device: str | torch.device = 'cpu'):
     "(model ready for inference, its config, the checkpoint) from a CycleGAN checkpoint."
     ck = load_checkpoint(path, CYCLEGAN_KIND)
-    cfg = config_from_dict(CycleGANConfig, ck['config'])
+    cfg = saved_config(ck['config'])
     model = CycleGAN(cfg)
     model.load_state_dict(ck['model'])
     return model.to(device).eval(), cfg, ck

@@ -41,14 +41,11 @@ def check_models(run, cfg: StudyConfig, kinds=('sdm', 'cyclegan', 'seg')) -> Non
     """Every checkpoint of `kinds` in the run is the model its config.yaml describes, before a stage loads it: the
     architecture, objective, size and training settings, its view, and (SDMs) the steps it trained. A checkpoint copied
     in from another run would otherwise draw, or score, Table 1 under this run's name."""
-    from echo_from_noise.cyclegan import CYCLEGAN_KIND, CycleGANConfig
-    from echo_from_noise.base import config_from_dict
-    from echo_from_noise.sdm import CKPT_KIND, saved_config
-    from echo_from_noise.segment import SEG_KIND, saved_seg_config
+    from echo_from_noise import cyclegan, sdm, segment
     run = Run(run)
-    spec = dict(sdm=(CKPT_KIND, saved_config, cfg.sdm, 'sdm'),
-                cyclegan=(CYCLEGAN_KIND, lambda d: config_from_dict(CycleGANConfig, d), cfg.cyclegan_train, 'cyclegan'),
-                seg=(SEG_KIND, saved_seg_config, cfg.seg, 'segment'))
+    spec = dict(sdm=(sdm.SDM_KIND, sdm.saved_config, cfg.sdm, 'sdm'),
+                cyclegan=(cyclegan.CYCLEGAN_KIND, cyclegan.saved_config, cfg.cyclegan_train, 'cyclegan'),
+                seg=(segment.SEG_KIND, segment.saved_config, cfg.seg, 'segment'))
     for kind in kinds:
         ck_kind, trained, want, stage = spec[kind]
         for path in sorted(run.checkpoints.glob(f'{kind}_*.pt')):

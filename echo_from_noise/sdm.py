@@ -27,7 +27,7 @@ from .rundir import Run
 log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
-__all__ = ['log', 'PREDICTS', 'PROFILES', 'CKPT_KIND', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
+__all__ = ['log', 'PREDICTS', 'PROFILES', 'SDM_KIND', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
            'SemanticSPADE', 'SemanticMidBlock', 'build_model', 'SDMNet', 'train_sdm', 'load_sdm', 'to_uint8_images',
            'sdm_generate']
 
@@ -191,7 +191,7 @@ class SDMNet(torch.nn.Module):
         finally: mid.seg = None
 
 # %% ../nbs/06_sdm.ipynb #bd60d6b7
-CKPT_KIND = 'echo_from_noise.sdm'
+SDM_KIND = 'echo_from_noise.sdm'
 
 
 def _sample_randomness(cfg: SDMConfig, step: int, j: int, shape):
@@ -212,7 +212,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     dev = pick_device(cfg.device, local)
     run = Path(run)
     ckpt_path = Run(run).checkpoints / f'{name}.pt'
-    ck = load_checkpoint(ckpt_path, CKPT_KIND) if ckpt_path.exists() else None
+    ck = load_checkpoint(ckpt_path, SDM_KIND) if ckpt_path.exists() else None
     if ck is not None:
         check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps)
         if (done := finished_summary(run, name, int(ck['step']), cfg.steps)) is not None: return done
@@ -238,7 +238,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
 
     def checkpoint(step):
         if rank == 0:
-            save_checkpoint(ckpt_path, dict(kind=CKPT_KIND, version=1, step=step, config=asdict(cfg), view=view or '',
+            save_checkpoint(ckpt_path, dict(kind=SDM_KIND, version=1, step=step, config=asdict(cfg), view=view or '',
                                             model=net.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(),
                                             scheduler=sched.state_dict(), rng_cpu=torch.get_rng_state(),
                                             history=history))
@@ -304,7 +304,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
 # %% ../nbs/06_sdm.ipynb #7878a673
 def load_sdm(path, use_ema: bool = True, device: str | torch.device = 'cpu'):
     "(network ready for sampling, its config, the checkpoint) from an SDM checkpoint."
-    ck = load_checkpoint(path, CKPT_KIND)
+    ck = load_checkpoint(path, SDM_KIND)
     cfg = saved_config(ck['config'])
     net = SDMNet(build_model(cfg))
     net.load_state_dict(ck['ema'] if use_ema else ck['model'])

@@ -16,16 +16,16 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .base import MIXES, config_from_dict, DataError, tqdm
+from .base import MIXES, apply_overrides, config_from_dict, DataError, tqdm
 from .dataset import load_split
 from .labels import N_SEG_CLASSES, STRUCTURES, seg_target
 from .distributed import Terminated, pick_device, stop_on_sigterm, stop_requested
 from .training import check_resume, load_checkpoint, save_checkpoint
 
 # %% auto #0
-__all__ = ['SEG_KIND', 'SAVE_EVERY_S', 'NO_INTENSITY', 'SegConfig', 'saved_seg_config', 'build_segmenter', 'load_frames',
-           'augment_intensity', 'augment_batch', 'mixed_frames', 'dice_per_class', 'train_segmenter', 'load_segmenter',
-           'segment']
+__all__ = ['SEG_KIND', 'SAVE_EVERY_S', 'NO_INTENSITY', 'PROFILES', 'SegConfig', 'make_config', 'saved_config', 'build_segmenter',
+           'load_frames', 'augment_intensity', 'augment_batch', 'mixed_frames', 'dice_per_class', 'train_segmenter',
+           'load_segmenter', 'segment']
 
 # %% ../nbs/07_segment.ipynb #82abae88
 SEG_KIND = 'echo_from_noise.segmenter'
@@ -58,7 +58,21 @@ class SegConfig:
 NO_INTENSITY = dict(contrast=(1.0, 1.0), gain=(1.0, 1.0), speckle=0.0, blur=0.0)   # the paper's augmentation (gamma only)
 
 
-def saved_seg_config(d: dict) -> SegConfig:
+PROFILES = {   # the segmenter of each scale; every Table 1 row of a study trains with it
+    'smoke': dict(epochs=3, batch_size=8),
+    'cpu': dict(epochs=1, min_steps=1200),
+    'gpu': dict(epochs=1, min_steps=6000),
+    'paper': dict(epochs=300, batch_size=1, width=1),    # the released code: the width-1 U-Net at batch 1, 300 epochs
+}
+
+
+def make_config(profile: str = 'cpu', overrides=None) -> SegConfig:
+    "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied, as `sdm.make_config`."
+    if profile not in PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
+    return apply_overrides(SegConfig(**PROFILES[profile]), overrides)
+
+
+def saved_config(d: dict) -> SegConfig:
     "The SegConfig of a checkpoint's dict; checkpoints from before the intensity augmentation were trained without it."
     return config_from_dict(SegConfig, {**NO_INTENSITY, **d})
 
@@ -185,7 +199,7 @@ def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', p
     log, best, best_state, start = [], -1.0, None, 0
     if path.exists():
         ck = load_checkpoint(path, SEG_KIND)
-        check_resume(path, ck, saved_seg_config(ck['config']), cfg,
+        check_resume(path, ck, saved_config(ck['config']), cfg,
                      may_change=('device',) if ck.get('finished') else ('device', 'epochs', 'min_steps'))
         if ck.get('finishing') != finishing:
             raise DataError(f'{path}: trained with finishing phase [share of steps, frames] {ck.get("finishing")}, asked '
@@ -244,7 +258,7 @@ def load_segmenter(path, device='cpu'):
     "(model with the best weights, its SegConfig, (mean, std)) from a finished segmenter checkpoint."
     ck = load_checkpoint(path, SEG_KIND)
     if not ck.get('finished'): raise DataError(f'{path}: training did not finish; run the segmentation stage again to resume')
-    cfg = saved_seg_config(ck['config'])
+    cfg = saved_config(ck['config'])
     model = build_segmenter(cfg.size, cfg.width)
     model.load_state_dict(ck['model'])
     return model.to(device).eval(), cfg, tuple(ck['norm'])

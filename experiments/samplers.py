@@ -34,7 +34,7 @@ from echo_from_noise.diffusion import bf16_native
 from echo_from_noise.evaluate import frame_metrics
 from echo_from_noise.distributed import pick_device
 from echo_from_noise.training import load_checkpoint
-from echo_from_noise.sdm import CKPT_KIND, saved_config
+from echo_from_noise.sdm import SDM_KIND, saved_config
 from echo_from_noise.synthesis import synthesize
 from echo_from_noise.segment import load_frames, load_segmenter, segment, train_segmenter
 from echo_from_noise.config import STUDY_PROFILES, saved_study
@@ -158,7 +158,7 @@ def main():
     dpm = next(r for r in rows if r['name'] == STUDY_SETTING)
     sde = next(r for r in rows if r['name'] == 'dpm++sde-20')
     fastest = min((r for r in rows if r['within'] or r['name'] == REFERENCE), key=lambda r: r['steps'])
-    sdm_cfg = saved_config(load_checkpoint(sorted((run / 'checkpoints').glob('sdm_*.pt'))[0], CKPT_KIND)['config'])
+    sdm_cfg = saved_config(load_checkpoint(sorted((run / 'checkpoints').glob('sdm_*.pt'))[0], SDM_KIND)['config'])
     native = bf16_native(torch.device(dev))
     lines = [
         '# Sampler benchmark: image quality against the number of sampling steps',

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from echo_from_noise.cyclegan import (CYCLEGAN_KIND, cyclegan_generate, load_cyclegan, make_cyclegan_config,
+from echo_from_noise.cyclegan import (CYCLEGAN_KIND, cyclegan_generate, load_cyclegan, make_config as cyclegan_config,
                                       train_cyclegan)
 from echo_from_noise.base import DataError
 from echo_from_noise.dataset import load_frame, read_manifest
@@ -52,8 +52,8 @@ def test_cli_train_then_synthesize(phantom, tmp_path):
 
 
 def test_checkpoint_from_a_different_model_is_refused(phantom, tmp_path):
-    train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', make_cyclegan_config('smoke', dict(steps=1)), progress=False)
-    other = make_cyclegan_config('smoke', dict(steps=2, ngf=4))
+    train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', cyclegan_config('smoke', dict(steps=1)), progress=False)
+    other = cyclegan_config('smoke', dict(steps=2, ngf=4))
     with pytest.raises(DataError, match=r'different model \(ngf=8, now 4\)'):
         train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', other, progress=False)
     bad = tmp_path / 'r/checkpoints/cg.pt'
@@ -74,7 +74,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(phantom, tmp_path):
     C.ResnetGenerator.forward = poisoned
     try:
         with pytest.raises(TrainingDiverged, match='not finite at step 2'):
-            train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', make_cyclegan_config('smoke', dict(save_every=1)),
+            train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', cyclegan_config('smoke', dict(save_every=1)),
                            progress=False)
     finally:
         C.ResnetGenerator.forward = real
@@ -84,4 +84,4 @@ def test_nan_stops_and_keeps_last_good_checkpoint(phantom, tmp_path):
 
 def test_wrong_size_data_names_the_fix(phantom, tmp_path):
     with pytest.raises(DataError, match='--size 64|size=32'):
-        train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', make_cyclegan_config('smoke', dict(size=64)), progress=False)
+        train_cyclegan(phantom, tmp_path / 'r', 'cg', '4CH', cyclegan_config('smoke', dict(size=64)), progress=False)

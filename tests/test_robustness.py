@@ -22,7 +22,7 @@ from echo_from_noise.base import DataError
 from echo_from_noise.dataset import read_manifest
 from echo_from_noise.distributed import Terminated
 from echo_from_noise.training import load_checkpoint
-from echo_from_noise.sdm import CKPT_KIND, make_config, train_sdm
+from echo_from_noise.sdm import SDM_KIND, make_config, train_sdm
 from echo_from_noise.synthesis import synthesize
 
 from fixtures import write_pngs
@@ -82,12 +82,12 @@ def test_sigterm_checkpoints_and_resumes(phantom, tmp_path):
     err = ''.join(err)
     assert p.returncode == 143, err[-2000:]
     assert 'stopped by SIGTERM' in err and 'Traceback' not in err
-    done = load_checkpoint(run / 'checkpoints/sdm_4CH.pt', CKPT_KIND)['step']
+    done = load_checkpoint(run / 'checkpoints/sdm_4CH.pt', SDM_KIND)['step']
     assert 0 < done < 100000
     cmd[cmd.index('steps=100000')] = f'steps={done + 3}'         # a longer run of the same settings resumes
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert load_checkpoint(run / 'checkpoints/sdm_4CH.pt', CKPT_KIND)['step'] == done + 3
+    assert load_checkpoint(run / 'checkpoints/sdm_4CH.pt', SDM_KIND)['step'] == done + 3
 
 
 def test_sigterm_in_sdm_cyclegan_and_segmenter_loops(phantom, tmp_path, monkeypatch):
@@ -97,12 +97,12 @@ def test_sigterm_in_sdm_cyclegan_and_segmenter_loops(phantom, tmp_path, monkeypa
     with pytest.raises(Terminated, match='stopped by SIGTERM after step 4'):
         train_sdm(phantom, tmp_path / 's', 'sdm_4CH', '4CH', cfg, progress=False,
                   callback=lambda done, h: kill() if done == 3 else None)
-    assert load_checkpoint(tmp_path / 's/checkpoints/sdm_4CH.pt', CKPT_KIND)['step'] == 4
+    assert load_checkpoint(tmp_path / 's/checkpoints/sdm_4CH.pt', SDM_KIND)['step'] == 4
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL           # the handler is only there while training
 
-    from echo_from_noise.cyclegan import CYCLEGAN_KIND, make_cyclegan_config, train_cyclegan
+    from echo_from_noise.cyclegan import CYCLEGAN_KIND, make_config as cyclegan_config, train_cyclegan
     with pytest.raises(Terminated, match='after step 2'):
-        train_cyclegan(phantom, tmp_path / 'c', 'cyclegan_4CH', '4CH', make_cyclegan_config('smoke', dict(steps=50)),
+        train_cyclegan(phantom, tmp_path / 'c', 'cyclegan_4CH', '4CH', cyclegan_config('smoke', dict(steps=50)),
                        progress=False, callback=lambda done, h: kill() if done == 2 else None)
     assert load_checkpoint(tmp_path / 'c/checkpoints/cyclegan_4CH.pt', CYCLEGAN_KIND)['step'] == 2
 
@@ -185,7 +185,7 @@ def test_resume_refuses_other_settings_and_other_views(phantom, tmp_path, capsys
     fails(base[:-3] + ['steps=4', 'lr=1e-3', 'seed=5'], capsys, 'sdm_2CH.pt', 'lr=0.0001, now 0.001')
     assert yaml.safe_load((run / 'config.yaml').read_text())['sdm']['lr'] == 1e-4    # the record is still true
     assert efn(base[:-3] + ['steps=4', 'lr=1e-4', 'seed=5']) == 0                       # only steps grew: resumes
-    assert load_checkpoint(run / 'checkpoints/sdm_2CH.pt', CKPT_KIND)['step'] == 4
+    assert load_checkpoint(run / 'checkpoints/sdm_2CH.pt', SDM_KIND)['step'] == 4
     shutil.copy(run / 'checkpoints/sdm_2CH.pt', run / 'checkpoints/sdm_4CH.pt')        # a 2CH model under a 4CH name
     fails(['train-sdm', phantom, run, '--profile', 'smoke', '--views', '4CH', '--set', 'steps=4', 'lr=1e-4', 'seed=5'],
           capsys, 'sdm_4CH.pt: holds the 2CH model')
@@ -259,7 +259,7 @@ def test_synthesize_fails_before_sampling(trained, tmp_path, monkeypatch, caplog
             synthesize(run, aug, ro / 'out', steps=2, progress=False)
     assert not drawn
     with caplog.at_level('WARNING', logger='echo_from_noise'):      # an unfinished model: a warning, then images
-        ck = load_checkpoint(run / 'checkpoints/sdm_4CH.pt', CKPT_KIND)
+        ck = load_checkpoint(run / 'checkpoints/sdm_4CH.pt', SDM_KIND)
         ck['step'] = 1
         torch.save(ck, one / 'checkpoints/sdm_4CH.pt')
         synthesize(one, aug, tmp_path / 'out', steps=2, progress=False)

@@ -14,7 +14,7 @@ from echo_from_noise.base import DataError
 from echo_from_noise.dataset import load_frame, read_manifest
 from echo_from_noise.phantom import make_phantom
 from echo_from_noise.training import TrainingDiverged, load_checkpoint, save_checkpoint
-from echo_from_noise.sdm import (CKPT_KIND, load_sdm, make_config,
+from echo_from_noise.sdm import (SDM_KIND, load_sdm, make_config,
                                  train_sdm)
 
 from fixtures import images_by_id
@@ -26,7 +26,7 @@ def phantom(tmp_path_factory):
 
 
 def params(path):
-    return load_checkpoint(path, CKPT_KIND)['model']
+    return load_checkpoint(path, SDM_KIND)['model']
 
 
 def test_resume_after_interruption_matches_uninterrupted(phantom, tmp_path):
@@ -37,11 +37,11 @@ def test_resume_after_interruption_matches_uninterrupted(phantom, tmp_path):
         if step == 3: raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         train_sdm(phantom, tmp_path / 'b', 'sdm_4CH', '4CH', cfg, progress=False, callback=interrupt)
-    assert load_checkpoint(tmp_path / 'b/checkpoints/sdm_4CH.pt', CKPT_KIND)['step'] == 3   # saved on the way out
+    assert load_checkpoint(tmp_path / 'b/checkpoints/sdm_4CH.pt', SDM_KIND)['step'] == 3   # saved on the way out
     train_sdm(phantom, tmp_path / 'b', 'sdm_4CH', '4CH', cfg, progress=False)
     a, b = params(tmp_path / 'a/checkpoints/sdm_4CH.pt'), params(tmp_path / 'b/checkpoints/sdm_4CH.pt')
     assert all(torch.equal(a[k], b[k]) for k in a)
-    ca, cb = load_checkpoint(tmp_path / 'a/checkpoints/sdm_4CH.pt', CKPT_KIND), load_checkpoint(tmp_path / 'b/checkpoints/sdm_4CH.pt', CKPT_KIND)
+    ca, cb = load_checkpoint(tmp_path / 'a/checkpoints/sdm_4CH.pt', SDM_KIND), load_checkpoint(tmp_path / 'b/checkpoints/sdm_4CH.pt', SDM_KIND)
     assert all(torch.equal(ca['ema'][k], cb['ema'][k]) for k in ca['ema'])
     assert ca['optimizer']['state'][0]['step'] == cb['optimizer']['state'][0]['step'] == 6
 
@@ -82,14 +82,14 @@ def test_corrupt_and_foreign_checkpoints_are_refused(phantom, tmp_path):
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b'\x80\x02garbage')
     with pytest.raises(DataError, match='sdm_4CH.pt: not a readable checkpoint'):
-        load_checkpoint(bad, CKPT_KIND)
+        load_checkpoint(bad, SDM_KIND)
     with pytest.raises(DataError, match='not a readable checkpoint'):
         train_sdm(phantom, tmp_path / 'run', 'sdm_4CH', '4CH', make_config('smoke'), progress=False)
     torch.save({'state_dict': {'w': torch.zeros(2)}}, bad)
     with pytest.raises(DataError, match='not an echo_from_noise SDM checkpoint'):
-        load_checkpoint(bad, CKPT_KIND)
+        load_checkpoint(bad, SDM_KIND)
     with pytest.raises(DataError, match='checkpoint not found'):
-        load_checkpoint(tmp_path / 'nothing.pt', CKPT_KIND)
+        load_checkpoint(tmp_path / 'nothing.pt', SDM_KIND)
 
 
 def test_checkpoint_from_a_different_model_is_refused(phantom, tmp_path):
@@ -118,7 +118,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(phantom, tmp_path):
             train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', cfg, progress=False)
     finally:
         S.build_model = real
-    ck = load_checkpoint(tmp_path / 'r/checkpoints/sdm_4CH.pt', CKPT_KIND)
+    ck = load_checkpoint(tmp_path / 'r/checkpoints/sdm_4CH.pt', SDM_KIND)
     assert ck['step'] == 2 and all(torch.isfinite(v).all() for v in ck['model'].values() if v.is_floating_point())
 
 
