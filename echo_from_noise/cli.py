@@ -214,7 +214,10 @@ def _add_realism(sub):
 
 # %% ../nbs/90_cli.ipynb #40512037
 def _run_paper(args):
-    from echo_from_noise.paper import run_paper, study_summary
+    from echo_from_noise.paper import print_config, run_paper, study_summary
+    if args.print_config:
+        print(print_config(args.profile, args.data, args.device, args.seed, args.with_cyclegan, args.set), end='')
+        return
     out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan,
                     external=args.external, overrides=args.set, verbose=args.verbose, redo_from=args.redo_from)
     print(study_summary(out))
@@ -246,6 +249,9 @@ def _add_paper(sub):
     pa.add_argument('--external', metavar='DATASET',
                     help='also score every segmenter on this canonical dataset (table_external.md), as the paper does '
                          'on EchoNet-Dynamic')
+    pa.add_argument('--print-config', action='store_true',
+                    help='print the resolved settings as YAML (what RUN/config.yaml would record, the Table 1 rows '
+                         'included) and run nothing')
     pa.set_defaults(func=_run_paper)
 
 # %% ../nbs/90_cli.ipynb #12c86a28

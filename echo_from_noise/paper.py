@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .base import STAGES, DataError
-from .config import StudyConfig, first_stage, resume_config, run_changes, study_config
+from .config import StudyConfig, first_stage, resume_config, run_changes, seg_rows, study_config
 from .distributed import Terminated
 from .dataset import read_manifest
 from .files import output_lock, write_atomic
@@ -27,7 +27,7 @@ from .study import STAGE_FUNCS
 
 # %% auto #0
 __all__ = ['scratch_run', 'run_stage', 'progress_bar', 'StageConsole', 'logged_kernel_manager', 'clock', 'StageFailed',
-           'pipeline_dir', 'run_paper', 'study_summary']
+           'pipeline_dir', 'study_record', 'print_config', 'run_paper', 'study_summary']
 
 # %% ../nbs/15_paper.ipynb #8501f8f2
 def scratch_run(profile: str, data: str = 'phantom', seed: int = 0, with_cyclegan: bool | None = None,
@@ -64,7 +64,7 @@ def run_stage(stage: str, run_dir=None, profile: str = 'smoke', data: str = 'pha
 # %% ../nbs/15_paper.ipynb #a547cbe4
 def _run_stages(stage: str, run: Run, cfg: StudyConfig, with_cyclegan, progress: bool, scratch: bool) -> dict:
     cfg = resume_config(run.config_path, cfg, with_cyclegan)
-    run.record_config(study=cfg.to_dict())
+    run.record_config(**study_record(cfg))
     todo = STAGES[:STAGES.index(stage) + 1] if scratch else (stage,)
     result = None
     for st in todo:
@@ -176,6 +176,20 @@ def pipeline_dir() -> Path:
     if not d.is_dir(): raise DataError(f'{d}: pipeline notebooks not found; efn paper runs from a checkout of the repository')
     return d
 
+# %% ../nbs/15_paper.ipynb #eb6d3d81
+def study_record(cfg: StudyConfig) -> dict:
+    "What a run's config.yaml records of its study: every resolved setting, and the Table 1 rows it trains, by name."
+    return dict(study=cfg.to_dict(), rows=[r for r, *_ in seg_rows(cfg)])
+
+
+def print_config(profile: str = 'cpu', data: str = 'phantom', device: str = 'auto', seed: int = 0,
+                 with_cyclegan: bool | None = None, overrides=None) -> str:
+    "`efn paper --print-config`: the settings `run_paper` would record in config.yaml, as YAML; nothing runs or is written."
+    if data != 'phantom':
+        data = str(Path(data).resolve())
+        read_manifest(data)
+    return yaml.safe_dump(study_record(study_config(profile, data, device, seed, with_cyclegan, overrides)), sort_keys=False)
+
 # %% ../nbs/15_paper.ipynb #a78618b3
 def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyConfig:
     "`--redo-from stage`: check that no changed setting reaches further back, set the old outputs aside, record `cfg`."
@@ -188,7 +202,7 @@ def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyC
                         f'--redo-from {stage} would keep that stage\'s old output: use --redo-from {first_stage(diff)}')
     moved = set_aside(out, stage)
     if moved: log(f'outputs of stage {stage} onward set aside in {moved}')
-    if conf: update_run_config(out, study=cfg.to_dict())
+    if conf: update_run_config(out, **study_record(cfg))
     return cfg
 
 # %% ../nbs/15_paper.ipynb #3f4cfd0a

@@ -51,3 +51,15 @@ def test_efn_console_script_installed():
     exe = shutil.which('efn', path=str(__import__('pathlib').Path(sys.executable).parent))
     assert exe, 'efn console script missing from the venv'
     assert subprocess.run([exe, '--help'], capture_output=True).returncode == 0
+
+
+def test_print_config_runs_nothing(tmp_path):
+    "`efn paper --print-config`: the resolved settings as config.yaml would record them, and no run directory."
+    import yaml
+    r = efn('paper', '--profile', 'cpu', '--out', str(tmp_path / 'run'), '--set', 'sdm.steps=3000', 'copies=2',
+            '--print-config')
+    assert r.returncode == 0, r.stderr
+    shown = yaml.safe_load(r.stdout)
+    assert (shown['study']['sdm']['steps'], shown['study']['copies'], shown['study']['seg']['min_steps']) == (3000, 2, 1200)
+    assert shown['rows'][-1] == 'Real + SDM frames' and 'All CycleGAN frames' not in shown['rows']
+    assert not (tmp_path / 'run').exists()
