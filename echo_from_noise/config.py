@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import get_args, get_type_hints
 
 from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict,
-                                  override_items, shown)
+                                  override_items, parse_value, shown)
 from . import cyclegan, sdm, segment
 from .cyclegan import CycleGANConfig
 from .rundir import read_run_config
@@ -20,13 +20,14 @@ from .sdm import SDMConfig
 from .segment import SegConfig
 
 # %% auto #0
-__all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS', 'STUDY_OWNED',
-           'FLAGGED', 'STAGE_OF', 'MACHINE', 'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows',
-           'setting_keys', 'resume_config', 'run_changes', 'saved_study', 'changed_settings', 'first_stage',
-           'flat_settings']
+__all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'REAL_PLUS_SDM', 'SECTIONS',
+           'STUDY_OWNED', 'FLAGGED', 'STAGE_OF', 'MACHINE', 'PAPER_RECIPE', 'RealismBudget', 'StudyConfig',
+           'study_config', 'resolve', 'seg_rows', 'setting_keys', 'resume_config', 'run_changes', 'saved_study',
+           'changed_settings', 'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, procs=0)     # every profile's, unless it says otherwise
+STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, procs=0,
+                      real_plus_sdm=True)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3, procs=1,
@@ -38,7 +39,7 @@ STUDY_PROFILES = {   # study values, and each stage's changes to its own profile
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
                 seg=dict(), cyclegan=True, cyclegan_train=dict(),
                 adherence_maps=32, realism=dict(steps=300, repeats=5)),
-    'paper': dict(size=256, patients=500, copies=5, finish=0.0, sdm=dict(), sampler='ddpm', synth_steps=1000,
+    'paper': dict(size=256, patients=500, copies=5, finish=0.0, real_plus_sdm=False, sdm=dict(), sampler='ddpm', synth_steps=1000,
                   seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
                   realism=dict(steps=300, repeats=5)),
 }
@@ -53,6 +54,7 @@ SEG_ROWS = [  # Table 1 row -> which training data
 ]
 CYCLEGAN_ROW = ('All CycleGAN frames', 'cyclegan', None, None)
 REAL_ROW = 'All real frames'       # its segmenter scores the adherence study
+REAL_PLUS_SDM = 'Real + SDM frames'
 
 # %% ../nbs/13_config.ipynb #41bfa31f
 SECTIONS = ('sdm', 'cyclegan_train', 'seg')              # the stages' own configurations inside a study
@@ -84,6 +86,7 @@ class StudyConfig:
     synth_batch: int               # label maps per sampler call: more keep a GPU busier (each map's noise is its own)
     guidance: float                # classifier-free guidance scale; 0: off, as the paper
     mix: str                       # how "Real + SDM frames" mixes its training frames (`MIXES`)
+    real_plus_sdm: bool            # train the row this project adds to Table 1, "Real + SDM frames" (off in the paper profile)
     finish: float                  # share of the steps a segmenter with synthetic frames ends on undeformed anatomy; 0: the paper's recipe
     cyclegan: bool                 # train the CycleGAN baseline and its Table 1 row
     adherence_maps: int | None     # test maps per view in the adherence study; None: all
@@ -170,8 +173,9 @@ def _check_study(cfg: StudyConfig) -> None:
 
 # %% ../nbs/13_config.ipynb #28f90f2d
 def seg_rows(cfg: StudyConfig) -> list:
-    "The Table 1 rows this run trains: the SDM and real rows, plus the CycleGAN row when the run has a CycleGAN."
-    return SEG_ROWS + ([CYCLEGAN_ROW] if cfg.cyclegan else [])
+    """The Table 1 rows this run trains: the SDM and real rows, "Real + SDM frames" unless `real_plus_sdm` is off, and
+    the CycleGAN row when the run has a CycleGAN."""
+    return [r for r in SEG_ROWS if cfg.real_plus_sdm or r[0] != REAL_PLUS_SDM] + ([CYCLEGAN_ROW] if cfg.cyclegan else [])
 
 # %% ../nbs/13_config.ipynb #781d9a9a
 STAGE_OF = {   # the first stage each setting changes
@@ -179,7 +183,7 @@ STAGE_OF = {   # the first stage each setting changes
     'sdm': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize',
     'guidance': 'synthesize', 'finish': 'synthesize',
-    'seg': 'segment', 'mix': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
+    'seg': 'segment', 'mix': 'segment', 'real_plus_sdm': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
 
 
 def _scalars() -> dict:
@@ -203,7 +207,7 @@ def setting_keys(profile: str = 'cpu') -> list:
 def _parse(key: str, value, like, nullable: bool = False):
     if not isinstance(value, str): return value
     if value.lower() == 'none' and nullable: return None
-    try: return like(value)
+    try: return parse_value(value, like())         # bool from 'false' / 'off' too, not bool('false')
     except ValueError: raise DataError(f'--set {key}={shown(value)}: expected {like.__name__}') from None
 
 
@@ -277,3 +281,33 @@ def flat_settings(cfg: StudyConfig) -> dict:
         if isinstance(v, dict): out.update({f'{k}.{n}': x for n, x in v.items()})
         else: out[k] = v
     return out
+
+# %% ../nbs/13_config.ipynb #c23c4a6c
+PAPER_RECIPE = {   # setting: (value, where it comes from): the paper (Stojanovski et al. 2023) or its released code
+    'size': (256, '§2.2: "image resolution of (256, 256)"'),
+    'copies': (5, '§2.2: "five random transformations" of every label map'),
+    'augment_strength': (1.0, '§2.2: the affine and elastic ranges as published (nbs/04_augment)'),
+    'guidance': (0.0, '§2.1: "we removed the classifier-free guidance sampling"'),
+    'sampler': ('ddpm', 'released code: ancestral DDPM sampling, as improved DDPM (§2.1: Nichol et al.)'),
+    'synth_steps': (1000, 'released code: every one of the 1000 diffusion steps at inference'),
+    'finish': (0.0, 'no finishing phase in the paper: this project adds it'),
+    'real_plus_sdm': (False, 'no "Real + SDM" row in the paper\'s Table 1: this project adds it'),
+    'cyclegan': (True, 'Table 1 and Figure 5 set the SDM against a CycleGAN (§2.3)'),
+    'sdm.phases': (['ED'], '§2.1: "a model on 4 chamber (4C) end diastolic frames and a model on 2 chamber (2C) end diastolic frames"'),
+    'sdm.timesteps': (1000, '§2.1: the improved-DDPM process of Nichol et al., T = 1000, cosine schedule'),
+    'sdm.objective': ('paper', '§2.1: the predicted noise plus the KL term'),
+    'sdm.vb_weight': (0.001, '§2.1: "We modified the weight of the KL divergence to 0.001"'),
+    'sdm.p_uncond': (0.0, '§2.1: no classifier-free guidance, so no unconditional training'),
+    'sdm.steps': (50000, '§2.1: "for 50,000 steps"'),
+    'sdm.batch_size': (96, '§2.1: "8 x Nvidia A100 ... a batch size of 12": 12 per GPU, 96 in all'),
+    'sdm.lr': (1e-4, '§2.1: "an annealing learning rate"; its value is the released code\'s'),
+    'seg.epochs': (300, '§2.2: "trained for 300 epochs"'),
+    'seg.lr': (1e-3, '§2.2: "the Adam optimizer and a learning rate of 1e-3"'),
+    'seg.width': (1, '§2.2: "8 layers (L) with 2^L channels in each layer": width 1 at 256 px'),
+    'seg.batch_size': (1, 'released code (echo_segmentations/runner.py): batch 1'),
+    'seg.contrast': ([1.0, 1.0], 'released code: no contrast augmentation'),
+    'seg.gain': ([1.0, 1.0], 'released code: no gain augmentation'),
+    'seg.speckle': (0.0, 'released code: no speckle augmentation'),
+    'seg.blur': (0.0, 'released code: no blur augmentation'),
+    'cyclegan_train.epochs': (200, '§2.3: "trained for 200 epochs"'),
+}

@@ -62,7 +62,8 @@ PROFILES = {   # the segmenter of each scale; every Table 1 row of a study train
     'smoke': dict(epochs=3, batch_size=8),
     'cpu': dict(epochs=1, min_steps=1200),
     'gpu': dict(epochs=1, min_steps=6000),
-    'paper': dict(epochs=300, batch_size=1, width=1),    # the released code: the width-1 U-Net at batch 1, 300 epochs
+    'paper': dict(epochs=300, batch_size=1, width=1, **NO_INTENSITY),   # the released code: width-1 U-Net, batch 1, 300
+                                                                       # epochs, no intensity augmentation
 }
 
 
