@@ -10,7 +10,7 @@ from dataclasses import asdict, fields
 
 # %% auto #0
 __all__ = ['VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'PROFILES', 'SAMPLERS', 'OBJECTIVES', 'GENERATOR_NAMES', 'STAGES',
-           'MIXES', 'DataError', 'tqdm', 'shown', 'parse_value', 'override_items', 'apply_overrides',
+           'MIXES', 'DataError', 'tqdm', 'shown', 'parse_value', 'override_items', 'named_profile', 'apply_overrides',
            'config_from_dict', 'config_to_dict']
 
 # %% ../nbs/00_base.ipynb #4cbaf786
@@ -76,6 +76,12 @@ def override_items(overrides) -> list:
                             'give each key once')
         seen[item[0]] = item[1]
     return items
+
+
+def named_profile(profiles: dict, profile: str) -> dict:
+    "`profiles[profile]` (a trainer's or the study's profile values); an unknown name is refused with the known ones."
+    if profile not in profiles: raise DataError(f'unknown profile {profile!r}; choose one of {list(profiles)}')
+    return profiles[profile]
 
 
 def apply_overrides(cfg, overrides=None):

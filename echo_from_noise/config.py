@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict,
+from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict, named_profile,
                                   override_items, parse_value, shown)
 from . import cyclegan, sdm, segment
 from .cyclegan import CycleGANConfig
@@ -20,7 +20,7 @@ from .sdm import SDMConfig
 from .segment import SegConfig
 
 # %% auto #0
-__all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'REAL_PLUS_SDM', 'SECTIONS',
+__all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'REAL_PLUS_SDM', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS',
            'STUDY_OWNED', 'FLAGGED', 'STAGE_OF', 'MACHINE', 'PAPER_RECIPE', 'RealismBudget', 'StudyConfig',
            'study_config', 'resolve', 'seg_rows', 'setting_keys', 'resume_config', 'run_changes', 'saved_study',
            'changed_settings', 'first_stage', 'flat_settings']
@@ -46,15 +46,15 @@ STUDY_PROFILES = {   # study values, and each stage's changes to its own profile
 TRAINERS = dict(sdm=sdm, cyclegan_train=cyclegan, seg=segment)   # each stage's trainer: its PROFILES and make_config
 assert all(tuple(STUDY_PROFILES) == tuple(t.PROFILES) == PROFILES for t in TRAINERS.values())   # one list of scales
 
+REAL_PLUS_SDM = 'Real + SDM frames'     # the row this project adds to the paper's Table 1
 SEG_ROWS = [  # Table 1 row -> which training data
     ('SDM 4CH ED', 'synthetic', ['4CH'], ['ED']), ('SDM 4CH ES', 'synthetic', ['4CH'], ['ES']),
     ('SDM 2CH ED', 'synthetic', ['2CH'], ['ED']), ('SDM 2CH ES', 'synthetic', ['2CH'], ['ES']),
     ('All SDM frames', 'synthetic', None, None), ('All real frames', 'real', None, None),
-    ('Real + SDM frames', 'real+synthetic', None, None),     # not in the paper: how most users will use synthetic data
+    (REAL_PLUS_SDM, 'real+synthetic', None, None),     # not in the paper: how most users will use synthetic data
 ]
 CYCLEGAN_ROW = ('All CycleGAN frames', 'cyclegan', None, None)
 REAL_ROW = 'All real frames'       # its segmenter scores the adherence study
-REAL_PLUS_SDM = 'Real + SDM frames'
 
 # %% ../nbs/13_config.ipynb #41bfa31f
 SECTIONS = ('sdm', 'cyclegan_train', 'seg')              # the stages' own configurations inside a study
@@ -116,8 +116,7 @@ def study_config(profile: str = 'cpu', data: str = 'phantom', device: str = 'aut
 
 def _profile_spec(profile: str) -> dict:
     "A fresh copy of a profile's plain values (study values and each stage's changes); an unknown profile is refused."
-    if profile not in STUDY_PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
-    return copy.deepcopy({'test_patients': None, **STUDY_DEFAULTS, **STUDY_PROFILES[profile]})
+    return copy.deepcopy({'test_patients': None, **STUDY_DEFAULTS, **named_profile(STUDY_PROFILES, profile)})
 
 # %% ../nbs/13_config.ipynb #e313bef3
 def resolve(spec: dict) -> StudyConfig:

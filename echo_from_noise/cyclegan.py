@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import apply_overrides, config_from_dict, DataError
+from .base import apply_overrides, config_from_dict, DataError, named_profile
 from .diffusion import bf16_autocast
 from .labels import LABEL_VALUES, check_labels
 from .distributed import dist_info, pick_device
@@ -84,9 +84,7 @@ def saved_config(d: dict) -> CycleGANConfig:
 
 def make_config(profile: str = 'cpu', overrides=None) -> CycleGANConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
-    if profile not in PROFILES:
-        raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
-    cfg = apply_overrides(CycleGANConfig(profile=profile, **PROFILES[profile]), overrides)
+    cfg = apply_overrides(CycleGANConfig(profile=profile, **named_profile(PROFILES, profile)), overrides)
     check_settings(cfg, positive=('size', 'ngf', 'ndf', 'n_blocks', 'n_layers_d', 'batch_size', 'lr',
                                   'save_every', 'log_every'),
                    at_least_zero=('steps', 'epochs', 'lambda_cycle', 'lambda_identity', 'pool_size'),

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from .base import DataError
-from .config import StudyConfig, saved_study, seg_rows
+from .config import REAL_PLUS_SDM, StudyConfig, saved_study, seg_rows
 from .distributed import pick_device
 from .training import load_checkpoint
 from .files import results_folder, write_atomic, write_figure
@@ -88,7 +88,7 @@ def summarize(per_image: pd.DataFrame) -> dict:
 
 
 MEASURED_CYCLEGAN = 'All CycleGAN frames'
-EXTRA_ROWS = ('Real + SDM frames',)    # measured rows the paper has no counterpart for, shown after its rows
+EXTRA_ROWS = (REAL_PLUS_SDM,)    # measured rows the paper has no counterpart for, shown after its rows
 
 
 def _measured_row(name, m, fmt):

@@ -22,7 +22,7 @@ from .distributed import Terminated
 from .dataset import read_manifest
 from .files import output_lock, write_atomic
 from .evaluate import evaluate_run
-from .rundir import Run, read_run_config, set_aside, stage_record, update_run_config, write_stage_record
+from .rundir import Run, set_aside, stage_record, write_stage_record
 from .study import STAGE_FUNCS
 
 # %% auto #0
@@ -185,24 +185,30 @@ def study_record(cfg: StudyConfig) -> dict:
 def print_config(profile: str = 'cpu', data: str = 'phantom', device: str = 'auto', seed: int = 0,
                  with_cyclegan: bool | None = None, overrides=None) -> str:
     "`efn paper --print-config`: the settings `run_paper` would record in config.yaml, as YAML; nothing runs or is written."
-    if data != 'phantom':
-        data = str(Path(data).resolve())
-        read_manifest(data)
-    return yaml.safe_dump(study_record(study_config(profile, data, device, seed, with_cyclegan, overrides)), sort_keys=False)
+    return yaml.safe_dump(study_record(study_config(profile, _dataset(data), device, seed, with_cyclegan, overrides)),
+                          sort_keys=False)
+
+
+def _dataset(data: str) -> str:
+    "`--data`: 'phantom', or a canonical dataset's path resolved (the stages run in the run directory) and checked now."
+    if data == 'phantom': return data
+    data = str(Path(data).resolve())
+    read_manifest(data)
+    return data
 
 # %% ../nbs/15_paper.ipynb #a78618b3
 def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyConfig:
     "`--redo-from stage`: check that no changed setting reaches further back, set the old outputs aside, record `cfg`."
     if stage not in STAGES: raise DataError(f'--redo-from {stage}: not a stage; stages are {", ".join(STAGES)}')
-    conf_path = Run(out).config_path
-    conf = read_run_config(out)
+    run = Run(out)
+    conf_path, conf = run.config_path, run.config()
     cfg, diff = run_changes(conf.get('study'), cfg, with_cyclegan)
     if diff and STAGES.index(first_stage(diff)) < STAGES.index(stage):
         raise DataError(f'{conf_path}: {", ".join(diff)} changed, which changes stage {first_stage(diff)}; '
                         f'--redo-from {stage} would keep that stage\'s old output: use --redo-from {first_stage(diff)}')
-    moved = set_aside(out, stage)
+    moved = set_aside(run, stage)
     if moved: log(f'outputs of stage {stage} onward set aside in {moved}')
-    if conf: update_run_config(out, **study_record(cfg))
+    if conf: run.record_config(**study_record(cfg))
     return cfg
 
 # %% ../nbs/15_paper.ipynb #3f4cfd0a
@@ -223,9 +229,7 @@ def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/1
     paper's cross-dataset result; `redo_from` is for a setting changed that the finished stages were made without
     (`set_aside`)."""
     from echo_from_noise.distributed import pick_device
-    if data != 'phantom':                # a path: resolved here, since the stages run in the run directory
-        data = str(Path(data).resolve())
-        read_manifest(data)
+    data = _dataset(data)
     pick_device(device)                  # a device this machine lacks fails now, not after the data stage
     if external is not None: _check_external(external)     # a wrong dataset fails now, not after hours of training
     cfg = study_config(profile, data, device, seed, with_cyclegan, overrides)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .base import OBJECTIVES, apply_overrides, config_from_dict, DataError
+from .base import OBJECTIVES, apply_overrides, config_from_dict, DataError, named_profile
 from .distributed import dist_info, init_distributed, pick_device, stop_requested
 from .training import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings,
                                       load_checkpoint, run_steps, save_checkpoint, finished_summary, warmup_cosine,
@@ -109,8 +109,7 @@ def diffusion_for(cfg: SDMConfig) -> Diffusion:
 # %% ../nbs/06_sdm.ipynb #36d7f1dd
 def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked."
-    if profile not in PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
-    cfg = apply_overrides(SDMConfig(profile=profile, **PROFILES[profile]), overrides)
+    cfg = apply_overrides(SDMConfig(profile=profile, **named_profile(PROFILES, profile)), overrides)
     check_settings(cfg, positive=('size', 'timesteps', 'batch_size', 'steps', 'lr', 'grad_clip', 'save_every',
                                   'log_every', 'num_res_blocks', 'num_head_channels', 'spade_hidden'),
                    at_least_zero=('vb_weight', 'weight_decay', 'warmup', 'min_snr'), fractions=('ema_decay', 'p_uncond'))

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .base import MIXES, apply_overrides, config_from_dict, DataError, tqdm
+from .base import MIXES, apply_overrides, config_from_dict, DataError, named_profile, tqdm
 from .dataset import load_split
 from .labels import N_SEG_CLASSES, STRUCTURES, seg_target
 from .distributed import Terminated, pick_device, stop_on_sigterm, stop_requested
@@ -69,8 +69,7 @@ PROFILES = {   # the segmenter of each scale; every Table 1 row of a study train
 
 def make_config(profile: str = 'cpu', overrides=None) -> SegConfig:
     "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied, as `sdm.make_config`."
-    if profile not in PROFILES: raise DataError(f'unknown profile {profile!r}; choose one of {list(PROFILES)}')
-    return apply_overrides(SegConfig(**PROFILES[profile]), overrides)
+    return apply_overrides(SegConfig(**named_profile(PROFILES, profile)), overrides)
 
 
 def saved_config(d: dict) -> SegConfig:
