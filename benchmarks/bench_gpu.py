@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The gpu profile on a CUDA GPU: training-step speed and peak memory of the SDM and the segmenter, sampling speed, and
-one whole study (`paper.run_stage`, every stage in order) at the gpu profile's size and data, with the SDM's and the
+one whole study (`runner.run_stage`, every stage in order) at the gpu profile's size and data, with the SDM's and the
 segmenters' step counts cut to what `--budget` seconds allow (the rates measured first decide them; both counts are
 written into the report). Writes `--report` (benchmarks/gpu_profile.md) after every part, so a run stopped early still
 reports what it measured; `--artifacts DIR` also gets the study's Table 1, realism table, Figure 3 and SDM loss log.
@@ -31,7 +31,7 @@ from echo_from_noise.config import study_config
 from echo_from_noise.distributed import pick_device
 from echo_from_noise.diffusion import bf16_native, sample
 from echo_from_noise.labels import one_hot
-from echo_from_noise.paper import run_stage
+from echo_from_noise.runner import run_stage
 from echo_from_noise.sdm import SDMNet, build_model, diffusion_for
 from echo_from_noise.segment import augment_batch, build_segmenter
 from benchmarks.bench_gpu_step import setup, timed as step_timed

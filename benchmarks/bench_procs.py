@@ -2,7 +2,7 @@
 """The study's sdm and segment stages with one process and with two side by side (`--set procs=N`), on this
 machine. Writes benchmarks/procs.md.
 
-Each arm runs the stage through `paper.run_stage`, as `efn paper` does, in a run directory of its own under WORK
+Each arm runs the stage through `runner.run_stage`, as `efn paper` does, in a run directory of its own under WORK
 (default runs/bench_procs) that shares a finished cpu-profile run's data and synthetic images (SOURCE, default
 runs/demo; linked, not copied), with the cpu profile's networks and a cut budget (--sdm-steps per SDM, --seg-steps per
 segmenter). The arms alternate, --rounds times, since this machine's speed drifts by 10-20 % over minutes; the
@@ -21,7 +21,7 @@ from benchmarks.common import measured_on
 from echo_from_noise.config import SEG_ROWS
 from echo_from_noise.rundir import row_slug
 from echo_from_noise.distributed import cpu_cores
-from echo_from_noise.paper import run_stage
+from echo_from_noise.runner import run_stage
 
 STAGES = ('sdm', 'segment')
 

@@ -5,13 +5,14 @@
 # %% ../nbs/00_base.ipynb #79e48897
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, fields
 
 # %% auto #0
 __all__ = ['VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'PROFILES', 'SAMPLERS', 'OBJECTIVES', 'GENERATOR_NAMES', 'STAGES',
-           'MIXES', 'DataError', 'tqdm', 'shown', 'parse_value', 'override_items', 'named_profile', 'apply_overrides',
-           'config_from_dict', 'config_to_dict']
+           'MIXES', 'DataError', 'tqdm', 'shown', 'parse_value', 'override_items', 'named_profile', 'SettingError',
+           'parse_setting', 'check_values', 'apply_overrides', 'config_from_dict', 'config_to_dict']
 
 # %% ../nbs/00_base.ipynb #4cbaf786
 class DataError(ValueError):
@@ -83,16 +84,49 @@ def named_profile(profiles: dict, profile: str) -> dict:
     if profile not in profiles: raise DataError(f'unknown profile {profile!r}; choose one of {list(profiles)}')
     return profiles[profile]
 
+# %% ../nbs/00_base.ipynb #762c4a8a
+class SettingError(DataError):
+    "A setting no run can use, as `--set key=value: what it must be`; `within` names it inside a stage's section."
+    def __init__(self, key: str, value, must: str):
+        self.key, self.value, self.must = key, value, must
+        super().__init__(f'--set {key}={shown(value, 40)}: {must}')
+
+    def within(self, section: str) -> SettingError: return SettingError(f'{section}.{self.key}', self.value, self.must)
+
+
+def parse_setting(key: str, value, like, nullable: bool = False):
+    """The one reading of a `--set` value, for the trainers and the study alike: a string parsed as the type of `like`
+    (`parse_value`; 'none' as None where the setting may be empty), a YAML or JSON list as a tuple, anything else as is."""
+    if isinstance(value, list) and isinstance(like, tuple): return tuple(value)
+    if not isinstance(value, str): return value
+    if nullable and value.lower() == 'none': return None
+    try: return parse_value(value, like)
+    except ValueError as e: raise SettingError(key, value, str(e)) from None
+
+
+def check_values(values: dict, positive=(), at_least_zero=(), fractions=()) -> None:
+    """The one check of numeric settings ({key: value}), for the trainers and the study alike: every number finite
+    (in lists too); `positive` ones above 0 (a count: at least 1), `at_least_zero` ones 0 or more, `fractions` in [0, 1).
+    The first bad one is refused with a `SettingError`."""
+    number = lambda v: isinstance(v, (int, float))
+    for k, v in values.items():
+        if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, (list, tuple)) else [v])):
+            raise SettingError(k, v, 'must be a finite number')
+    for k in positive:
+        if not (number(values[k]) and values[k] > 0):
+            raise SettingError(k, values[k], 'must be at least 1' if isinstance(values[k], int) else 'must be positive')
+    for k in at_least_zero:
+        if not (number(values[k]) and values[k] >= 0): raise SettingError(k, values[k], 'must be 0 or more')
+    for k in fractions:
+        if not (number(values[k]) and 0 <= values[k] < 1): raise SettingError(k, values[k], 'must lie in [0, 1)')
+
 
 def apply_overrides(cfg, overrides=None):
-    "Set `overrides` ({key: value} or ['key=value', ...], strings parsed by the field's type) on a config dataclass."
+    "Set `overrides` ({key: value} or ['key=value', ...], read by `parse_setting` as the field's type) on a config dataclass."
     names = {f.name for f in fields(cfg)}
     for k, v in override_items(overrides):
         if k not in names: raise DataError(f'unknown setting {shown(k)}; known: {sorted(names)}')
-        like = getattr(cfg, k)
-        if isinstance(v, list) and isinstance(like, tuple): v = tuple(v)     # YAML and JSON have lists, no tuples
-        try: setattr(cfg, k, parse_value(v, like) if isinstance(v, str) else v)
-        except ValueError as e: raise DataError(f'--set {k}={shown(v)}: {e}') from None
+        setattr(cfg, k, parse_setting(k, v, getattr(cfg, k)))
     return cfg
 
 

@@ -214,7 +214,7 @@ def _add_realism(sub):
 
 # %% ../nbs/90_cli.ipynb #40512037
 def _run_paper(args):
-    from echo_from_noise.paper import print_config, run_paper, study_summary
+    from echo_from_noise.runner import print_config, run_paper, study_summary
     if args.print_config:
         print(print_config(args.profile, args.data, args.device, args.seed, args.with_cyclegan, args.set), end='')
         return

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, apply_overrides, config_to_dict, named_profile,
-                                  override_items, parse_value, shown)
+from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, SettingError, apply_overrides, check_values,
+                                  config_to_dict, named_profile, override_items, parse_setting, shown)
 from . import cyclegan, sdm, segment
 from .cyclegan import CycleGANConfig
 from .rundir import read_run_config
@@ -127,39 +127,36 @@ def resolve(spec: dict) -> StudyConfig:
     defaults = _profile_spec(profile)
     spec = {**defaults, **spec}
     shared = dict(size=spec['size'], seed=spec['seed'], device=spec['device'])
-    sdm_cfg = sdm.make_config(profile, {**spec['sdm'], **shared})
-    cyclegan_cfg = cyclegan.make_config(profile, {'phases': list(sdm_cfg.phases),    # the baseline sees the SDM's frames
-                                                  **spec['cyclegan_train'], **shared})
-    seg = segment.make_config(profile, {**spec['seg'], **shared})
+    sdm_cfg = _section('sdm', lambda: sdm.make_config(profile, {**spec['sdm'], **shared}))
+    cyclegan_cfg = _section('cyclegan_train', lambda: cyclegan.make_config(
+        profile, {'phases': list(sdm_cfg.phases), **spec['cyclegan_train'], **shared}))   # the baseline sees the SDM's frames
+    seg = _section('seg', lambda: segment.make_config(profile, {**spec['seg'], **shared}))
     plain = {f.name: spec[f.name] for f in fields(StudyConfig) if f.name not in SECTIONS + ('realism', 'set')}
     realism = RealismBudget(**{**defaults['realism'], **spec['realism']})
     cfg = StudyConfig(**plain, realism=realism, sdm=sdm_cfg, cyclegan_train=cyclegan_cfg, seg=seg, set=dict(spec.get('set') or {}))
-    if cfg.sampler not in SAMPLERS: raise DataError(f'--set sampler={shown(cfg.sampler)}: use one of {list(SAMPLERS)}')
-    if cfg.mix not in MIXES: raise DataError(f'--set mix={shown(cfg.mix)}: use one of {list(MIXES)}')
-    if not 0 <= cfg.finish < 1:
-        raise DataError(f'--set finish={cfg.finish}: use 0 (the paper\'s recipe: no finishing phase) or a share of the '
-                        'steps below 1, such as 0.25')
-    if cfg.synth_batch < 1: raise DataError(f'--set synth_batch={cfg.synth_batch}: use a whole number of at least 1')
-    if cfg.procs < 0: raise DataError(f'--set procs={cfg.procs}: use 0 (one process per CPU core or GPU) or a whole number of processes')
-    if not math.isfinite(cfg.augment_strength) or cfg.augment_strength < 0:
-        raise DataError(f'--set augment_strength={cfg.augment_strength}: use 0 (no deformation), 1 (the paper\'s) or any value in between or above')
     _check_study(cfg)
     return cfg
 
+
+def _section(name: str, make):
+    "A stage's config from `make()`; a setting it refuses is named inside the stage's section (`--set sdm.lr=...`)."
+    try: return make()
+    except SettingError as e: raise (e if e.key in STUDY_OWNED else e.within(name)) from None
+
 # %% ../nbs/13_config.ipynb #1097dd4b
 def _check_study(cfg: StudyConfig) -> None:
-    """The rules a stage would otherwise find only when it runs (hours into a paper-scale run): every number finite,
-    every count and width positive, the sampler's steps within the SDM's diffusion steps, a size the segmenter takes."""
-    def bad(key, must): raise DataError(f'--set {key}={shown(settings.get(key, getattr(cfg, key, None)), 40)}: {must}')
-    settings = flat_settings(cfg)
-    for k, v in settings.items():
-        if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, (list, tuple)) else [v])):
-            bad(k, 'must be a finite number')
-    for k in ('patients', 'copies', 'synth_steps', 'realism.steps', 'realism.repeats', 'seg.width', 'seg.epochs',
-              'seg.batch_size', 'seg.lr'):
-        if not settings[k] > 0: bad(k, 'must be at least 1' if isinstance(settings[k], int) else 'must be positive')
-    for k in ('seg.min_steps', 'seg.min_lr', 'seg.speckle', 'seg.blur', 'seg.rotate_deg', 'seg.translate', 'guidance'):
-        if settings[k] < 0: bad(k, 'must be 0 or more')
+    """The study's own values and the rules between settings, checked before the first stage (a stage would find them
+    only when it runs, hours into a paper-scale run): every number finite and every count at least 1
+    (`base.check_values`, as the stages' own values were checked by their `make_config`), a known sampler and mix, a
+    finishing share below 1, the sampler's steps within the SDM's diffusion steps, a size the segmenter takes."""
+    settings = {**flat_settings(cfg), 'synth_batch': cfg.synth_batch, 'procs': cfg.procs}
+    def bad(key, must): raise SettingError(key, settings.get(key), must)
+    check_values(settings, positive=('patients', 'copies', 'synth_steps', 'synth_batch', 'realism.steps', 'realism.repeats'),
+                 at_least_zero=('guidance', 'augment_strength', 'procs'))
+    if cfg.sampler not in SAMPLERS: bad('sampler', f'use one of {list(SAMPLERS)}')
+    if cfg.mix not in MIXES: bad('mix', f'use one of {list(MIXES)}')
+    if not 0 <= cfg.finish < 1:
+        bad('finish', "use 0 (the paper's recipe: no finishing phase) or a share of the steps below 1, such as 0.25")
     if cfg.test_patients is not None and not 1 <= cfg.test_patients < cfg.patients:
         bad('test_patients', f'must be at least 1 and fewer than the {cfg.patients} patients (or none: a share of them)')
     if cfg.adherence_maps is not None and cfg.adherence_maps < 1: bad('adherence_maps', 'must be at least 1, or none (all)')
@@ -203,13 +200,6 @@ def setting_keys(profile: str = 'cpu') -> list:
     return keys
 
 
-def _parse(key: str, value, like, nullable: bool = False):
-    if not isinstance(value, str): return value
-    if value.lower() == 'none' and nullable: return None
-    try: return parse_value(value, like())         # bool from 'false' / 'off' too, not bool('false')
-    except ValueError: raise DataError(f'--set {key}={shown(value)}: expected {like.__name__}') from None
-
-
 def _apply(spec: dict, overrides=None) -> dict:
     """`spec` (a profile's plain dict) with `overrides` ({key: value} or ['key=value', ...]) applied and each value
     checked by its stage; the result records them under `set`. Errors name the key and list the valid keys."""
@@ -220,11 +210,13 @@ def _apply(spec: dict, overrides=None) -> dict:
         if key not in valid:
             raise DataError(f'unknown setting {shown(key)} for efn paper --set; valid keys: {", ".join(valid)}')
         section, _, name = key.partition('.')
-        if not name: spec[key] = _parse(key, value, *scalars[key])
-        elif section == 'realism': spec['realism'] = dict(spec['realism'], **{name: _parse(key, value, int)})
+        if not name:
+            kind, nullable = scalars[key]            # the current value is the example an error shows, if of its type
+            spec[key] = parse_setting(key, value, spec[key] if type(spec[key]) is kind else kind(), nullable)
+        elif section == 'realism': spec['realism'] = dict(spec['realism'], **{name: parse_setting(key, value, 0)})
         else:
             try: v = getattr(apply_overrides(getattr(resolve(spec), section), {name: value}), name)
-            except DataError as e: raise DataError(str(e).replace(f'--set {name}=', f'--set {key}=', 1)) from None
+            except SettingError as e: raise e.within(section) from None
             spec[section] = dict(spec[section], **{name: list(v) if isinstance(v, tuple) else v})
     resolve(spec)                      # every stage's own checks, now rather than when the stage runs
     spec['set'] = {k: v for k, v in items}

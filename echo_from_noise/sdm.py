@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .base import OBJECTIVES, apply_overrides, config_from_dict, DataError, named_profile
+from .base import OBJECTIVES, apply_overrides, config_from_dict, DataError, named_profile, SettingError
 from .distributed import dist_info, init_distributed, pick_device, stop_requested
 from .training import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings,
                                       load_checkpoint, run_steps, save_checkpoint, finished_summary, warmup_cosine,
@@ -113,7 +113,7 @@ def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
     check_settings(cfg, positive=('size', 'timesteps', 'batch_size', 'steps', 'lr', 'grad_clip', 'save_every',
                                   'log_every', 'num_res_blocks', 'num_head_channels', 'spade_hidden'),
                    at_least_zero=('vb_weight', 'weight_decay', 'warmup', 'min_snr'), fractions=('ema_decay', 'p_uncond'))
-    if not 0 <= cfg.min_lr_ratio <= 1: raise DataError(f'setting min_lr_ratio={cfg.min_lr_ratio} must lie in [0, 1]')
+    if not 0 <= cfg.min_lr_ratio <= 1: raise SettingError('min_lr_ratio', cfg.min_lr_ratio, 'must lie in [0, 1]')
     if len(cfg.channels) != len(cfg.attention_levels):
         raise DataError(f'channels {cfg.channels} and attention_levels {cfg.attention_levels} must have the same length')
     if cfg.size % (2 ** (len(cfg.channels) - 1)): raise DataError(f'size {cfg.size} must be divisible by 2^(levels-1)')

@@ -20,7 +20,7 @@ from .base import MIXES, apply_overrides, config_from_dict, DataError, named_pro
 from .dataset import load_split
 from .labels import N_SEG_CLASSES, STRUCTURES, seg_target
 from .distributed import Terminated, pick_device, stop_on_sigterm, stop_requested
-from .training import check_resume, load_checkpoint, save_checkpoint
+from .training import check_resume, check_settings, load_checkpoint, save_checkpoint
 
 # %% auto #0
 __all__ = ['SEG_KIND', 'SAVE_EVERY_S', 'NO_INTENSITY', 'PROFILES', 'SegConfig', 'make_config', 'saved_config', 'build_segmenter',
@@ -68,8 +68,10 @@ PROFILES = {   # the segmenter of each scale; every Table 1 row of a study train
 
 
 def make_config(profile: str = 'cpu', overrides=None) -> SegConfig:
-    "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied, as `sdm.make_config`."
-    return apply_overrides(SegConfig(**named_profile(PROFILES, profile)), overrides)
+    "The named profile with `overrides` ({key: value} or ['key=value', ...]) applied and checked, as `sdm.make_config`."
+    cfg = apply_overrides(SegConfig(**named_profile(PROFILES, profile)), overrides)
+    return check_settings(cfg, positive=('size', 'width', 'epochs', 'batch_size', 'lr'),
+                          at_least_zero=('min_steps', 'min_lr', 'speckle', 'blur', 'rotate_deg', 'translate'))
 
 
 def saved_config(d: dict) -> SegConfig:

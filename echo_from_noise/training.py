@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import PHASES, DataError, tqdm
+from .base import PHASES, DataError, SettingError, check_values, tqdm
 from .dataset import load_split
 from .files import atomic_file, write_atomic, write_errno, write_figure
 from .distributed import Terminated, pick_device, stop_on_sigterm, stop_requested
@@ -26,20 +26,12 @@ __all__ = ['check_settings', 'save_checkpoint', 'load_checkpoint', 'same_setting
 
 # %% ../nbs/05b_training.ipynb #dfc95621
 def check_settings(cfg, positive=(), at_least_zero=(), fractions=()):
-    """Refuse settings a run cannot use, one line naming the setting and what it must be: `positive` (> 0, finite),
-    `at_least_zero` (>= 0), `fractions` (in [0, 1)); also `phases` and `device` when the config has them."""
-    def bad(k, must): raise DataError(f'setting {k}={getattr(cfg, k)!r} is invalid: it must be {must} (--set {k}=...)')
-    for k in positive:
-        v = getattr(cfg, k)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0): bad(k, 'a positive number')
-    for k in at_least_zero:
-        v = getattr(cfg, k)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0): bad(k, 'zero or more')
-    for k in fractions:
-        v = getattr(cfg, k)
-        if not (isinstance(v, (int, float)) and 0 <= v < 1): bad(k, 'in [0, 1)')
+    """Refuse settings a run cannot use, one line naming the setting and what it must be: the named fields by
+    `base.check_values` (`positive`: above 0, `at_least_zero`, `fractions`: in [0, 1), all finite); also `phases` and
+    `device` when the config has them."""
+    check_values({k: getattr(cfg, k) for k in (*positive, *at_least_zero, *fractions)}, positive, at_least_zero, fractions)
     if hasattr(cfg, 'phases') and (not cfg.phases or set(cfg.phases) - set(PHASES)):
-        bad('phases', f'one or more of {",".join(PHASES)}')
+        raise SettingError('phases', cfg.phases, f'must be one or more of {",".join(PHASES)}')
     if hasattr(cfg, 'device'): pick_device(cfg.device)
     return cfg
 

@@ -13,7 +13,7 @@ import pytest
 from echo_from_noise.base import STAGES, DataError
 from echo_from_noise.dataset import read_manifest
 from echo_from_noise.evaluate import table1
-from echo_from_noise.paper import run_stage
+from echo_from_noise.runner import run_stage
 from echo_from_noise.study import check_no_leak
 
 
@@ -267,7 +267,7 @@ def test_paper_without_cuda_fails_before_the_data_stage(tmp_path, capsys):
 
 def test_run_stage_without_run_dir_shares_one_scratch_run(tmp_path, monkeypatch):
     "Pipeline notebooks run by hand (run_dir=None) share a scratch run under $EFN_SCRATCH_DIR and reuse its stages."
-    from echo_from_noise.paper import scratch_run
+    from echo_from_noise.runner import scratch_run
     monkeypatch.setenv('EFN_SCRATCH_DIR', str(tmp_path))
     first = run_stage('data', None, 'smoke', progress=False)
     run = Path(first['run_dir'])

@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from echo_from_noise.paper import logged_kernel_manager
+from echo_from_noise.runner import logged_kernel_manager
 
 ROOT = Path(__file__).resolve().parent.parent
 KEEP_MIME = ('image/png', 'text/markdown', 'text/html', 'text/plain')
