@@ -201,6 +201,55 @@ def _ls(pred: torch.Tensor, real: bool) -> torch.Tensor:
     pred = pred.float()
     return torch.mean((pred - (1.0 if real else 0.0)) ** 2)
 
+# %% ../nbs/10_cyclegan.ipynb #4a782322
+def _cyclegan_state(cfg: CycleGANConfig, dev, total: int, ckpt_path: Path, view) -> tuple:
+    """(model, (generators' optimiser, discriminators'), (their schedulers), (image pool, label pool), steps done, loss
+    history) of a new CycleGAN, or of the checkpoint at `ckpt_path` (refused if trained with other settings)."""
+    torch.manual_seed(cfg.seed)
+    model = CycleGAN(cfg).to(dev)
+    betas = (cfg.beta1, 0.999)
+    opts = (torch.optim.Adam(model.generators(), lr=cfg.lr, betas=betas),
+            torch.optim.Adam(model.discriminators(), lr=cfg.lr, betas=betas))
+    scheds = tuple(torch.optim.lr_scheduler.LambdaLR(o, _lr_lambda(total, cfg.decay_fraction)) for o in opts)
+    pools = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
+    if not ckpt_path.exists(): return model, opts, scheds, pools, 0, []
+    ck = load_checkpoint(ckpt_path, CYCLEGAN_KIND)
+    check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, total, may_change=RESUMABLE)
+    model.load_state_dict(ck['model'])
+    for o, s, key in zip(opts, scheds, 'gd'): o.load_state_dict(ck[f'opt_{key}']); s.load_state_dict(ck[f'sched_{key}'])
+    pools[0].load(ck['pool_image'], dev); pools[1].load(ck['pool_label'], dev)
+    return model, opts, scheds, pools, int(ck['step']), list(ck.get('history', []))
+
+# %% ../nbs/10_cyclegan.ipynb #1d9ac9e1
+def _cyclegan_step(model, opts, scheds, pools, real_lab, real_img, g, cfg: CycleGANConfig, autocast, diverged) -> tuple:
+    """One step of both pairs: the generators on the adversarial, cycle and identity losses (discriminators frozen),
+    then the discriminators on real frames against pooled fakes; returns the adversarial, cycle, identity and
+    discriminator losses."""
+    lc, li = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
+    l1 = lambda a, b: torch.mean(torch.abs(a.float() - b))
+    model.d_image.requires_grad_(False); model.d_label.requires_grad_(False)
+    with autocast:
+        fake_img, fake_lab = model.g_image(real_lab), model.g_label(real_img)
+        adv = _ls(model.d_image(fake_img), True) + _ls(model.d_label(fake_lab), True)
+        cyc = l1(model.g_label(fake_img), real_lab) + l1(model.g_image(fake_lab), real_img)
+        idt = (l1(model.g_image(real_img), real_img) + l1(model.g_label(real_lab), real_lab)) if li > 0 \
+            else torch.zeros((), device=real_img.device)
+    loss_g = adv + lc * cyc + li * idt
+    opts[0].zero_grad(set_to_none=True)
+    loss_g.backward()
+    model.d_image.requires_grad_(True); model.d_label.requires_grad_(True)
+    old_img, old_lab = pools[0].query(fake_img.detach().float(), g), pools[1].query(fake_lab.detach().float(), g)
+    with autocast:
+        loss_d = 0.5 * (_ls(model.d_image(real_img), True) + _ls(model.d_image(old_img), False)) + \
+            0.5 * (_ls(model.d_label(real_lab), True) + _ls(model.d_label(old_lab), False))
+    opts[1].zero_grad(set_to_none=True)
+    loss_d.backward()
+    if not (torch.isfinite(loss_g) and torch.isfinite(loss_d)):
+        raise TrainingDiverged(diverged(loss_g.item(), loss_d.item()))
+    for o in opts: o.step()
+    for s in scheds: s.step()
+    return adv, cyc, idt, loss_d
+
 # %% ../nbs/10_cyclegan.ipynb #f4685e6b
 def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None, cfg: CycleGANConfig | None = None,
                    progress: bool = True, callback=None) -> dict:
@@ -208,72 +257,32 @@ def train_cyclegan(dataset, run, name: str = 'cyclegan', view: str | None = None
     cfg = cfg or make_config('cpu')
     if dist_info()[1] > 1:
         raise DataError('the CycleGAN baseline trains in one process; run it without torchrun')
-    dev = pick_device(cfg.device)
-    run = Path(run)
+    dev, run = pick_device(cfg.device), Path(run)
     ckpt_path = Run(run).checkpoints / f'{name}.pt'
     data = FrameSet(dataset, 'train', [view] if view else None, list(cfg.phases), cfg.size)
     total = cfg.total_steps(len(data))
-    torch.manual_seed(cfg.seed)
-    model = CycleGAN(cfg).to(dev)
-    betas = (cfg.beta1, 0.999)
-    opt_g = torch.optim.Adam(model.generators(), lr=cfg.lr, betas=betas)
-    opt_d = torch.optim.Adam(model.discriminators(), lr=cfg.lr, betas=betas)
-    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, _lr_lambda(total, cfg.decay_fraction))
-    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, _lr_lambda(total, cfg.decay_fraction))
-    pool_img, pool_lab = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
-    start, history = 0, []
-    if ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, CYCLEGAN_KIND)
-        check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, total,
-                     may_change=RESUMABLE)
-        model.load_state_dict(ck['model'])
-        opt_g.load_state_dict(ck['opt_g']); opt_d.load_state_dict(ck['opt_d'])
-        sched_g.load_state_dict(ck['sched_g']); sched_d.load_state_dict(ck['sched_d'])
-        pool_img.load(ck['pool_image'], dev); pool_lab.load(ck['pool_label'], dev)
-        start, history = int(ck['step']), list(ck.get('history', []))
+    model, opts, scheds, pools, start, history = _cyclegan_state(cfg, dev, total, ckpt_path, view)
     autocast = bf16_autocast(dev, cfg.bf16)
-    lc, li = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
-    l1 = lambda a, b: torch.mean(torch.abs(a.float() - b))
 
     def checkpoint(step):
-        save_checkpoint(ckpt_path, dict(kind=CYCLEGAN_KIND, version=1, step=step, total_steps=total, config=asdict(cfg),
-                                        view=view or '', model=model.state_dict(), opt_g=opt_g.state_dict(),
-                                        opt_d=opt_d.state_dict(), sched_g=sched_g.state_dict(),
-                                        sched_d=sched_d.state_dict(), pool_image=pool_img.state(),
-                                        pool_label=pool_lab.state(), history=history))
+        save_checkpoint(ckpt_path, dict(
+            kind=CYCLEGAN_KIND, version=1, step=step, total_steps=total, config=asdict(cfg), view=view or '',
+            model=model.state_dict(), opt_g=opts[0].state_dict(), opt_d=opts[1].state_dict(),
+            sched_g=scheds[0].state_dict(), sched_d=scheds[1].state_dict(), pool_image=pools[0].state(),
+            pool_label=pools[1].state(), history=history))
 
     def train_step(step):
         real_lab = encode_labels(data.labels[batch_plan(len(data), step, cfg.batch_size, cfg.seed)]).to(dev)
         real_img = data.images[batch_plan(len(data), step, cfg.batch_size, cfg.seed + 7919)].to(dev)  # unpaired
         g = torch.Generator().manual_seed(zlib.crc32(f'{cfg.seed}/pool/{step}'.encode()))
-        model.d_image.requires_grad_(False); model.d_label.requires_grad_(False)
-        with autocast:
-            fake_img, fake_lab = model.g_image(real_lab), model.g_label(real_img)
-            adv = _ls(model.d_image(fake_img), True) + _ls(model.d_label(fake_lab), True)
-            cyc = l1(model.g_label(fake_img), real_lab) + l1(model.g_image(fake_lab), real_img)
-            idt = (l1(model.g_image(real_img), real_img) + l1(model.g_label(real_lab), real_lab)) if li > 0 \
-                else torch.zeros((), device=dev)
-        loss_g = adv + lc * cyc + li * idt
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        model.d_image.requires_grad_(True); model.d_label.requires_grad_(True)
-        old_img = pool_img.query(fake_img.detach().float(), g)
-        old_lab = pool_lab.query(fake_lab.detach().float(), g)
-        with autocast:
-            loss_d = 0.5 * (_ls(model.d_image(real_img), True) + _ls(model.d_image(old_img), False)) + \
-                0.5 * (_ls(model.d_label(real_lab), True) + _ls(model.d_label(old_lab), False))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        if not (torch.isfinite(loss_g) and torch.isfinite(loss_d)):
-            raise TrainingDiverged(f'{name}: a loss is not finite at step {step} (generators {loss_g.item():.4g}, '
-                                   f'discriminators {loss_d.item():.4g}); stopped, the last good checkpoint '
-                                   f'{ckpt_path} is kept. Try a lower lr (--set lr={cfg.lr / 4:g}) or bf16=false.')
-        opt_g.step(); opt_d.step(); sched_g.step(); sched_d.step()
-        return adv, cyc, idt, loss_d
+        diverged = lambda lg, ld: (f'{name}: a loss is not finite at step {step} (generators {lg:.4g}, discriminators '
+                                   f'{ld:.4g}); stopped, the last good checkpoint {ckpt_path} is kept. Try a lower lr '
+                                   f'(--set lr={cfg.lr / 4:g}) or bf16=false.')
+        return _cyclegan_step(model, opts, scheds, pools, real_lab, real_img, g, cfg, autocast, diverged)
 
     def log(done, rate, last):
         vals = dict(zip(('g_adv', 'cycle', 'identity', 'd'), (v.item() for v in last)))
-        history.append(dict(step=done, **vals, lr=float(sched_g.get_last_lr()[0]), steps_per_s=rate))
+        history.append(dict(step=done, **vals, lr=float(scheds[0].get_last_lr()[0]), steps_per_s=rate))
         return dict(cycle=f'{vals["cycle"]:.3f}', d=f'{vals["d"]:.3f}', it_s=f'{rate:.2f}')
 
     run_steps(name, start, total, train_step, log, checkpoint, cfg.log_every, cfg.save_every, history, progress,

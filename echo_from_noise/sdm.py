@@ -200,6 +200,86 @@ def _sample_randomness(cfg: SDMConfig, step: int, j: int, shape):
     u = torch.rand(2, generator=g)
     return t, noise, bool(u[0] < 0.5) and cfg.flip, bool(u[1] < cfg.p_uncond)
 
+
+def _sdm_batch(data: FrameSet, cfg: SDMConfig, step: int, rank: int, per: int, dev) -> tuple:
+    """This rank's `per` samples of step `step`'s global batch on `dev`: (x0, one-hot label maps with the dropped ones
+    zeroed, timesteps, noise); each sample's randomness is its own (`_sample_randomness`), whatever the ranks."""
+    idx = batch_plan(len(data), step, cfg.batch_size, cfg.seed)[rank * per:(rank + 1) * per]
+    x0, lab = data.images[idx].clone(), data.labels[idx].clone()
+    ts, noise, keep = [], [], []
+    for k in range(per):
+        t, n, flip, drop = _sample_randomness(cfg, step, rank * per + k, x0.shape[1:])
+        if flip: x0[k], lab[k] = x0[k].flip(-1), lab[k].flip(-1)
+        ts.append(t); noise.append(n); keep.append(0.0 if drop else 1.0)
+    seg = one_hot(lab.to(dev)) * torch.tensor(keep, device=dev).view(-1, 1, 1, 1)
+    return x0.to(dev), seg, torch.tensor(ts, device=dev), torch.stack(noise).to(dev)
+
+
+def _sdm_state(cfg: SDMConfig, dev, ck: dict | None) -> tuple:
+    """(network, its EMA, optimiser, scheduler, steps done, loss history) of a new SDM, or of the checkpoint `ck`."""
+    torch.manual_seed(cfg.seed)
+    net = SDMNet(build_model(cfg)).to(dev)
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=dev.type in ('cpu', 'cuda'))   # one kernel for all parameters
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup, cfg.steps, cfg.min_lr_ratio))
+    if ck is None: return net, ema, opt, sched, 0, []
+    net.load_state_dict(ck['model']); ema.load_state_dict(ck['ema'])
+    opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
+    torch.set_rng_state(ck['rng_cpu'])
+    return net, ema, opt, sched, int(ck['step']), list(ck.get('history', []))
+
+# %% ../nbs/06_sdm.ipynb #d2df6378
+def _update_ema(ema, net, step: int, decay: float) -> None:
+    "EMA weights one step closer to the network's (warming up as (1 + step) / (10 + step)); buffers copied."
+    decay = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)   # fused (benchmarks/gpu.md)
+        for be, b in zip(ema.buffers(), net.buffers()): be.copy_(b)
+
+
+def _rank_param_diff(net, world: int) -> float:
+    "The largest difference between this rank's parameters and any other rank's (0 where DDP kept them in step)."
+    flat = torch.cat([p.detach().flatten().float() for p in net.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    return float(max((g - flat).abs().max() for g in gathered))
+
+
+def _sdm_step(model, net, ema, opt, sched, diffusion, batch: tuple, cfg: SDMConfig, step: int, autocast, world: int,
+              diverged) -> tuple:
+    """One optimiser step on `batch` (`_sdm_batch`): the hybrid loss, the clipped gradient, the ranks' agreement on a
+    non-finite loss or a SIGTERM (one all-reduce, so that every rank stops at the same step), the update and the EMA.
+    (loss, loss terms, whether any rank was asked to stop); a non-finite loss raises `diverged(step, loss)`."""
+    x0, seg, t, noise = batch
+    xt = diffusion.q_sample(x0, t, noise)
+    with autocast:
+        out = model(xt, t, seg)
+    terms = diffusion.training_losses(out, x0, xt, t, noise, cfg.vb_weight, cfg.min_snr)
+    loss = terms['loss'].mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    flags = torch.tensor([0.0 if torch.isfinite(loss) and torch.isfinite(gnorm) else 1.0, float(stop_requested())],
+                         device=x0.device)
+    if world > 1: dist.all_reduce(flags)
+    if flags[0].item() > 0: raise TrainingDiverged(diverged(step, loss.item()))
+    opt.step(); sched.step()
+    _update_ema(ema, net, step, cfg.ema_decay)
+    return loss, terms, bool(flags[1] > 0)
+
+
+def _sdm_logger(history: list, sched, world: int):
+    "The step loop's `log`: the loss terms averaged over the ranks, appended to `history`; the progress bar's text."
+    def log(done, rate, last):
+        loss, terms = last
+        vals = torch.stack([loss.detach(), terms['mse'].mean().detach(), terms['vb'].mean().detach()])
+        if world > 1: dist.all_reduce(vals); vals /= world
+        history.append(dict(step=done, loss=float(vals[0]), mse=float(vals[1]), vb=float(vals[2]),
+                            lr=float(sched.get_last_lr()[0]), steps_per_s=rate))
+        return dict(loss=f'{float(vals[0]):.4f}', it_s=f'{rate:.2f}')
+    return log
+
 # %% ../nbs/06_sdm.ipynb #7e31caf4
 def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDMConfig | None = None,
               progress: bool = True, callback=None) -> dict:
@@ -208,96 +288,42 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     rank, world, local = dist_info()
     init_distributed(cfg.device)
     if cfg.batch_size % world: raise DataError(f'batch_size {cfg.batch_size} is not divisible by {world} processes')
-    dev = pick_device(cfg.device, local)
-    run = Path(run)
+    dev, run = pick_device(cfg.device, local), Path(run)
     ckpt_path = Run(run).checkpoints / f'{name}.pt'
     ck = load_checkpoint(ckpt_path, SDM_KIND) if ckpt_path.exists() else None
     if ck is not None:
         check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps)
         if (done := finished_summary(run, name, int(ck['step']), cfg.steps)) is not None: return done
     data = FrameSet(dataset, 'train', [view] if view else None, list(cfg.phases), cfg.size)
-    torch.manual_seed(cfg.seed)
-    net = SDMNet(build_model(cfg)).to(dev)
-    ema = copy.deepcopy(net).eval().requires_grad_(False)
-    ema_params, net_params = list(ema.parameters()), list(net.parameters())
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            fused=dev.type in ('cpu', 'cuda'))   # one kernel for all parameters
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup, cfg.steps, cfg.min_lr_ratio))
-    start, history = 0, []
-    if ck is not None:
-        net.load_state_dict(ck['model']); ema.load_state_dict(ck['ema'])
-        opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
-        torch.set_rng_state(ck['rng_cpu'])
-        start, history = int(ck['step']), list(ck.get('history', []))
+    net, ema, opt, sched, start, history = _sdm_state(cfg, dev, ck)
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local] if dev.type == 'cuda' else None) \
         if world > 1 else net
-    diffusion = diffusion_for(cfg)
-    per = cfg.batch_size // world
-    autocast = bf16_autocast(dev, cfg.bf16)
-
-    def checkpoint(step):
-        if rank == 0:
-            save_checkpoint(ckpt_path, dict(kind=SDM_KIND, version=1, step=step, config=asdict(cfg), view=view or '',
-                                            model=net.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(),
-                                            scheduler=sched.state_dict(), rng_cpu=torch.get_rng_state(),
-                                            history=history))
-
-    def train_step(step):
-        idx = batch_plan(len(data), step, cfg.batch_size, cfg.seed)[rank * per:(rank + 1) * per]
-        x0, lab = data.images[idx].clone(), data.labels[idx].clone()
-        ts, noise, keep = [], [], []
-        for k in range(per):
-            t, n, flip, drop = _sample_randomness(cfg, step, rank * per + k, x0.shape[1:])
-            if flip: x0[k], lab[k] = x0[k].flip(-1), lab[k].flip(-1)
-            ts.append(t); noise.append(n); keep.append(0.0 if drop else 1.0)
-        t = torch.tensor(ts, device=dev)
-        x0, noise = x0.to(dev), torch.stack(noise).to(dev)
-        seg = one_hot(lab.to(dev)) * torch.tensor(keep, device=dev).view(-1, 1, 1, 1)
-        xt = diffusion.q_sample(x0, t, noise)
-        with autocast:
-            out = model(xt, t, seg)
-        terms = diffusion.training_losses(out, x0, xt, t, noise, cfg.vb_weight, cfg.min_snr)
-        loss = terms['loss'].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        flags = torch.tensor([0.0 if torch.isfinite(loss) and torch.isfinite(gnorm) else 1.0, float(stop_requested())],
-                             device=dev)
-        if world > 1: dist.all_reduce(flags)       # every rank learns of a NaN, or of a SIGTERM, at the same step
-        bad, stop['now'] = flags[0], bool(flags[1] > 0)
-        if bad.item() > 0:
-            raise TrainingDiverged(f'{name}: loss or gradient is not finite at step {step} (loss {loss.item():.4g}); '
+    diffusion, per, autocast, stop = diffusion_for(cfg), cfg.batch_size // world, bf16_autocast(dev, cfg.bf16), {}
+    diverged = lambda step, loss: (f'{name}: loss or gradient is not finite at step {step} (loss {loss:.4g}); '
                                    f'stopped, the last good checkpoint {ckpt_path} is kept. Try a lower lr '
                                    f'(--set lr={cfg.lr / 4:g}) or bf16=false.')
-        opt.step(); sched.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_params, net_params, 1 - decay)   # fused, as torch.optim.swa_utils' EMA (benchmarks/gpu.md)
-            for be, b in zip(ema.buffers(), net.buffers()): be.copy_(b)
+
+    def checkpoint(step):
+        if rank == 0: save_checkpoint(ckpt_path, dict(
+            kind=SDM_KIND, version=1, step=step, config=asdict(cfg), view=view or '', model=net.state_dict(),
+            ema=ema.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+            rng_cpu=torch.get_rng_state(), history=history))
+
+    def train_step(step):
+        batch = _sdm_batch(data, cfg, step, rank, per, dev)
+        loss, terms, stop['now'] = _sdm_step(model, net, ema, opt, sched, diffusion, batch, cfg, step, autocast, world,
+                                             diverged)
         return loss, terms
 
-    def log(done, rate, last):
-        loss, terms = last
-        vals = torch.stack([loss.detach(), terms['mse'].mean().detach(), terms['vb'].mean().detach()])
-        if world > 1: dist.all_reduce(vals); vals /= world
-        history.append(dict(step=done, loss=float(vals[0]), mse=float(vals[1]), vb=float(vals[2]),
-                            lr=float(sched.get_last_lr()[0]), steps_per_s=rate))
-        return dict(loss=f'{float(vals[0]):.4f}', it_s=f'{rate:.2f}')
-
-    stop = dict(now=False)
-    run_steps(name, start, cfg.steps, train_step, log, checkpoint, cfg.log_every, cfg.save_every, history,
-              progress and rank == 0, callback, stop=lambda: stop['now'])
+    run_steps(name, start, cfg.steps, train_step, _sdm_logger(history, sched, world), checkpoint, cfg.log_every,
+              cfg.save_every, history, progress and rank == 0, callback, stop=lambda: stop.get('now', False))
     summary = dict(name=name, view=view or '', steps=cfg.steps, world_size=world,
                    final_loss=history[-1]['loss'] if history else None)
-    if world > 1:  # every rank must hold the same parameters
-        flat = torch.cat([p.detach().flatten().float() for p in net.parameters()])
-        gathered = [torch.zeros_like(flat) for _ in range(world)]
-        dist.all_gather(gathered, flat)
-        summary['max_rank_param_diff'] = float(max((g - flat).abs().max() for g in gathered))
+    if world > 1: summary['max_rank_param_diff'] = _rank_param_diff(net, world)   # the same parameters on every rank
     if rank == 0:
         write_loss_curve(run, name, history)
         write_summary(run, name, summary)
-    if world > 1: dist.barrier()   # the ranks leave together: a rank torn down while rank 0 still writes can abort in gloo
+    if world > 1: dist.barrier()   # leave together: a rank torn down while rank 0 still writes can abort gloo
     return summary
 
 # %% ../nbs/06_sdm.ipynb #7878a673

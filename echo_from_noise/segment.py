@@ -168,91 +168,128 @@ def _predict(model, x, batch=64):
     with torch.no_grad():
         return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
+# %% ../nbs/07_segment.ipynb #6c2d746c
+def _epoch_plan(cfg: SegConfig, n_train: int, n_finish: int | None, finish_frac: float, name: str) -> tuple:
+    """(main epochs, all epochs): at least `cfg.epochs`, and `cfg.min_steps` optimiser steps; with a finishing phase of
+    `n_finish` frames the same number of steps in all, the last `finish_frac` of them on those frames."""
+    per_epoch = lambda n: math.ceil(n / cfg.batch_size)      # optimiser steps in an epoch of n frames
+    epochs = main_epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch(n_train)))
+    if n_finish is None: return main_epochs, epochs
+    if not 0 < finish_frac < 1: raise ValueError(f'{name}: finish_frac must lie between 0 and 1; got {finish_frac}')
+    steps = main_epochs * per_epoch(n_train)
+    main_epochs = math.ceil((1 - finish_frac) * steps / per_epoch(n_train))
+    return main_epochs, main_epochs + math.ceil(finish_frac * steps / per_epoch(n_finish))
+
+
+def _schedule(opt, cfg: SegConfig, main_epochs: int, epochs: int, finishing: bool):
+    """The learning rate per epoch: a cosine from `lr` to `min_lr` over all epochs; with a finishing phase stable, then
+    decay: `lr` through the main epochs, the cosine down to `min_lr` over the finishing ones."""
+    if not finishing: return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=cfg.min_lr)
+    lo, n = cfg.min_lr / cfg.lr, max(epochs - main_epochs, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda e: 1.0 if e < main_epochs else lo + (1 - lo) * (1 + math.cos(math.pi * (e - main_epochs) / n)) / 2)
+
+
+def _resume(path: Path, cfg: SegConfig, finishing, model, opt, sched) -> dict | None:
+    """The state of the segmenter checkpoint at `path`, if any, loaded into model, optimiser and scheduler: {log, best,
+    start, best_state}, or {summary} of a finished one; refused when it was trained with other settings."""
+    if not path.exists(): return None
+    ck = load_checkpoint(path, SEG_KIND)
+    check_resume(path, ck, saved_config(ck['config']), cfg,
+                 may_change=('device',) if ck.get('finished') else ('device', 'epochs', 'min_steps'))
+    if ck.get('finishing') != finishing:
+        raise DataError(f'{path}: trained with finishing phase [share of steps, frames] {ck.get("finishing")}, asked '
+                        f'for {finishing}; use the settings it was trained with, or delete it to train again')
+    if ck.get('finished'): return dict(summary=ck['summary'])
+    model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
+    return dict(log=ck['log'], best=ck['best_dice'], start=ck['epoch'], best_state=ck['best_model'])
+
+# %% ../nbs/07_segment.ipynb #e60a7a4b
+def _train_epoch(model, opt, X, Y, cfg: SegConfig, g, dev, norm, name: str, epoch: int, saved: int) -> float:
+    "One epoch over (X, Y) in the order of `g`, augmented on the device; its mean loss. SIGTERM stops it after a step."
+    mean, std = norm
+    model.train()
+    order, losses = torch.randperm(len(X), generator=g), []
+    for b in range(0, len(order), cfg.batch_size):
+        idx = order[b:b + cfg.batch_size]
+        x, y = augment_batch(X[idx].to(dev), Y[idx].to(dev), cfg, g)    # on the GPU where there is one
+        loss = F.cross_entropy(model((x - mean) / std), y)
+        if not torch.isfinite(loss): raise RuntimeError(f'{name}: non-finite segmentation loss at epoch {epoch}')
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        losses.append(loss.item())
+        if stop_requested():       # SIGTERM: resume from the last epoch on disk (at most SAVE_EVERY_S old)
+            raise Terminated(f'{name}: stopped by SIGTERM in epoch {epoch + 1}; run the same command again to '
+                             f'resume from epoch {saved}')
+    return float(np.mean(losses))
+
+
+def _val_dice(model, X, Y, norm, dev) -> dict:
+    "Dice per structure of `model` on the validation frames, and their mean under 'mean'."
+    model.eval()
+    d = dice_per_class(_predict(model, ((X - norm[0]) / norm[1]).to(dev)).cpu(), Y)
+    return dict(d, mean=float(np.mean(list(d.values()))))
+
+
+def _tensors(frames) -> tuple:
+    "(images as float tensors N x 1 x H x W in [0, 1], targets as long tensors) of numpy frames."
+    return torch.from_numpy(frames[0]).float().div(255).unsqueeze(1), torch.from_numpy(frames[1]).long()
+
+# %% ../nbs/07_segment.ipynb #3225a8b8
+def _run_epochs(model, opt, sched, frames: dict, plan: tuple, state: dict, save, cfg: SegConfig, dev, name: str,
+                progress: bool) -> None:
+    """Epochs `state['start']` to the end of `plan` (main epochs, all epochs): train (on the finishing frames after the
+    main epochs), validate, keep the best epoch's weights in `state`, `save(**checkpoint)` at most every SAVE_EVERY_S and
+    on SIGTERM."""
+    main_epochs, epochs = plan
+    norm, log, start = frames['norm'], state['log'], state['start']
+    saved, last_save = start, time.perf_counter()      # the epoch on disk, and when it was written
+    with stop_on_sigterm():
+        bar = tqdm(range(start, epochs), desc=f'segment {name}', unit='epoch', disable=not progress)
+        for epoch in bar:
+            t0, lr = time.perf_counter(), opt.param_groups[0]['lr']
+            X, Y = frames['train'] if epoch < main_epochs else frames['finish']
+            g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+            loss = _train_epoch(model, opt, X, Y, cfg, g, dev, norm, name, epoch, saved)
+            sched.step()
+            d = _val_dice(model, *frames['val'], norm, dev)
+            dm = d.pop('mean')
+            log.append(dict(epoch=epoch + 1, lr=lr, loss=loss, val_dice=dm, **{f'val_{k}': v for k, v in d.items()},
+                            seconds=time.perf_counter() - t0))
+            if dm > state['best']: state.update(best=dm, best_state=copy.deepcopy(model.state_dict()))
+            bar.set_postfix(loss=f'{loss:.3f}', val_dice=f'{dm:.3f}', best=f'{state["best"]:.3f}')
+            if stop_requested() or epoch == start or time.perf_counter() - last_save >= SAVE_EVERY_S:
+                save(finished=False, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
+                     scheduler=sched.state_dict(), best_dice=state['best'], best_model=state['best_state'])
+                saved, last_save = epoch + 1, time.perf_counter()
+            if stop_requested():
+                raise Terminated(f'{name}: stopped by SIGTERM after epoch {epoch + 1}; run the same command again to resume')
+
 # %% ../nbs/07_segment.ipynb #ad9d277d
 def train_segmenter(train, val, path, cfg: SegConfig, name: str = 'segmenter', progress: bool = True,
                     finish=None, finish_frac: float = 0.25) -> dict:
     """Train on `train` = (images, targets), pick the epoch with the best mean val Dice, save it atomically at `path`.
     `finish` = (images, targets): a finishing phase; the last `finish_frac` of the optimiser steps train on these frames
     alone, at a decaying learning rate, the steps before on `train` (the study's `finish`, nbs/14_study)."""
-    path = Path(path)
-    dev = pick_device(cfg.device)
-    (xi, yi), (xv, yv) = train, val
-    mean, std = float(xi.mean()) / 255, max(float(xi.std()) / 255, 1e-3)
-    to_x = lambda a: torch.from_numpy(a).float().div(255).unsqueeze(1)
-    Xtr, Ytr, Xv, Yv = to_x(xi), torch.from_numpy(yi).long(), to_x(xv), torch.from_numpy(yv).long()
+    path, dev = Path(path), pick_device(cfg.device)
+    frames = dict(train=_tensors(train), val=_tensors(val), finish=None if finish is None else _tensors(finish),
+                  norm=(float(train[0].mean()) / 255, max(float(train[0].std()) / 255, 1e-3)))
     torch.manual_seed(cfg.seed)
     model = build_segmenter(cfg.size, cfg.width).to(dev)
-    per_epoch = lambda X: math.ceil(len(X) / cfg.batch_size)      # optimiser steps in an epoch of X
-    epochs = main_epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch(Xtr)))
-    if finish is not None:      # the same number of steps in all, the last finish_frac of them on the finishing frames
-        if not 0 < finish_frac < 1: raise ValueError(f'{name}: finish_frac must lie between 0 and 1; got {finish_frac}')
-        Xf, Yf = to_x(finish[0]), torch.from_numpy(finish[1]).long()
-        steps = main_epochs * per_epoch(Xtr)
-        main_epochs = math.ceil((1 - finish_frac) * steps / per_epoch(Xtr))
-        epochs = main_epochs + math.ceil(finish_frac * steps / per_epoch(Xf))
-    finishing = None if finish is None else [finish_frac, len(Xf)]     # recorded, and checked on resume
+    n_finish = None if finish is None else len(finish[0])
+    main_epochs, epochs = plan = _epoch_plan(cfg, len(train[0]), n_finish, finish_frac, name)
+    finishing = None if finish is None else [finish_frac, n_finish]     # recorded, and checked on resume
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    if finish is None:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=cfg.min_lr)
-    else:       # stable, then decay: lr through the main epochs, the cosine down to min_lr over the finishing ones
-        lo, n = cfg.min_lr / cfg.lr, max(epochs - main_epochs, 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda e: 1.0 if e < main_epochs else lo + (1 - lo) * (1 + math.cos(math.pi * (e - main_epochs) / n)) / 2)
-    log, best, best_state, start = [], -1.0, None, 0
-    if path.exists():
-        ck = load_checkpoint(path, SEG_KIND)
-        check_resume(path, ck, saved_config(ck['config']), cfg,
-                     may_change=('device',) if ck.get('finished') else ('device', 'epochs', 'min_steps'))
-        if ck.get('finishing') != finishing:
-            raise DataError(f'{path}: trained with finishing phase [share of steps, frames] {ck.get("finishing")}, asked '
-                            f'for {finishing}; use the settings it was trained with, or delete it to train again')
-        if ck.get('finished'): return ck['summary']
-        model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); sched.load_state_dict(ck['scheduler'])
-        log, best, start, best_state = ck['log'], ck['best_dice'], ck['epoch'], ck['best_model']
-    saved, last_save = start, time.perf_counter()      # the epoch on disk, and when it was written
-    with stop_on_sigterm():
-        bar = tqdm(range(start, epochs), desc=f'segment {name}', unit='epoch', disable=not progress)
-        for epoch in bar:
-            t0 = time.perf_counter()
-            model.train()
-            g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-            X, Y = (Xtr, Ytr) if epoch < main_epochs else (Xf, Yf)
-            lr = opt.param_groups[0]['lr']
-            order = torch.randperm(len(X), generator=g)
-            losses = []
-            for b in range(0, len(order), cfg.batch_size):
-                idx = order[b:b + cfg.batch_size]
-                x, y = augment_batch(X[idx].to(dev), Y[idx].to(dev), cfg, g)    # on the GPU where there is one
-                loss = F.cross_entropy(model((x - mean) / std), y)
-                if not torch.isfinite(loss): raise RuntimeError(f'{name}: non-finite segmentation loss at epoch {epoch}')
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-                losses.append(loss.item())
-                if stop_requested():       # SIGTERM: resume from the last epoch on disk (at most SAVE_EVERY_S old)
-                    raise Terminated(f'{name}: stopped by SIGTERM in epoch {epoch + 1}; run the same command again to '
-                                     f'resume from epoch {saved}')
-            sched.step()
-            model.eval()
-            d = dice_per_class(_predict(model, ((Xv - mean) / std).to(dev)).cpu(), Yv)
-            dm = float(np.mean(list(d.values())))
-            log.append(dict(epoch=epoch + 1, lr=lr, loss=float(np.mean(losses)), val_dice=dm, **{f'val_{k}': v for k, v in d.items()},
-                            seconds=time.perf_counter() - t0))
-            if dm > best:
-                best, best_state = dm, copy.deepcopy(model.state_dict())
-            bar.set_postfix(loss=f'{np.mean(losses):.3f}', val_dice=f'{dm:.3f}', best=f'{best:.3f}')
-            if stop_requested() or epoch == start or time.perf_counter() - last_save >= SAVE_EVERY_S:
-                save_checkpoint(path, dict(kind=SEG_KIND, finished=False, epoch=epoch + 1, model=model.state_dict(),
-                                           optimizer=opt.state_dict(), scheduler=sched.state_dict(), log=log,
-                                           best_dice=best, best_model=best_state, config=asdict(cfg), norm=[mean, std],
-                                           finishing=finishing))
-                saved, last_save = epoch + 1, time.perf_counter()
-            if stop_requested():
-                raise Terminated(f'{name}: stopped by SIGTERM after epoch {epoch + 1}; run the same command again to resume')
-    best_epoch = max(log, key=lambda r: r['val_dice'])['epoch'] if log else 0
-    summary = dict(name=name, best_epoch=best_epoch, best_val_dice=best, epochs=epochs, train_frames=len(Xtr),
-                   val_frames=len(Xv))
-    if finish is not None: summary.update(main_epochs=main_epochs, finish_frames=len(Xf), finish_frac=finish_frac)
-    save_checkpoint(path, dict(kind=SEG_KIND, finished=True, model=best_state, config=asdict(cfg), norm=[mean, std],
-                               log=log, summary=summary, finishing=finishing))
+    sched = _schedule(opt, cfg, main_epochs, epochs, finish is not None)
+    state = _resume(path, cfg, finishing, model, opt, sched) or dict(log=[], best=-1.0, start=0, best_state=None)
+    if 'summary' in state: return state['summary']
+    save = lambda **k: save_checkpoint(path, dict(kind=SEG_KIND, config=asdict(cfg), norm=list(frames['norm']),
+                                                  log=state['log'], finishing=finishing, **k))
+    _run_epochs(model, opt, sched, frames, plan, state, save, cfg, dev, name, progress)
+    log = state['log']
+    summary = dict(name=name, best_epoch=max(log, key=lambda r: r['val_dice'])['epoch'] if log else 0,
+                   best_val_dice=state['best'], epochs=epochs, train_frames=len(train[0]), val_frames=len(val[0]))
+    if finish is not None: summary.update(main_epochs=main_epochs, finish_frames=n_finish, finish_frac=finish_frac)
+    save(finished=True, model=state['best_state'], summary=summary)
     return summary
 
 # %% ../nbs/07_segment.ipynb #aab6c07d
