@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .base import DEFAULT_VAL_SHARE, PHASES, SPLITS, VIEWS, DataError
-from .files import OutputFolder, inside, plain_name, write_atomic, write_errno
+from .files import OutputFolder, WholeOrNothing, inside, plain_name, write_atomic, write_errno
 from .labels import LABEL_VALUES, apply_sector, check_labels, sector_mask
 
 # %% auto #0
@@ -163,8 +163,27 @@ def check_not_overlapping(out, sources) -> None:
         if how: raise DataError(f'{out}: the output folder {how} the source {src}; writing there could destroy the '
                                 'source, so choose an OUT outside it')
 
+# %% ../nbs/01_dataset.ipynb #dbbfbcc4
+def _frame_pixels(id: str, label, image, size: int) -> tuple:
+    "(label map, image or None) of a frame, checked: a canonical 0-4 map of `size` x `size`, an image of its shape."
+    lab = check_labels(label, LABEL_VALUES, source=f'frame {id}')
+    if lab.shape != (size, size): raise DataError(f'frame {id}: label map is {lab.shape}, expected {(size, size)}')
+    if image is None: return lab, None
+    img = to_uint8_gray(image, f'frame {id}')
+    if img.shape != lab.shape: raise DataError(f'frame {id}: image {img.shape} and label {lab.shape} differ')
+    return lab, img
+
+
+def _manifest_table(rows: list) -> pd.DataFrame:
+    "The manifest of `rows`, its columns in the canonical order; a patient in two splits is refused."
+    df = pd.DataFrame(rows)
+    df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]]
+    for p, g in df.groupby('patient'):
+        if g['split'].nunique() > 1: raise DataError(f'patient {p} is in several splits {sorted(g["split"].unique())}')
+    return df
+
 # %% ../nbs/01_dataset.ipynb #52ca6aad
-class DatasetWriter:
+class DatasetWriter(WholeOrNothing):
     """Write a canonical dataset into a temporary sibling of `out`; `commit()` (or leaving the `with` block) renames it
     into place. `overwrite` replaces only a dataset this project wrote, never another folder; `out` must not be, hold
     or lie inside any of `sources` (the data it is made from). One writer at a time: a second writer of `out` is
@@ -177,9 +196,7 @@ class DatasetWriter:
                                    '--overwrite only replaces a dataset written by echo_from_noise (manifest.csv, '
                                    'images/, labels/ and nothing else), and this folder is not one')
         self.tmp = self.folder.tmp
-        try:
-            (self.tmp / 'images').mkdir()
-            (self.tmp / 'labels').mkdir()
+        try: (self.tmp / 'images').mkdir(); (self.tmp / 'labels').mkdir()
         except OSError as e:
             self.folder.abort()
             raise DataError(f'{self.out}: cannot write here ({e.strerror}); choose an OUT in a writable folder') from None
@@ -190,19 +207,13 @@ class DatasetWriter:
         "Add one frame; `label` must already be a canonical 0-4 map (see `canonical_frame`) of `size` x `size`."
         id = plain_name(id)                     # it names the frame's files
         if id in self._ids: raise DataError(f'frame id {id!r} appears twice; ids must be unique')
-        _check_value('view', view, VIEWS, id); _check_value('phase', phase, PHASES, id)
-        _check_value('split', split, SPLITS, id)
-        lab = check_labels(label, LABEL_VALUES, source=f'frame {id}')
-        if lab.shape != (self.size, self.size):
-            raise DataError(f'frame {id}: label map is {lab.shape}, expected {(self.size, self.size)}')
-        row = dict(id=id, patient=str(patient), view=view, phase=phase, split=split, image='',
-                   label=f'labels/{id}.png', source=source, **extra)
+        for name, value, known in (('view', view, VIEWS), ('phase', phase, PHASES), ('split', split, SPLITS)):
+            _check_value(name, value, known, id)
+        lab, img = _frame_pixels(id, label, image, self.size)
+        row = dict(id=id, patient=str(patient), view=view, phase=phase, split=split, image='' if img is None else
+                   f'images/{id}.png', label=f'labels/{id}.png', source=source, **extra)
         _write_png(self.tmp / row['label'], lab)
-        if image is not None:
-            img = to_uint8_gray(image, f'frame {id}')
-            if img.shape != lab.shape: raise DataError(f'frame {id}: image {img.shape} and label {lab.shape} differ')
-            row['image'] = f'images/{id}.png'
-            _write_png(self.tmp / row['image'], img)
+        if img is not None: _write_png(self.tmp / row['image'], img)
         self._ids.add(id)
         self.rows.append(row)
         return row
@@ -211,24 +222,12 @@ class DatasetWriter:
         "Write the manifest and move the finished dataset to `out`; on any failure nothing is left but what was there."
         try:
             if not self.rows: raise DataError(f'{self.out}: no frames were written; nothing to save')
-            df = pd.DataFrame(self.rows)
-            df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]]
-            for p, g in df.groupby('patient'):
-                if g['split'].nunique() > 1:
-                    raise DataError(f'patient {p} is in several splits {sorted(g["split"].unique())}')
-            write_atomic(self.tmp / MANIFEST, df.to_csv(index=False))
+            write_atomic(self.tmp / MANIFEST, _manifest_table(self.rows).to_csv(index=False))
         except BaseException as e:
             self.abort(e); raise
         return self.folder.commit()
 
     def abort(self, exc: BaseException | None = None): self.folder.abort(exc)
-
-    def __enter__(self): return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None: self.commit()
-        else: self.abort(exc)
-        return False
 
 # %% ../nbs/01_dataset.ipynb #37aa6c12
 def read_manifest(dataset, check_files: bool = True) -> pd.DataFrame:

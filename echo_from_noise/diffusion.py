@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import torch
+from fastcore.basics import patch     # a class's methods in cells of their own, each with its prose (nbdev's way)
 
 from .base import SAMPLERS, tqdm
 
@@ -91,83 +92,105 @@ class Diffusion:
         "The paper's process: T steps of the cosine schedule (the model predicting `prediction`)."
         return cls(cosine_betas(T), prediction=prediction)
 
-    def respaced(self, steps: int) -> 'Diffusion':
-        "The process restricted to `steps` evenly spaced timesteps, betas recomputed from alpha_bar (improved DDPM)."
-        T = self.num_timesteps
-        if not 1 <= steps <= T: raise ValueError(f'steps must be in [1, {T}], got {steps}')
-        use = sorted({int(round(x)) for x in np.linspace(0, T - 1, steps)})
-        ac, last, betas = self.np['alphas_cumprod'], 1.0, []
-        for i in use:
-            betas.append(1 - ac[i] / last)
-            last = ac[i]
-        return Diffusion(np.array(betas), self.timestep_map[use], self.prediction)
+# %% ../nbs/05_diffusion.ipynb #bfed39e9
+@patch
+def respaced(self: Diffusion, steps: int) -> 'Diffusion':
+    "The process restricted to `steps` evenly spaced timesteps, betas recomputed from alpha_bar (improved DDPM)."
+    T = self.num_timesteps
+    if not 1 <= steps <= T: raise ValueError(f'steps must be in [1, {T}], got {steps}')
+    use = sorted({int(round(x)) for x in np.linspace(0, T - 1, steps)})
+    ac, last, betas = self.np['alphas_cumprod'], 1.0, []
+    for i in use:
+        betas.append(1 - ac[i] / last)
+        last = ac[i]
+    return Diffusion(np.array(betas), self.timestep_map[use], self.prediction)
 
-    def _get(self, name, t, x):
-        "Coefficient `name` at integer steps `t`, broadcast to `x`'s shape, on its device, float32."
-        key = (name, x.device)
-        if key not in self._t: self._t[key] = torch.as_tensor(self.np[name], dtype=torch.float32, device=x.device)
-        return self._t[key][t].reshape(-1, *([1] * (x.ndim - 1)))
 
-    def model_t(self, t):
-        "The model's time input for steps `t` of this (possibly respaced) process."
-        return torch.as_tensor(self.timestep_map, device=t.device)[t]
+@patch
+def _get(self: Diffusion, name, t, x):
+    "Coefficient `name` at integer steps `t`, broadcast to `x`'s shape, on its device, float32."
+    key = (name, x.device)
+    if key not in self._t: self._t[key] = torch.as_tensor(self.np[name], dtype=torch.float32, device=x.device)
+    return self._t[key][t].reshape(-1, *([1] * (x.ndim - 1)))
 
-    def q_sample(self, x0, t, noise):
-        "Sample x_t ~ q(x_t | x_0)."
-        return self._get('sqrt_ac', t, x0) * x0 + self._get('sqrt_one_minus_ac', t, x0) * noise
 
-    def q_posterior(self, x0, xt, t):
-        "Mean and log variance of q(x_{t-1} | x_t, x_0)."
-        return (self._get('post_c1', t, xt) * x0 + self._get('post_c2', t, xt) * xt, self._get('post_log_var', t, xt))
+@patch
+def model_t(self: Diffusion, t):
+    "The model's time input for steps `t` of this (possibly respaced) process."
+    return torch.as_tensor(self.timestep_map, device=t.device)[t]
 
-    def target(self, x0, noise, t):
-        "What the model's first channel is trained to output: the noise, or v = sqrt(ab) noise - sqrt(1 - ab) x0."
-        if self.prediction == 'eps': return noise
-        return self._get('sqrt_ac', t, x0) * noise - self._get('sqrt_one_minus_ac', t, x0) * x0
+# %% ../nbs/05_diffusion.ipynb #a1bbe388
+@patch
+def q_sample(self: Diffusion, x0, t, noise):
+    "Sample x_t ~ q(x_t | x_0)."
+    return self._get('sqrt_ac', t, x0) * x0 + self._get('sqrt_one_minus_ac', t, x0) * noise
 
-    def x0_eps(self, pred, xt, t):
-        """(x_0, noise) implied by the model's first channel at x_t. From eps, x_0 = (x_t - sqrt(1-ab) eps) / sqrt(ab)
-        multiplies the error by sqrt(1/ab - 1), up to 2e4 near t = T; from v, x_0 = sqrt(ab) x_t - sqrt(1-ab) v does
-        not (both coefficients are at most 1)."""
-        if self.prediction == 'eps':
-            return self._get('sqrt_recip_ac', t, xt) * xt - self._get('sqrt_recipm1_ac', t, xt) * pred, pred
-        a, s = self._get('sqrt_ac', t, xt), self._get('sqrt_one_minus_ac', t, xt)
-        return a * xt - s * pred, s * xt + a * pred
 
-    def p_mean_variance(self, out, xt, t, clip: bool = True):
-        "Mean, log variance, predicted x_0 and noise of p(x_{t-1} | x_t) from the model output (B, 2C, ...)."
-        pred, v = out.float().chunk(2, dim=1)
-        frac = (v.clamp(-1, 1) + 1) / 2
-        log_var = frac * self._get('log_betas', t, xt) + (1 - frac) * self._get('post_log_var', t, xt)
-        x0, eps = self.x0_eps(pred, xt, t)
-        if clip: x0 = x0.clamp(-1, 1)
-        mean, _ = self.q_posterior(x0, xt, t)
-        return mean, log_var, x0, eps
+@patch
+def q_posterior(self: Diffusion, x0, xt, t):
+    "Mean and log variance of q(x_{t-1} | x_t, x_0)."
+    return (self._get('post_c1', t, xt) * x0 + self._get('post_c2', t, xt) * xt, self._get('post_log_var', t, xt))
 
-    def vb_term(self, out, x0, xt, t):
-        "Variational-bound term in bits/dim per sample: KL(q || p) for t > 0, decoder NLL at t = 0."
-        true_mean, true_log_var = self.q_posterior(x0, xt, t)
-        mean, log_var, _, _ = self.p_mean_variance(out, xt, t, clip=False)
-        kl = _mean_flat(normal_kl(true_mean, true_log_var, mean, log_var)) / math.log(2.0)
-        nll = -_mean_flat(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var)) / math.log(2.0)
-        return torch.where(t == 0, nll, kl)
 
-    def snr(self, t) -> torch.Tensor:
-        "Signal-to-noise ratio ab / (1 - ab) at steps `t`."
-        ab = torch.as_tensor(self.np['alphas_cumprod'], dtype=torch.float64)[t.cpu()]
-        return (ab / (1 - ab)).float().to(t.device)
+@patch
+def target(self: Diffusion, x0, noise, t):
+    "What the model's first channel is trained to output: the noise, or v = sqrt(ab) noise - sqrt(1 - ab) x0."
+    if self.prediction == 'eps': return noise
+    return self._get('sqrt_ac', t, x0) * noise - self._get('sqrt_one_minus_ac', t, x0) * x0
 
-    def training_losses(self, out, x0, xt, t, noise, vb_weight: float = 0.001, min_snr: float = 0.0) -> dict:
-        """Hybrid loss per sample: MSE of the first channel to its target + vb_weight * T * bound term (variance only).
-        `min_snr` = gamma > 0 weights the MSE by min-SNR-gamma (Hang et al. 2023): min(SNR, gamma) / SNR for eps,
-        min(SNR, gamma) / (SNR + 1) for v, so that the nearly noise-free steps stop dominating the gradient."""
-        pred, v = out.float().chunk(2, dim=1)
-        mse = _mean_flat((self.target(x0, noise, t) - pred) ** 2)
-        if min_snr > 0:
-            snr = self.snr(t)
-            mse = mse * snr.clamp(max=min_snr) / (snr if self.prediction == 'eps' else snr + 1)
-        vb = self.vb_term(torch.cat([pred.detach(), v], dim=1), x0, xt, t)
-        return dict(loss=mse + vb_weight * self.num_timesteps * vb, mse=mse, vb=vb)
+# %% ../nbs/05_diffusion.ipynb #c606a867
+@patch
+def x0_eps(self: Diffusion, pred, xt, t):
+    """(x_0, noise) implied by the model's first channel at x_t. From eps, x_0 = (x_t - sqrt(1-ab) eps) / sqrt(ab)
+    multiplies the error by sqrt(1/ab - 1), up to 2e4 near t = T; from v, x_0 = sqrt(ab) x_t - sqrt(1-ab) v does
+    not (both coefficients are at most 1)."""
+    if self.prediction == 'eps':
+        return self._get('sqrt_recip_ac', t, xt) * xt - self._get('sqrt_recipm1_ac', t, xt) * pred, pred
+    a, s = self._get('sqrt_ac', t, xt), self._get('sqrt_one_minus_ac', t, xt)
+    return a * xt - s * pred, s * xt + a * pred
+
+
+@patch
+def p_mean_variance(self: Diffusion, out, xt, t, clip: bool = True):
+    "Mean, log variance, predicted x_0 and noise of p(x_{t-1} | x_t) from the model output (B, 2C, ...)."
+    pred, v = out.float().chunk(2, dim=1)
+    frac = (v.clamp(-1, 1) + 1) / 2
+    log_var = frac * self._get('log_betas', t, xt) + (1 - frac) * self._get('post_log_var', t, xt)
+    x0, eps = self.x0_eps(pred, xt, t)
+    if clip: x0 = x0.clamp(-1, 1)
+    mean, _ = self.q_posterior(x0, xt, t)
+    return mean, log_var, x0, eps
+
+# %% ../nbs/05_diffusion.ipynb #56c921ea
+@patch
+def vb_term(self: Diffusion, out, x0, xt, t):
+    "Variational-bound term in bits/dim per sample: KL(q || p) for t > 0, decoder NLL at t = 0."
+    true_mean, true_log_var = self.q_posterior(x0, xt, t)
+    mean, log_var, _, _ = self.p_mean_variance(out, xt, t, clip=False)
+    kl = _mean_flat(normal_kl(true_mean, true_log_var, mean, log_var)) / math.log(2.0)
+    nll = -_mean_flat(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var)) / math.log(2.0)
+    return torch.where(t == 0, nll, kl)
+
+
+@patch
+def snr(self: Diffusion, t) -> torch.Tensor:
+    "Signal-to-noise ratio ab / (1 - ab) at steps `t`."
+    ab = torch.as_tensor(self.np['alphas_cumprod'], dtype=torch.float64)[t.cpu()]
+    return (ab / (1 - ab)).float().to(t.device)
+
+
+@patch
+def training_losses(self: Diffusion, out, x0, xt, t, noise, vb_weight: float = 0.001, min_snr: float = 0.0) -> dict:
+    """Hybrid loss per sample: MSE of the first channel to its target + vb_weight * T * bound term (variance only).
+    `min_snr` = gamma > 0 weights the MSE by min-SNR-gamma (Hang et al. 2023): min(SNR, gamma) / SNR for eps,
+    min(SNR, gamma) / (SNR + 1) for v, so that the nearly noise-free steps stop dominating the gradient."""
+    pred, v = out.float().chunk(2, dim=1)
+    mse = _mean_flat((self.target(x0, noise, t) - pred) ** 2)
+    if min_snr > 0:
+        snr = self.snr(t)
+        mse = mse * snr.clamp(max=min_snr) / (snr if self.prediction == 'eps' else snr + 1)
+    vb = self.vb_term(torch.cat([pred.detach(), v], dim=1), x0, xt, t)
+    return dict(loss=mse + vb_weight * self.num_timesteps * vb, mse=mse, vb=vb)
 
 # %% ../nbs/05_diffusion.ipynb #d1529eff
 def bf16_native(device) -> bool:
@@ -204,6 +227,44 @@ def _noise(shape, generator, dev):
         return torch.stack([torch.randn(shape[1:], generator=g) for g in generator]).to(dev)
     return torch.randn(shape, generator=generator, device='cpu').to(dev)
 
+# %% ../nbs/05_diffusion.ipynb #baba71d7
+def _sample_dpm(net, x, diffusion: Diffusion, sampler: str, steps: int, generator, channels: int, progress, callback):
+    "DPM-Solver++ (2M; `dpm++sde`: its stochastic variant) from diffusers, on the model's own schedule and target."
+    from diffusers import DPMSolverMultistepScheduler
+    sde, dev, B = sampler == 'dpm++sde', x.device, len(x)
+    sch = DPMSolverMultistepScheduler(num_train_timesteps=diffusion.num_timesteps,
+                                      trained_betas=diffusion.np['betas'].astype(np.float32).tolist(),
+                                      algorithm_type='sde-dpmsolver++' if sde else 'dpmsolver++', solver_order=2,
+                                      prediction_type='v_prediction' if diffusion.prediction == 'v' else 'epsilon',
+                                      timestep_spacing='linspace', lower_order_final=True,
+                                      thresholding=True, sample_max_value=1.0, lambda_min_clipped=-5.1)
+    sch.set_timesteps(steps, device=dev)
+    for k, t in enumerate(tqdm(sch.timesteps, desc=sampler, disable=not progress, leave=False)):
+        tm = torch.full((B,), int(t), device=dev, dtype=torch.long)
+        pred = net(x, tm)[:, :channels]
+        z = _noise(x.shape, generator, dev) if sde else None
+        x = sch.step(pred, t, x, variance_noise=z).prev_sample
+        if callback: callback(k + 1, len(sch.timesteps))
+    return x
+
+
+def _sample_respaced(net, x, diffusion: Diffusion, sampler: str, steps: int, generator, channels: int, progress,
+                     callback):
+    "Ancestral DDPM with the learned variance, or deterministic DDIM, on the schedule respaced to `steps` steps."
+    r, dev, B = diffusion.respaced(steps), x.device, len(x)
+    for i in tqdm(range(r.num_timesteps - 1, -1, -1), desc=sampler, disable=not progress, leave=False):
+        t = torch.full((B,), i, device=dev, dtype=torch.long)
+        out = net(x, r.model_t(t))
+        mean, log_var, x0, _ = r.p_mean_variance(out, x, t)
+        if sampler == 'ddpm':
+            x = mean + torch.exp(0.5 * log_var) * _noise(x.shape, generator, dev) if i > 0 else mean
+        else:
+            eps = (r._get('sqrt_recip_ac', t, x) * x - x0) / r._get('sqrt_recipm1_ac', t, x)
+            acp = r._get('alphas_cumprod_prev', t, x)
+            x = acp.sqrt() * x0 + (1 - acp).sqrt() * eps
+        if callback: callback(r.num_timesteps - i, r.num_timesteps)
+    return x
+
 # %% ../nbs/05_diffusion.ipynb #b8a47602
 @torch.no_grad()
 def sample(model,                       # network: (x_t, t, seg) -> (first output, variance interpolation) channels
@@ -228,36 +289,5 @@ def sample(model,                       # network: (x_t, t, seg) -> (first outpu
     def net(x, t_model):
         with ac: return guided(model, x, t_model, seg, guidance)
 
-    if sampler in ('dpm++', 'dpm++sde'):
-        from diffusers import DPMSolverMultistepScheduler
-        sde = sampler == 'dpm++sde'
-        sch = DPMSolverMultistepScheduler(num_train_timesteps=diffusion.num_timesteps,
-                                          trained_betas=diffusion.np['betas'].astype(np.float32).tolist(),
-                                          algorithm_type='sde-dpmsolver++' if sde else 'dpmsolver++', solver_order=2,
-                                          prediction_type='v_prediction' if diffusion.prediction == 'v' else 'epsilon',
-                                          timestep_spacing='linspace', lower_order_final=True,
-                                          thresholding=True, sample_max_value=1.0, lambda_min_clipped=-5.1)
-        sch.set_timesteps(steps, device=dev)
-        for k, t in enumerate(tqdm(sch.timesteps, desc=sampler, disable=not progress, leave=False)):
-            tm = torch.full((B,), int(t), device=dev, dtype=torch.long)
-            pred = net(x, tm)[:, :channels]
-            z = _noise(x.shape, generator, dev) if sde else None
-            x = sch.step(pred, t, x, variance_noise=z).prev_sample
-            if callback: callback(k + 1, len(sch.timesteps))
-        return x.clamp(-1, 1)
-    r = diffusion.respaced(steps)
-    for i in tqdm(range(r.num_timesteps - 1, -1, -1), desc=sampler, disable=not progress, leave=False):
-        t = torch.full((B,), i, device=dev, dtype=torch.long)
-        out = net(x, r.model_t(t))
-        mean, log_var, x0, _ = r.p_mean_variance(out, x, t)
-        if sampler == 'ddpm':
-            if i > 0:
-                x = mean + torch.exp(0.5 * log_var) * _noise(x.shape, generator, dev)
-            else:
-                x = mean
-        else:
-            eps = (r._get('sqrt_recip_ac', t, x) * x - x0) / r._get('sqrt_recipm1_ac', t, x)
-            acp = r._get('alphas_cumprod_prev', t, x)
-            x = acp.sqrt() * x0 + (1 - acp).sqrt() * eps
-        if callback: callback(r.num_timesteps - i, r.num_timesteps)
-    return x.clamp(-1, 1)
+    run = _sample_dpm if sampler in ('dpm++', 'dpm++sde') else _sample_respaced
+    return run(net, x, diffusion, sampler, steps, generator, channels, progress, callback).clamp(-1, 1)

@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch     # a class's methods in cells of their own, each with its prose (nbdev's way)
 
 from .augment import paint, remove_left_atrium, septal_defect, warp_points
 from .base import DataError
@@ -56,26 +57,6 @@ class EditState:
     def _push(self):
         self._undo.append((self.base, self.label, self.src, self.dst.copy(), self.names))
 
-    def nearest(self, rc, radius: float = 3.0):
-        "Index of the control point nearest to (row, col) if within `radius` pixels, else None."
-        if not len(self.dst): return None
-        d = np.hypot(*(self.dst - np.asarray(rc, float)).T)
-        return int(d.argmin()) if d.min() <= radius else None
-
-    def begin_drag(self): self._push()
-
-    def drag(self, i: int, rc):
-        "Move control point `i` to (row, col) (clipped to the image) and re-warp the base map; returns the new map."
-        n = self.base.shape[0]
-        self.dst[i] = np.clip(np.asarray(rc, float), 0, n - 1)
-        self.label = warp_points(self.base, self.src, self.dst)
-        return self.label
-
-    def move(self, i: int, rc):
-        "One complete drag of point `i` to (row, col), undoable."
-        self.begin_drag()
-        return self.drag(i, rc)
-
     def _edit(self, fn):
         new = fn(self.label)                          # may raise (e.g. no myocardium to cut): nothing changes then
         self._push()
@@ -88,35 +69,73 @@ class EditState:
 
     def remove_left_atrium(self): return self._edit(remove_left_atrium)
 
-    def brush(self, rc, radius: float, value: int):
-        "Paint class `value` (1-4) in a disk of `radius` pixels around (row, col), inside the sector."
-        n = self.label.shape[0]
-        rr, cc = np.mgrid[0:n, 0:n]
-        disk = np.hypot(rr - rc[0], cc - rc[1]) <= radius
-        return self._edit(lambda lab: paint(lab, disk, value))
+# %% ../nbs/12_editor.ipynb #0114a369
+@patch
+def nearest(self: EditState, rc, radius: float = 3.0):
+    "Index of the control point nearest to (row, col) if within `radius` pixels, else None."
+    if not len(self.dst): return None
+    d = np.hypot(*(self.dst - np.asarray(rc, float)).T)
+    return int(d.argmin()) if d.min() <= radius else None
 
-    def undo(self) -> bool:
-        "Go back one action; False when there is nothing to undo."
-        if not self._undo: return False
-        self.base, self.label, self.src, self.dst, self.names = self._undo.pop()
-        return True
 
-    def reset(self):
-        "Back to the map the editor opened with (undoable)."
-        self._push()
-        self._rebase(self.original)
-        return self.label
+@patch
+def begin_drag(self: EditState): self._push()
 
-    def checksum(self) -> str:
-        "CRC-32 of the current map: changes whenever the map does."
-        return f'{zlib.crc32(np.ascontiguousarray(self.label).tobytes()):08x}'
 
-    def export(self, out, id: str = 'edited', view: str = '4CH', phase: str = 'ED', split: str = 'train',
-               overwrite: bool = False) -> Path:
-        "Write the map as a one-frame label-only canonical dataset (`out/labels/<id>.png`, manifest), for `efn synthesize`."
-        with DatasetWriter(out, self.label.shape[0], overwrite=overwrite) as w:
-            w.add(id, id, view, phase, split, self.label, source='editor', label_source=id)
-        return Path(out) / 'labels' / f'{id}.png'
+@patch
+def drag(self: EditState, i: int, rc):
+    "Move control point `i` to (row, col) (clipped to the image) and re-warp the base map; returns the new map."
+    n = self.base.shape[0]
+    self.dst[i] = np.clip(np.asarray(rc, float), 0, n - 1)
+    self.label = warp_points(self.base, self.src, self.dst)
+    return self.label
+
+
+@patch
+def move(self: EditState, i: int, rc):
+    "One complete drag of point `i` to (row, col), undoable."
+    self.begin_drag()
+    return self.drag(i, rc)
+
+# %% ../nbs/12_editor.ipynb #8b5f029d
+@patch
+def brush(self: EditState, rc, radius: float, value: int):
+    "Paint class `value` (1-4) in a disk of `radius` pixels around (row, col), inside the sector."
+    n = self.label.shape[0]
+    rr, cc = np.mgrid[0:n, 0:n]
+    disk = np.hypot(rr - rc[0], cc - rc[1]) <= radius
+    return self._edit(lambda lab: paint(lab, disk, value))
+
+
+@patch
+def undo(self: EditState) -> bool:
+    "Go back one action; False when there is nothing to undo."
+    if not self._undo: return False
+    self.base, self.label, self.src, self.dst, self.names = self._undo.pop()
+    return True
+
+
+@patch
+def reset(self: EditState):
+    "Back to the map the editor opened with (undoable)."
+    self._push()
+    self._rebase(self.original)
+    return self.label
+
+
+@patch
+def checksum(self: EditState) -> str:
+    "CRC-32 of the current map: changes whenever the map does."
+    return f'{zlib.crc32(np.ascontiguousarray(self.label).tobytes()):08x}'
+
+
+@patch
+def export(self: EditState, out, id: str = 'edited', view: str = '4CH', phase: str = 'ED', split: str = 'train',
+           overwrite: bool = False) -> Path:
+    "Write the map as a one-frame label-only canonical dataset (`out/labels/<id>.png`, manifest), for `efn synthesize`."
+    with DatasetWriter(out, self.label.shape[0], overwrite=overwrite) as w:
+        w.add(id, id, view, phase, split, self.label, source='editor', label_source=id)
+    return Path(out) / 'labels' / f'{id}.png'
 
 # %% ../nbs/12_editor.ipynb #c8f77431
 BRUSH_CLASSES = {'LV cavity (1)': LV_CAVITY, 'LV myocardium (2)': LV_MYOCARDIUM, 'left atrium (3)': LEFT_ATRIUM,
@@ -169,109 +188,151 @@ class EditorWidget:
         self.status.add_class('efn-status')
         self.checksum = W.HTML()
         self.checksum.add_class('efn-checksum')
-        tools = W.VBox([self.mode, W.HBox([self.brush_class, self.brush_radius]),
-                        W.HBox([self.buttons[k] for k in ('defect', 'no_la', 'undo', 'reset')]),
-                        W.HBox([self.export_path, self.buttons['export']]),
-                        W.HBox([self.buttons['generate'], self.progress]), self.status, self.checksum])
-        self.widget = W.HBox([W.VBox([self.canvas, tools]), self.image])
+        self.widget = self._layout(W)
         self._say('drag a point; brush mode paints the chosen class' +
                   ('' if sdm else '; pass sdm=checkpoint to enable Generate'))
         self.draw()
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+# %% ../nbs/12_editor.ipynb #fa6e6af8
+@patch
+def _ipython_display_(self: EditorWidget):
+    from IPython.display import display
+    display(self.widget)
 
-    # drawing -------------------------------------------------------------------------------------------------
-    def draw(self):
-        import cv2
-        s = self.scale
-        bgr = np.ascontiguousarray(np.repeat(np.repeat(label_rgb(self.state.label), s, 0), s, 1)[..., ::-1])
-        if self.mode.value == 'drag':
-            for r, c in self.state.dst:
-                centre, rad = (int((c + 0.5) * s), int((r + 0.5) * s)), max(3, s // 2 + 1)
-                cv2.circle(bgr, centre, rad, (255, 255, 255), -1, cv2.LINE_AA)
-                cv2.circle(bgr, centre, rad, (0, 0, 0), 1, cv2.LINE_AA)
-        self.canvas.value = cv2.imencode('.png', bgr)[1].tobytes()
-        self.checksum.value = f'map checksum <code>{self.state.checksum()}</code>'
 
-    def _say(self, text): self.status.value = f'<span style="font-size: 90%">{text}</span>'
+@patch
+def draw(self: EditorWidget):
+    import cv2
+    s = self.scale
+    bgr = np.ascontiguousarray(np.repeat(np.repeat(label_rgb(self.state.label), s, 0), s, 1)[..., ::-1])
+    if self.mode.value == 'drag':
+        for r, c in self.state.dst:
+            centre, rad = (int((c + 0.5) * s), int((r + 0.5) * s)), max(3, s // 2 + 1)
+            cv2.circle(bgr, centre, rad, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(bgr, centre, rad, (0, 0, 0), 1, cv2.LINE_AA)
+    self.canvas.value = cv2.imencode('.png', bgr)[1].tobytes()
+    self.checksum.value = f'map checksum <code>{self.state.checksum()}</code>'
 
-    def _rc(self, x, y): return np.array([y / self.scale - 0.5, x / self.scale - 0.5])
 
-    # pointer -------------------------------------------------------------------------------------------------
-    def _pointer(self, event: dict):
-        "ipyevents' dict: type, and dataX/dataY, the position in the image's own pixels."
-        handler = dict(mousedown=self._down, mousemove=self._move, mouseup=self._up).get(event.get('type'))
-        if handler and 'dataX' in event: handler(event['dataX'], event['dataY'])
+@patch
+def _say(self: EditorWidget, text): self.status.value = f'<span style="font-size: 90%">{text}</span>'
 
-    def _down(self, x, y):
-        rc = self._rc(x, y)
-        if self.mode.value == 'brush':
-            self._act(lambda: self.state.brush(rc, self.brush_radius.value, self.brush_class.value), 'painted')
-            return
-        i = self.state.nearest(rc, radius=max(2.0, 12 / self.scale))
-        if i is None: return self._say('no control point there: press on a white dot')
-        self._drag = i
-        self.state.begin_drag()
 
-    def _move(self, x, y):
-        if self._drag is None: return
-        self.state.drag(self._drag, self._rc(x, y))
-        self.draw()
+@patch
+def _layout(self: EditorWidget, W):
+    "The widgets in place: the map and its tools (pointer mode, brush, buttons, export, Generate) beside the image."
+    tools = W.VBox([self.mode, W.HBox([self.brush_class, self.brush_radius]),
+                    W.HBox([self.buttons[k] for k in ('defect', 'no_la', 'undo', 'reset')]),
+                    W.HBox([self.export_path, self.buttons['export']]),
+                    W.HBox([self.buttons['generate'], self.progress]), self.status, self.checksum])
+    return W.HBox([W.VBox([self.canvas, tools]), self.image])
 
-    def _up(self, x, y):
-        if self._drag is None: return
-        self.state.drag(self._drag, self._rc(x, y))
-        self._say(f'moved {self.state.names[self._drag]}')
-        self._drag = None
-        self.draw()
+# %% ../nbs/12_editor.ipynb #a08ab7eb
+@patch
+def _rc(self: EditorWidget, x, y): return np.array([y / self.scale - 0.5, x / self.scale - 0.5])
 
-    # buttons -------------------------------------------------------------------------------------------------
-    def _act(self, fn, done: str):
-        try:
-            fn()
-            self._say(done)
-        except (ValueError, DataError) as e:                      # e.g. no myocardium where the defect should go
-            self._say(f'not applied: {e}')
-        self.draw()
+# pointer -------------------------------------------------------------------------------------------------
 
-    def _defect(self, _=None): self._act(self.state.septal_defect, 'septal defect cut')
-    def _no_la(self, _=None): self._act(self.state.remove_left_atrium, 'left atrium removed')
-    def _undo(self, _=None): self._say('undone' if self.state.undo() else 'nothing to undo'); self.draw()
-    def _reset(self, _=None): self._act(self.state.reset, 'back to the original map')
 
-    def _export(self, _=None):
-        try:
-            f = self.state.export(self.export_path.value, overwrite=True)
-            self._say(f'written {f} (a one-frame label-only dataset: <code>efn synthesize RUN {self.export_path.value} OUT</code>)')
-        except (OSError, DataError) as e:
-            self._say(f'export failed: {e}')
+@patch
+def _pointer(self: EditorWidget, event: dict):
+    "ipyevents' dict: type, and dataX/dataY, the position in the image's own pixels."
+    handler = dict(mousedown=self._down, mousemove=self._move, mouseup=self._up).get(event.get('type'))
+    if handler and 'dataX' in event: handler(event['dataX'], event['dataY'])
 
-    def generate(self) -> np.ndarray:
-        "Sample an image of the current map with the SDM (shown beside the map with its contours); returns it."
-        from echo_from_noise.sdm import load_sdm, sdm_generate
-        if self.sdm_path is None: raise DataError('no SDM checkpoint: EditorWidget(label, sdm="RUN/checkpoints/sdm_4CH.pt")')
-        if self._sdm is None: self._sdm = load_sdm(self.sdm_path)[:2]
-        net, cfg = self._sdm
-        if cfg.size != self.state.label.shape[0]:
-            raise DataError(f'{self.sdm_path}: the SDM makes {cfg.size} px images but the map is {self.state.label.shape[0]} px')
-        self.progress.layout.visibility, self.progress.max, self.progress.value = 'visible', self.steps, 0
 
-        def tick(done, total): self.progress.value = done
-        img = sdm_generate(net, cfg, self.state.label[None], self.sampler, self.steps, seed=self.seed, callback=tick)[0]
-        self.progress.layout.visibility = 'hidden'
-        self.image.value = render_result(img, self.state.label)
-        self.image.layout.display = None
-        return img
+@patch
+def _down(self: EditorWidget, x, y):
+    rc = self._rc(x, y)
+    if self.mode.value == 'brush':
+        self._act(lambda: self.state.brush(rc, self.brush_radius.value, self.brush_class.value), 'painted')
+        return
+    i = self.state.nearest(rc, radius=max(2.0, 12 / self.scale))
+    if i is None: return self._say('no control point there: press on a white dot')
+    self._drag = i
+    self.state.begin_drag()
 
-    def _generate(self, _=None):
-        self._say(f'sampling ({self.sampler}, {self.steps} steps)...')
-        try:
-            self.generate()
-            self._say('generated: left the image, right with the map\'s contours')
-        except DataError as e:
-            self._say(f'generate failed: {e}')
+
+@patch
+def _move(self: EditorWidget, x, y):
+    if self._drag is None: return
+    self.state.drag(self._drag, self._rc(x, y))
+    self.draw()
+
+
+@patch
+def _up(self: EditorWidget, x, y):
+    if self._drag is None: return
+    self.state.drag(self._drag, self._rc(x, y))
+    self._say(f'moved {self.state.names[self._drag]}')
+    self._drag = None
+    self.draw()
+
+# buttons -------------------------------------------------------------------------------------------------
+
+# %% ../nbs/12_editor.ipynb #c9868502
+@patch
+def _act(self: EditorWidget, fn, done: str):
+    try:
+        fn()
+        self._say(done)
+    except (ValueError, DataError) as e:                      # e.g. no myocardium where the defect should go
+        self._say(f'not applied: {e}')
+    self.draw()
+
+
+@patch
+def _defect(self: EditorWidget, _=None): self._act(self.state.septal_defect, 'septal defect cut')
+
+
+@patch
+def _no_la(self: EditorWidget, _=None): self._act(self.state.remove_left_atrium, 'left atrium removed')
+
+
+@patch
+def _undo(self: EditorWidget, _=None): self._say('undone' if self.state.undo() else 'nothing to undo'); self.draw()
+
+
+@patch
+def _reset(self: EditorWidget, _=None): self._act(self.state.reset, 'back to the original map')
+
+
+@patch
+def _export(self: EditorWidget, _=None):
+    try:
+        f = self.state.export(self.export_path.value, overwrite=True)
+        self._say(f'written {f} (a one-frame label-only dataset: <code>efn synthesize RUN {self.export_path.value} OUT</code>)')
+    except (OSError, DataError) as e:
+        self._say(f'export failed: {e}')
+
+# %% ../nbs/12_editor.ipynb #3566d896
+@patch
+def generate(self: EditorWidget) -> np.ndarray:
+    "Sample an image of the current map with the SDM (shown beside the map with its contours); returns it."
+    from echo_from_noise.sdm import load_sdm, sdm_generate
+    if self.sdm_path is None: raise DataError('no SDM checkpoint: EditorWidget(label, sdm="RUN/checkpoints/sdm_4CH.pt")')
+    if self._sdm is None: self._sdm = load_sdm(self.sdm_path)[:2]
+    net, cfg = self._sdm
+    if cfg.size != self.state.label.shape[0]:
+        raise DataError(f'{self.sdm_path}: the SDM makes {cfg.size} px images but the map is {self.state.label.shape[0]} px')
+    self.progress.layout.visibility, self.progress.max, self.progress.value = 'visible', self.steps, 0
+
+    def tick(done, total): self.progress.value = done
+    img = sdm_generate(net, cfg, self.state.label[None], self.sampler, self.steps, seed=self.seed, callback=tick)[0]
+    self.progress.layout.visibility = 'hidden'
+    self.image.value = render_result(img, self.state.label)
+    self.image.layout.display = None
+    return img
+
+
+@patch
+def _generate(self: EditorWidget, _=None):
+    self._say(f'sampling ({self.sampler}, {self.steps} steps)...')
+    try:
+        self.generate()
+        self._say('generated: left the image, right with the map\'s contours')
+    except DataError as e:
+        self._say(f'generate failed: {e}')
 
 # %% ../nbs/12_editor.ipynb #19e98957
 def render_result(image, label) -> bytes:

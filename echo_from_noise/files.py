@@ -17,7 +17,7 @@ from .base import DataError, shown
 
 # %% auto #0
 __all__ = ['plain_name', 'inside', 'remove_stale', 'atomic_file', 'write_atomic', 'write_figure', 'write_errno', 'OutputLock',
-           'output_lock', 'OutputFolder', 'results_folder', 'os_error_line']
+           'output_lock', 'WholeOrNothing', 'OutputFolder', 'results_folder', 'os_error_line']
 
 # %% ../nbs/00a_files.ipynb #a209f8a7
 def plain_name(name, what: str = 'frame id', where=None) -> str:
@@ -173,8 +173,34 @@ def _fingerprint(folder: Path):
     return (st.st_ino, st.st_mtime_ns, tuple((e.name, e.inode(), e.stat(follow_symlinks=False).st_mtime_ns)
                                              for e in entries))
 
+# %% ../nbs/00a_files.ipynb #4bf8c73f
+def _check_replaceable(out: Path, overwrite: bool, replaceable, refusal: str) -> None:
+    "Refuse to replace the non-empty folder `out` unless `overwrite` and `replaceable(out)` (`refusal` says why not)."
+    if not overwrite: raise DataError(f'{out}: already exists and is not empty; choose a new OUT or pass --overwrite')
+    if replaceable is not None and not replaceable(out):
+        raise DataError(f'{out}: {refusal or "--overwrite does not replace this folder"}; choose another OUT')
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    "Rename the folder `tmp` to `out`; an `out` already there is renamed aside first and removed after."
+    if not out.exists(): return os.replace(tmp, out)
+    old = out.parent / f'.{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/00a_files.ipynb #82f1c8ea
+class WholeOrNothing:
+    "A writer used as `with W(...) as w:`: leaving the block calls `commit()`; an exception calls `abort(exc)` (and goes on)."
+    def __enter__(self): return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None: self.commit()
+        else: self.abort(exc)
+        return False
+
 # %% ../nbs/00a_files.ipynb #e5de0821
-class OutputFolder:
+class OutputFolder(WholeOrNothing):
     """Write the folder `out` whole or not at all, as its one writer: the lock `.OUT.lock` beside it (`output_lock`),
     the content in a temporary sibling (`tmp`), renamed into place by `commit()`. A non-empty `out` is refused unless
     `overwrite` and `replaceable(out)` (what the caller may replace; `refusal` says so otherwise). `commit` refuses to
@@ -188,10 +214,7 @@ class OutputFolder:
             raise DataError(f'{self.out}: cannot write here ({e.strerror}); choose an OUT in a writable folder') from None
         try:
             self.seen = _fingerprint(self.out)
-            if self.seen is not None and not overwrite:
-                raise DataError(f'{self.out}: already exists and is not empty; choose a new OUT or pass --overwrite')
-            if self.seen is not None and replaceable is not None and not replaceable(self.out):
-                raise DataError(f'{self.out}: {refusal or "--overwrite does not replace this folder"}; choose another OUT')
+            if self.seen is not None: _check_replaceable(self.out, overwrite, replaceable, refusal)
             for kind in ('partial', 'old'): remove_stale(self.out.parent, f'.{self.out.name}.{kind}-')
             self.tmp = self.out.parent / f'.{self.out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}'
             self.tmp.mkdir()
@@ -207,13 +230,7 @@ class OutputFolder:
             if _fingerprint(self.out) != self.seen:
                 raise DataError(f'{self.out}: changed while this command wrote it (another program wrote there); '
                                 'nothing was replaced and this output is discarded: run the command again')
-            if self.out.exists():
-                old = self.out.parent / f'.{self.out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-                os.replace(self.out, old)
-                os.replace(self.tmp, self.out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(self.tmp, self.out)
+            _swap_in(self.tmp, self.out)
         except BaseException as e:
             self.abort(e); raise
         self.lock.release()
@@ -226,14 +243,6 @@ class OutputFolder:
         self.lock.release()
         if isinstance(exc, OSError) and exc.filename and str(exc.filename).startswith(str(self.tmp)):
             exc.filename = str(self.out) + str(exc.filename)[len(str(self.tmp)):]
-
-    def __enter__(self): return self
-
-    def __exit__(self, exc_type, exc, tb):
-        "Leaving the `with` block commits; an exception aborts (and goes on)."
-        if exc_type is None: self.commit()
-        else: self.abort(exc)
-        return False
 
 # %% ../nbs/00a_files.ipynb #cbea1be7
 def results_folder(out, overwrite: bool, files, command: str) -> OutputFolder:

@@ -260,6 +260,19 @@ def _labelled(values: dict | None) -> str:
     c = set(values.values())
     return ' '.join(n for n, need in (('LV_endo', {1}), ('LV_epi', {1, 2}), ('LA', {3})) if need <= c)
 
+# %% ../nbs/02_prepare.ipynb #1f095369
+def _image_mask_files(idir: Path, mdir: Path) -> tuple:
+    """({stem: image file}, {stem: mask file}) of two folders; a mask's `_gt` or `_mask` suffix is dropped unless an
+    image has its full name. An empty folder is refused."""
+    ims = {p.stem: p for p in sorted(idir.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
+    mks = {}
+    for p in sorted(mdir.iterdir()):
+        if p.suffix.lower() not in MASK_EXTS: continue
+        mks[re.sub(r'_(gt|mask)$', '', p.stem, flags=re.IGNORECASE) if p.stem not in ims else p.stem] = p
+    if not ims: raise DataError(f'{idir}: no images found ({", ".join(IMAGE_EXTS)})')
+    if not mks: raise DataError(f'{mdir}: no masks found ({", ".join(MASK_EXTS)})')
+    return ims, mks
+
 # %% ../nbs/02_prepare.ipynb #df214b52
 def find_pngs(src, images=None, masks=None, view=None, phase=None, views=VIEWS, phases=PHASES,
               skips: Skips | None = None, patient_regex: str | None = None, mask_values: dict | None = None) -> list:
@@ -271,13 +284,7 @@ def find_pngs(src, images=None, masks=None, view=None, phase=None, views=VIEWS, 
         except re.error as e: raise DataError(f'--patient-regex {patient_regex!r}: not a regular expression ({e})') from None
     if not src.is_dir() and not (images and masks): raise DataError(f'{src}: folder not found')
     idir, mdir = _pick_dir(src, images, IMAGE_DIRS, 'image'), _pick_dir(src, masks, MASK_DIRS, 'mask')
-    ims = {p.stem: p for p in sorted(idir.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
-    mks = {}
-    for p in sorted(mdir.iterdir()):
-        if p.suffix.lower() not in MASK_EXTS: continue
-        mks[re.sub(r'_(gt|mask)$', '', p.stem, flags=re.IGNORECASE) if p.stem not in ims else p.stem] = p
-    if not ims: raise DataError(f'{idir}: no images found ({", ".join(IMAGE_EXTS)})')
-    if not mks: raise DataError(f'{mdir}: no masks found ({", ".join(MASK_EXTS)})')
+    ims, mks = _image_mask_files(idir, mdir)
     frames = []
     for stem in sorted(set(ims) | set(mks)):
         if stem not in mks:

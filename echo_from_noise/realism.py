@@ -196,6 +196,24 @@ def classifier_auc(real, synthetic, real_groups, synthetic_groups, steps: int = 
                 test_real_index=np.flatnonzero(~mr), test_synthetic_index=np.flatnonzero(~ms),
                 real_scores=s_real, synthetic_scores=s_syn)
 
+# %% ../nbs/08b_realism.ipynb #8f59e47a
+def _compared_frames(real, synthetic) -> tuple:
+    """((images, labels, rows) of `real`, the same of `synthetic`), each frame set to 0 outside its sector: every frame
+    of `synthetic`, and the frames of `real` of the same views and phases (all splits), only of the patients whose maps
+    `synthetic` drew when it drew at least 4 of them (the same hearts on both sides)."""
+    syn_i, syn_l, syn_rows = load_split(synthetic, list(SPLITS))
+    views, phases = sorted(syn_rows['view'].unique()), sorted(syn_rows['phase'].unique())
+    real_i, real_l, real_rows = load_split(real, list(SPLITS), views, phases)
+    if real_i.shape[1:] != syn_i.shape[1:]:
+        raise DataError(f'{real} holds {real_i.shape[1]} px frames but {synthetic} {syn_i.shape[1]} px; compare datasets '
+                        'of one size (efn prepare --size)')
+    common = set(real_rows['patient']) & set(syn_rows['patient'])
+    if len(common) >= 4:
+        keep = real_rows['patient'].isin(common).to_numpy()
+        real_i, real_l, real_rows = real_i[keep], real_l[keep], real_rows[keep].reset_index(drop=True)
+    return ((inside_sector(real_i, real_l), real_l, real_rows),      # nothing outside the sector counts
+            (inside_sector(syn_i, syn_l), syn_l, syn_rows))
+
 # %% ../nbs/08b_realism.ipynb #6823d8be
 def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', progress: bool = True,
             repeats: int = 5) -> tuple:
@@ -208,17 +226,7 @@ def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', prog
     if repeats < 1: raise DataError(f'repeats must be at least 1, got {repeats}')
     if steps < 1: raise DataError(f'--steps {steps}: the classifier needs at least 1 training step (an untrained one '
                                   'reports a meaningless AUC); the default is 300')
-    syn_i, syn_l, syn_rows = load_split(synthetic, list(SPLITS))
-    views, phases = sorted(syn_rows['view'].unique()), sorted(syn_rows['phase'].unique())
-    real_i, real_l, real_rows = load_split(real, list(SPLITS), views, phases)
-    if real_i.shape[1:] != syn_i.shape[1:]:
-        raise DataError(f'{real} holds {real_i.shape[1]} px frames but {synthetic} {syn_i.shape[1]} px; compare datasets '
-                        'of one size (efn prepare --size)')
-    common = set(real_rows['patient']) & set(syn_rows['patient'])
-    if len(common) >= 4:      # the real frames of the patients whose maps were drawn: the same hearts on both sides
-        keep = real_rows['patient'].isin(common).to_numpy()
-        real_i, real_l, real_rows = real_i[keep], real_l[keep], real_rows[keep].reset_index(drop=True)
-    real_i, syn_i = inside_sector(real_i, real_l), inside_sector(syn_i, syn_l)     # nothing outside the sector counts
+    (real_i, real_l, real_rows), (syn_i, syn_l, syn_rows) = _compared_frames(real, synthetic)
     hists = dict(real=region_histograms(real_i, real_l), synthetic=region_histograms(syn_i, syn_l))
     table = pd.concat([grey_table(hists['real'], hists['synthetic']), texture_table(real_i, real_l, syn_i, syn_l)],
                       ignore_index=True)

@@ -5,6 +5,7 @@
 # %% ../nbs/15_runner.ipynb #a7f9a305
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -247,6 +248,34 @@ def _check_external(external) -> None:
         raise DataError(f'{Path(external) / "manifest.csv"}: no test frames, and --external scores the test split; '
                         'prepare it with test frames (efn prepare ... --test-share 1)')
 
+# %% ../nbs/15_runner.ipynb #6fff784a
+def _stage_notebooks() -> dict:
+    "{stage: its notebook in `pipeline_dir()`}; a missing one is refused."
+    nbs = {p.stem.split('_', 1)[1]: p for p in sorted(pipeline_dir().glob('[0-9][0-9]_*.ipynb'))}
+    missing = [s for s in STAGES if s not in nbs]
+    if missing: raise DataError(f'{pipeline_dir()}: missing stage notebooks {missing}')
+    return nbs
+
+
+@contextlib.contextmanager
+def _stage_environment(verbose: bool):
+    """While the stages run: plain-text progress bars in their kernels (`EFN_TEXT_PROGRESS`), SIGTERM forwarded to the
+    running kernel (yields the event it sets), papermill's per-cell lines only with -v; all as it was afterwards."""
+    env_before = os.environ.get('EFN_TEXT_PROGRESS')
+    os.environ['EFN_TEXT_PROGRESS'] = '1'
+    stopping = threading.Event()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _forward_sigterm(stopping)) if main_thread else None
+    pm_log = logging.getLogger('papermill')
+    pm_level = pm_log.level
+    if not verbose: pm_log.setLevel(logging.WARNING)      # its per-cell INFO lines belong to -v
+    try: yield stopping
+    finally:
+        pm_log.setLevel(pm_level)
+        if main_thread: signal.signal(signal.SIGTERM, previous)
+        if env_before is None: os.environ.pop('EFN_TEXT_PROGRESS', None)
+        else: os.environ['EFN_TEXT_PROGRESS'] = env_before
+
 # %% ../nbs/15_runner.ipynb #3b41a786
 def _run_locked(out: Path, cfg, profile, data, device, seed, log, with_cyclegan, external, verbose, redo_from) -> Path:
     "`run_paper` from its lock on: the stages one after another, then the external evaluation."
@@ -256,19 +285,8 @@ def _run_locked(out: Path, cfg, profile, data, device, seed, log, with_cyclegan,
     else: resume_config(run.config_path, cfg, with_cyclegan)   # a run of other settings is refused, not reported done
     run.notebooks.mkdir(parents=True, exist_ok=True)
     run.logs.mkdir(exist_ok=True)
-    nbs = {p.stem.split('_', 1)[1]: p for p in sorted(pipeline_dir().glob('[0-9][0-9]_*.ipynb'))}
-    missing = [s for s in STAGES if s not in nbs]
-    if missing: raise DataError(f'{pipeline_dir()}: missing stage notebooks {missing}')
-    env_before = os.environ.get('EFN_TEXT_PROGRESS')
-    os.environ['EFN_TEXT_PROGRESS'] = '1'
-    t_all = time.perf_counter()
-    stopping = threading.Event()
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _forward_sigterm(stopping)) if main_thread else None
-    pm_log = logging.getLogger('papermill')
-    pm_level = pm_log.level
-    if not verbose: pm_log.setLevel(logging.WARNING)      # its per-cell INFO lines belong to -v
-    try:
+    nbs, t_all = _stage_notebooks(), time.perf_counter()
+    with _stage_environment(verbose) as stopping:
         for i, stage in enumerate(STAGES, 1):
             head = f'[{i}/{len(STAGES)}] {stage:<10}'
             if stage_record(out, stage):
@@ -296,11 +314,6 @@ def _run_locked(out: Path, cfg, profile, data, device, seed, log, with_cyclegan,
                 raise StageFailed(f'stage {stage} failed in {nb_out}: {e.ename}: {e.evalue}') from None
             if verbose: log(f'{head} finished in {clock(time.perf_counter() - t0)}')
             else: con.finish(f'finished in {clock(time.perf_counter() - t0)}')
-    finally:
-        pm_log.setLevel(pm_level)
-        if main_thread: signal.signal(signal.SIGTERM, previous)
-        if env_before is None: os.environ.pop('EFN_TEXT_PROGRESS', None)
-        else: os.environ['EFN_TEXT_PROGRESS'] = env_before
     if external is not None:
         md, _, _ = evaluate_run(out, external, device=device, overwrite=True)     # recomputed on every call
         write_atomic(out / 'table_external.md', md)

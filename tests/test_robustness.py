@@ -198,7 +198,7 @@ def test_resume_refuses_other_settings_and_other_views(phantom, tmp_path, capsys
 def test_bad_settings_are_one_line(phantom, tmp_path, capsys, setting):
     if setting == 'device=cuda' and torch.cuda.is_available(): pytest.skip('this machine has CUDA')
     fails(['train-sdm', phantom, tmp_path / 'run', '--profile', 'smoke', '--set', setting], capsys,
-          'no CUDA GPU' if 'cuda' in setting else f'setting {setting.split("=")[0]}=')
+          'no CUDA GPU' if 'cuda' in setting else f'--set {setting.split("=")[0]}=')
     assert not (tmp_path / 'run').exists()
 
 
