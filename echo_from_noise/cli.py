@@ -257,7 +257,7 @@ def _add_paper(sub):
 # %% ../nbs/90_cli.ipynb #12c86a28
 def _run_stage_jobs(args):
     from echo_from_noise.study import stage_worker
-    stage_worker(args.run, args.stage, progress=not args.no_progress)
+    stage_worker(args.run, args.stage, progress=not args.no_progress, data_parallel=args.data_parallel)
 
 
 def _add_stage_jobs(sub):
@@ -266,6 +266,7 @@ def _add_stage_jobs(sub):
     sj.add_argument('run', help='run directory (its config.yaml holds the study)')
     sj.add_argument('stage', help='sdm, cyclegan, synthesize or segment')
     sj.add_argument('--no-progress', action='store_true', help='no progress bars')
+    sj.add_argument('--data-parallel', action='store_true', help='train every SDM with all the processes together (DDP)')
     sj.set_defaults(func=_run_stage_jobs)
 
 # %% ../nbs/90_cli.ipynb #163d48c6

@@ -261,7 +261,8 @@ def first_stage(keys) -> str:
     return min((STAGE_OF.get(k.split('.')[0], 'data') for k in keys), key=STAGES.index)
 
 
-MACHINE = ('device', 'procs', 'synth_batch', 'set')   # how a run uses this machine, and the record of --set: not what it makes
+MACHINE = ('device', 'procs', 'synth_batch', 'sdm.micro_batch', 'set')   # how a run uses this machine (and the record of
+                                                                      # --set): not what it makes
 
 
 def flat_settings(cfg: StudyConfig) -> dict:
@@ -269,7 +270,7 @@ def flat_settings(cfg: StudyConfig) -> dict:
     out = {}
     for k, v in cfg.to_dict().items():
         if k in MACHINE: continue
-        if isinstance(v, dict): out.update({f'{k}.{n}': x for n, x in v.items()})
+        if isinstance(v, dict): out.update({f'{k}.{n}': x for n, x in v.items() if f'{k}.{n}' not in MACHINE})
         else: out[k] = v
     return out
 

@@ -21,8 +21,9 @@ import torch.distributed as dist
 from .base import DataError
 
 # %% auto #0
-__all__ = ['pick_device', 'dist_info', 'close_distributed', 'init_distributed', 'Terminated', 'stop_on_sigterm', 'stop_requested',
-           'WorkerFailed', 'cpu_cores', 'job_procs', 'worker_device', 'worker_share', 'launch_workers']
+__all__ = ['pick_device', 'dist_info', 'close_distributed', 'init_distributed', 'rank_param_diff', 'Terminated',
+           'stop_on_sigterm', 'stop_requested', 'WorkerFailed', 'cpu_cores', 'job_procs', 'data_parallel_ranks',
+           'worker_device', 'worker_share', 'launch_workers']
 
 # %% ../nbs/05a_distributed.ipynb #1c7fa9e7
 def pick_device(name: str = 'auto', local_rank: int = 0) -> torch.device:
@@ -54,6 +55,13 @@ def init_distributed(device: str = 'auto'):
     dist.init_process_group('nccl' if torch.cuda.is_available() and device != 'cpu' else 'gloo')
     atexit.register(close_distributed)
 
+
+def rank_param_diff(net, world: int) -> float:
+    "The largest difference between this rank's parameters and any other rank's (0 where DDP kept them in step)."
+    flat = torch.cat([p.detach().flatten().float() for p in net.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    return float(max((g - flat).abs().max() for g in gathered))
 
 # %% ../nbs/05a_distributed.ipynb #2903e47a
 class Terminated(KeyboardInterrupt):
@@ -104,6 +112,18 @@ def job_procs(procs: int, jobs: int, device: str = 'auto') -> int:
         elif device in ('auto', 'cuda') and torch.cuda.is_available(): procs = torch.cuda.device_count()
         else: procs = cpu_cores()
     return max(1, min(procs, jobs))
+
+
+def data_parallel_ranks(procs: int, jobs: int, batch: int, device: str = 'auto') -> int:
+    """How many processes train each of `jobs` models together (DDP, the global `batch` split between them), the models
+    one after another: when more processes are asked for than there are models (`procs` > `jobs`), or with `procs` = 0
+    when there are more GPUs than models; the most, up to that, that divide `batch`. 1: one process per model instead
+    (`job_procs`). Auto on CPU cores stays 1: threads inside one process serve a model as well as DDP between them."""
+    if dist_info()[1] > 1 or jobs < 1: return 1
+    if procs > 0: avail = procs
+    elif device in ('auto', 'cuda') and torch.cuda.is_available(): avail = torch.cuda.device_count()
+    else: return 1
+    return max(d for d in range(1, avail + 1) if batch % d == 0) if avail > jobs else 1
 
 
 _TORCHRUN_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE', 'ROLE_RANK',

@@ -52,7 +52,7 @@ def check_models(run, cfg: StudyConfig, kinds=('sdm', 'cyclegan', 'seg')) -> Non
             ck = load_checkpoint(path, ck_kind, mmap=True)     # the settings only: the stage loads the weights itself
             view = path.stem.split('_', 1)[1] if kind != 'seg' else None
             done = check_resume(path, ck, trained(ck['config']), want, view,
-                                may_change=('device', 'save_every', 'log_every'), fix=_FIX.format(stage=stage))
+                                may_change=('device', 'save_every', 'log_every', 'micro_batch'), fix=_FIX.format(stage=stage))
             if kind == 'sdm' and done != want.steps:
                 raise DataError(f'{path}: has trained {done} steps, and this run\'s SDMs train {want.steps}; ' +
                                 _FIX.format(stage=stage))

@@ -5,6 +5,7 @@
 # %% ../nbs/06_sdm.ipynb #47fbe75e
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import zlib
@@ -16,10 +17,10 @@ import torch
 import torch.distributed as dist
 
 from .base import OBJECTIVES, apply_overrides, config_from_dict, DataError, named_profile, SettingError
-from .distributed import dist_info, init_distributed, pick_device, stop_requested
+from .distributed import dist_info, init_distributed, pick_device, rank_param_diff, stop_requested
 from .training import (FrameSet, TrainingDiverged, batch_plan, check_resume, check_settings,
                                       load_checkpoint, run_steps, save_checkpoint, finished_summary, warmup_cosine,
-                                      write_loss_curve, write_summary)
+                                      update_ema, write_loss_curve, write_summary)
 from .diffusion import Diffusion, bf16_autocast, sample
 from .labels import N_COND_CLASSES, one_hot
 from .rundir import Run
@@ -27,7 +28,7 @@ from .rundir import Run
 log = logging.getLogger('echo_from_noise')
 
 # %% auto #0
-__all__ = ['log', 'PREDICTS', 'PROFILES', 'SDM_KIND', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
+__all__ = ['log', 'PREDICTS', 'PROFILES', 'SDM_KIND', 'RESUMABLE', 'SDMConfig', 'saved_config', 'diffusion_for', 'make_config',
            'SemanticSPADE', 'SemanticMidBlock', 'build_model', 'SDMNet', 'train_sdm', 'load_sdm', 'to_uint8_images',
            'sdm_generate']
 
@@ -51,6 +52,7 @@ class SDMConfig:
     min_snr: float = 0.0             # min-SNR-gamma loss weighting (Hang et al. 2023); 0 = off (the paper)
     p_uncond: float = 0.0
     batch_size: int = 8              # global batch (split across processes under torchrun)
+    micro_batch: int = 0             # samples per forward pass in a process (0: its whole share); fewer accumulate
     steps: int = 1200               # the cpu profile's budget; the study uses it as is (one definition)
     lr: float = 2e-4
     weight_decay: float = 0.0
@@ -98,7 +100,8 @@ PROFILES = {
     'paper': dict(size=256, channels=(256, 256, 512, 512, 1024, 1024),
                   attention_levels=(False, False, False, True, True, True), num_res_blocks=2, num_head_channels=64,
                   spade_hidden=128, spade_kernel=3, batch_size=96, steps=50000, lr=1e-4, warmup=500, ema_decay=0.9999,
-                  save_every=2500, log_every=100, objective='paper', phases=('ED',)),   # the paper's setup, as published
+                  save_every=2500, log_every=100, objective='paper', phases=('ED',),   # the paper's setup, as published:
+                  micro_batch=12),   # 12 per GPU, as on its 8 GPUs; fewer GPUs accumulate to the same batch of 96
 }
 
 
@@ -112,7 +115,7 @@ def make_config(profile: str = 'cpu', overrides=None) -> SDMConfig:
     cfg = apply_overrides(SDMConfig(profile=profile, **named_profile(PROFILES, profile)), overrides)
     check_settings(cfg, positive=('size', 'timesteps', 'batch_size', 'steps', 'lr', 'grad_clip', 'save_every',
                                   'log_every', 'num_res_blocks', 'num_head_channels', 'spade_hidden'),
-                   at_least_zero=('vb_weight', 'weight_decay', 'warmup', 'min_snr'), fractions=('ema_decay', 'p_uncond'))
+                   at_least_zero=('vb_weight', 'weight_decay', 'warmup', 'min_snr', 'micro_batch'), fractions=('ema_decay', 'p_uncond'))
     if not 0 <= cfg.min_lr_ratio <= 1: raise SettingError('min_lr_ratio', cfg.min_lr_ratio, 'must lie in [0, 1]')
     if len(cfg.channels) != len(cfg.attention_levels):
         raise DataError(f'channels {cfg.channels} and attention_levels {cfg.attention_levels} must have the same length')
@@ -191,6 +194,7 @@ class SDMNet(torch.nn.Module):
 
 # %% ../nbs/06_sdm.ipynb #bd60d6b7
 SDM_KIND = 'echo_from_noise.sdm'
+RESUMABLE = ('device', 'save_every', 'log_every', 'profile', 'steps', 'micro_batch')   # may differ on resume
 
 
 def _sample_randomness(cfg: SDMConfig, step: int, j: int, shape):
@@ -230,42 +234,31 @@ def _sdm_state(cfg: SDMConfig, dev, ck: dict | None) -> tuple:
     return net, ema, opt, sched, int(ck['step']), list(ck.get('history', []))
 
 # %% ../nbs/06_sdm.ipynb #d2df6378
-def _update_ema(ema, net, step: int, decay: float) -> None:
-    "EMA weights one step closer to the network's (warming up as (1 + step) / (10 + step)); buffers copied."
-    decay = min(decay, (1 + step) / (10 + step))
-    with torch.no_grad():
-        torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)   # fused (benchmarks/gpu.md)
-        for be, b in zip(ema.buffers(), net.buffers()): be.copy_(b)
-
-
-def _rank_param_diff(net, world: int) -> float:
-    "The largest difference between this rank's parameters and any other rank's (0 where DDP kept them in step)."
-    flat = torch.cat([p.detach().flatten().float() for p in net.parameters()])
-    gathered = [torch.zeros_like(flat) for _ in range(world)]
-    dist.all_gather(gathered, flat)
-    return float(max((g - flat).abs().max() for g in gathered))
-
-
 def _sdm_step(model, net, ema, opt, sched, diffusion, batch: tuple, cfg: SDMConfig, step: int, autocast, world: int,
               diverged) -> tuple:
-    """One optimiser step on `batch` (`_sdm_batch`): the hybrid loss, the clipped gradient, the ranks' agreement on a
-    non-finite loss or a SIGTERM (one all-reduce, so that every rank stops at the same step), the update and the EMA.
+    """One optimiser step on `batch` (`_sdm_batch`): the hybrid loss (over micro-batches of `cfg.micro_batch` samples,
+    their gradients accumulated), the clipped gradient, the ranks' agreement on a non-finite loss or a SIGTERM (one
+    all-reduce, so that every rank stops at the same step), the update and the EMA.
     (loss, loss terms, whether any rank was asked to stop); a non-finite loss raises `diverged(step, loss)`."""
-    x0, seg, t, noise = batch
-    xt = diffusion.q_sample(x0, t, noise)
-    with autocast:
-        out = model(xt, t, seg)
-    terms = diffusion.training_losses(out, x0, xt, t, noise, cfg.vb_weight, cfg.min_snr)
-    loss = terms['loss'].mean()
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
+    (x0, seg, t, noise), per = batch, len(batch[0])
+    chunks = [slice(s, s + (cfg.micro_batch or per)) for s in range(0, per, cfg.micro_batch or per)]
+    opt.zero_grad(set_to_none=True); loss, parts = 0.0, []
+    for k, c in enumerate(chunks):     # gradient accumulation: DDP all-reduces once, after the last micro-batch
+        with (model.no_sync() if world > 1 and k < len(chunks) - 1 else contextlib.nullcontext()):
+            xt = diffusion.q_sample(x0[c], t[c], noise[c])
+            with autocast: out = model(xt, t[c], seg[c])
+            terms = diffusion.training_losses(out, x0[c], xt, t[c], noise[c], cfg.vb_weight, cfg.min_snr)
+            part = terms['loss'].mean() if len(chunks) == 1 else terms['loss'].sum() / per   # the mean over `per`
+            part.backward()
+        loss, parts = loss + part.detach(), parts + [{n: v.detach() for n, v in terms.items()}]
+    terms = {n: torch.cat([p[n] for p in parts]) for n in parts[0]}
     gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
     flags = torch.tensor([0.0 if torch.isfinite(loss) and torch.isfinite(gnorm) else 1.0, float(stop_requested())],
                          device=x0.device)
     if world > 1: dist.all_reduce(flags)
     if flags[0].item() > 0: raise TrainingDiverged(diverged(step, loss.item()))
     opt.step(); sched.step()
-    _update_ema(ema, net, step, cfg.ema_decay)
+    update_ema(ema, net, step, cfg.ema_decay)
     return loss, terms, bool(flags[1] > 0)
 
 
@@ -292,7 +285,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
     ckpt_path = Run(run).checkpoints / f'{name}.pt'
     ck = load_checkpoint(ckpt_path, SDM_KIND) if ckpt_path.exists() else None
     if ck is not None:
-        check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps)
+        check_resume(ckpt_path, ck, saved_config(ck['config']), cfg, view, cfg.steps, may_change=RESUMABLE)
         if (done := finished_summary(run, name, int(ck['step']), cfg.steps)) is not None: return done
     data = FrameSet(dataset, 'train', [view] if view else None, list(cfg.phases), cfg.size)
     net, ema, opt, sched, start, history = _sdm_state(cfg, dev, ck)
@@ -319,7 +312,7 @@ def train_sdm(dataset, run, name: str = 'sdm', view: str | None = None, cfg: SDM
               cfg.save_every, history, progress and rank == 0, callback, stop=lambda: stop.get('now', False))
     summary = dict(name=name, view=view or '', steps=cfg.steps, world_size=world,
                    final_loss=history[-1]['loss'] if history else None)
-    if world > 1: summary['max_rank_param_diff'] = _rank_param_diff(net, world)   # the same parameters on every rank
+    if world > 1: summary['max_rank_param_diff'] = rank_param_diff(net, world)   # the same parameters on every rank
     if rank == 0:
         write_loss_curve(run, name, history)
         write_summary(run, name, summary)

@@ -18,7 +18,8 @@ from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_s
 from .augment import augment_dataset
 from .base import DataError
 from .config import REAL_ROW, StudyConfig, resolve, seg_rows
-from .distributed import job_procs, launch_workers, pick_device, worker_device, worker_share
+from .distributed import (data_parallel_ranks, dist_info, job_procs, launch_workers, pick_device,
+                                         worker_device, worker_share)
 from .cyclegan import train_cyclegan
 from .dataset import load_frame, read_manifest, subset_dataset
 from .evaluate import figure3, run_segmenters, score_segmenters, summarize, table1
@@ -189,18 +190,21 @@ STAGE_JOBS = dict(sdm=_sdm_jobs, cyclegan=_cyclegan_jobs, segment=_segment_jobs)
 
 
 def run_jobs(run: Run, cfg: StudyConfig, stage: str, progress: bool) -> dict:
-    "{name: summary} of a stage's trainings, with `cfg.procs` processes at once (`job_procs`) when that is more than one."
-    jobs = STAGE_JOBS[stage](run, cfg, progress)
+    """{name: summary} of a stage's trainings: side by side, one process each (`job_procs`), when `cfg.procs` allows
+    more than one; the SDMs, when there are more processes than SDMs, one after another, each over all of them (DDP,
+    `data_parallel_ranks`: the same global batch whatever the number of processes)."""
+    jobs, flags = STAGE_JOBS[stage](run, cfg, progress), [] if progress else ['--no-progress']
+    ranks = data_parallel_ranks(cfg.procs, len(jobs), cfg.sdm.batch_size, cfg.device) if stage == 'sdm' else 1
     procs = job_procs(cfg.procs, len(jobs), cfg.device)
-    if procs > 1:
-        launch_workers(['stage-jobs', run, stage] + ([] if progress else ['--no-progress']), procs,
-                       f'stage {stage} ({procs} processes)')
-        jobs = STAGE_JOBS[stage](run, cfg, False)     # collected below: no second set of progress bars
+    if ranks > 1: launch_workers(['stage-jobs', run, stage, '--data-parallel'] + flags, ranks, f'stage {stage} (DDP)')
+    elif procs > 1: launch_workers(['stage-jobs', run, stage] + flags, procs, f'stage {stage} ({procs} processes)')
+    if max(ranks, procs) > 1: jobs = STAGE_JOBS[stage](run, cfg, False)   # collected below: no second set of bars
     return {name: train() for name, train in jobs}      # the finished ones return their summaries
 
 
-def stage_worker(run, stage: str, progress: bool = True) -> list:
-    "One process of `run_jobs` (or of the synthesize stage): its share of the stage's work, with the study of the run's config.yaml."
+def stage_worker(run, stage: str, progress: bool = True, data_parallel: bool = False) -> list:
+    """One process of `run_jobs` (or of the synthesize stage): its share of the stage's work, with the study of the
+    run's config.yaml; `data_parallel`: every SDM, each trained by all the processes together."""
     run = Run(run)
     conf = run.config(required=True).get('study')
     if not conf: raise DataError(f'{run.config_path}: no study recorded there; efn stage-jobs runs inside efn paper\'s stages')
@@ -209,6 +213,9 @@ def stage_worker(run, stage: str, progress: bool = True) -> list:
     cfg = resolve(dict(conf, device=worker_device(conf['device'])))
     if stage == 'synthesize':    # one process group: every process takes part in each dataset, with its share of maps
         jobs = _synthesize_jobs(run, cfg, _synth_labels(run, cfg), progress)
+    elif data_parallel:          # one process group: every process takes part in each SDM, with its share of the batch
+        if stage != 'sdm': raise DataError(f'stage-jobs --data-parallel trains the SDMs only, not the {stage} stage')
+        jobs = STAGE_JOBS[stage](run, cfg, progress and dist_info()[0] == 0)
     else:                        # independent trainings: every procs-th one, each in a plain single process
         jobs = worker_share(STAGE_JOBS[stage](run, cfg, progress))
     done = []

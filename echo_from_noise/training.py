@@ -22,7 +22,8 @@ from .rundir import Run
 
 # %% auto #0
 __all__ = ['check_settings', 'save_checkpoint', 'load_checkpoint', 'same_setting', 'check_resume', 'FrameSet', 'warmup_cosine',
-           'batch_plan', 'TrainingDiverged', 'run_steps', 'write_summary', 'finished_summary', 'write_loss_curve']
+           'batch_plan', 'update_ema', 'TrainingDiverged', 'run_steps', 'write_summary', 'finished_summary',
+           'write_loss_curve']
 
 # %% ../nbs/05b_training.ipynb #dfc95621
 def check_settings(cfg, positive=(), at_least_zero=(), fractions=()):
@@ -133,6 +134,13 @@ def batch_plan(n: int, step: int, batch: int, seed: int) -> np.ndarray:
         out[m] = perm[pos[m] % n]
     return out
 
+
+def update_ema(ema, net, step: int, decay: float) -> None:
+    "EMA weights one step closer to the network's (warming up as (1 + step) / (10 + step)); buffers copied."
+    decay = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)   # fused (benchmarks/gpu.md)
+        for be, b in zip(ema.buffers(), net.buffers()): be.copy_(b)
 
 # %% ../nbs/05b_training.ipynb #0d37fa96
 class TrainingDiverged(RuntimeError):

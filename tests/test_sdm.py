@@ -77,6 +77,33 @@ def test_two_process_gloo_matches_one_process(phantom, tmp_path):
     assert worst < 1e-4, worst       # the same global batch, split over two processes
 
 
+def test_micro_batches_accumulate_to_the_same_step(phantom, tmp_path):
+    "micro_batch=2 or 3 of a batch of 4: the gradient of one pass of all 4 (each sample weighs 1/4), then one update."
+    import contextlib
+    from echo_from_noise.sdm import _sdm_batch, _sdm_step, _sdm_state, diffusion_for
+    from echo_from_noise.training import FrameSet
+    data = FrameSet(phantom, 'train', ['4CH'], ['ED', 'ES'], 32)
+    grads = {}
+    for micro in (0, 2, 3):
+        cfg = make_config('smoke', ['bf16=false', f'micro_batch={micro}', 'grad_clip=1e9'])
+        net, ema, _, _, _, _ = _sdm_state(cfg, torch.device('cpu'), None)
+        opt = torch.optim.SGD(net.parameters(), lr=0.0)          # the gradient stays for the test to read
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        batch = _sdm_batch(data, cfg, 0, 0, 4, torch.device('cpu'))
+        loss, terms, stop = _sdm_step(net, net, ema, opt, sched, diffusion_for(cfg), batch, cfg, 0,
+                                      contextlib.nullcontext(), 1, lambda *a: 'diverged')
+        assert terms['loss'].shape == (4,) and not stop
+        grads[micro] = (float(loss), torch.cat([p.grad.flatten() for p in net.parameters()]))
+    for micro in (2, 3):
+        assert abs(grads[micro][0] - grads[0][0]) < 1e-5 * abs(grads[0][0])
+        assert torch.allclose(grads[micro][1], grads[0][1], rtol=1e-4, atol=1e-7), micro
+    with pytest.raises(DataError, match='micro_batch=-1: must be 0 or more'):
+        make_config('smoke', ['micro_batch=-1'])
+    train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', make_config('smoke', ['steps=2', 'micro_batch=2']), progress=False)
+    more = make_config('smoke', ['steps=3', 'micro_batch=1'])          # resumes under another micro_batch
+    assert train_sdm(phantom, tmp_path / 'r', 'sdm_4CH', '4CH', more, progress=False)['steps'] == 3
+
+
 def test_corrupt_and_foreign_checkpoints_are_refused(phantom, tmp_path):
     bad = tmp_path / 'run/checkpoints/sdm_4CH.pt'
     bad.parent.mkdir(parents=True)

@@ -338,6 +338,24 @@ def test_procs_trains_the_models_one_process_would(tmp_path):
     assert set(seg) == {r[0] for r in rows} and all('best_val_dice' in s for s in seg.values())
 
 
+def test_procs_beyond_the_models_train_each_sdm_data_parallel(tmp_path):
+    "One view, procs=2: the SDM stage trains the one SDM over two gloo processes (DDP), the model one process trains."
+    import torch
+    from echo_from_noise.phantom import make_phantom
+    data = make_phantom(tmp_path / 'ph4', patients=6, size=32, seed=1, views=('4CH',), workers=1, progress=False)
+    runs = dict(one=tmp_path / 'one', two=tmp_path / 'two')
+    for name, run in runs.items():
+        for stage in ('data', 'sdm'):
+            run_stage(stage, run, 'smoke', data=data, progress=False,
+                      overrides={'procs': 1 if name == 'one' else 2, 'sdm.bf16': False})
+    summary = json.loads((runs['two'] / 'metrics/sdm_4CH_train.json').read_text())
+    assert summary['world_size'] == 2 and summary['max_rank_param_diff'] == 0.0
+    load = lambda run: torch.load(run / 'checkpoints/sdm_4CH.pt', map_location='cpu', weights_only=True)['ema']
+    a, b = load(runs['one']), load(runs['two'])
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < 1e-3, worst      # the same global batch over two processes (Adam: float-order noise)
+
+
 def test_a_missing_segmenter_is_named_never_dropped(study, tmp_path):
     "A Table 1 row whose checkpoint was deleted: efn evaluate names it under its table; the evaluate stage refuses."
     import shutil
