@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,10 @@ from .labels import (LABEL_VALUES, LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, OUTSID
                                     STRUCTURE_CLASSES, LabelError, check_labels)
 
 # %% auto #0
-__all__ = ['AugmentConfig', 'Deformation', 'draw_deformation', 'affine_matrix', 'bspline_basis', 'displacement_field',
-           'source_coords', 'component_counts', 'structure_report', 'warp_labels', 'deform', 'tps_coords',
-           'warp_points', 'lv_axis', 'septal_defect', 'remove_left_atrium', 'paint', 'augment_dataset']
+__all__ = ['ELASTIC', 'TORCHIO_LOCKED', 'AugmentConfig', 'Deformation', 'draw_deformation', 'affine_matrix', 'bspline_basis',
+           'displacement_field', 'source_coords', 'torchio_control', 'torchio_warp', 'torchio_source_coords',
+           'component_counts', 'structure_report', 'warp_labels', 'deform', 'tps_coords', 'warp_points', 'lv_axis',
+           'septal_defect', 'remove_left_atrium', 'paint', 'augment_dataset']
 
 # %% ../nbs/04_augment.ipynb #31c938eb
 @dataclass
@@ -34,13 +36,15 @@ class AugmentConfig:
     control_points: tuple = (10, 4)           # elastic control grid, rows x columns (TorchIO's (10, 10, 4) on 2-D)
     max_displacement: float = 30.0            # px at 256 px, uniform per axis at each free control point
     reference_size: int = 256
+    elastic: str = 'bspline'                  # the field: 'bspline' (this project's) or 'torchio' (the released code's)
 
     def scaled(self, strength: float) -> 'AugmentConfig':
         "The same family `strength` times as strong (1 = the paper's ranges, 0 = identity); scale widens about 1."
         lo, hi = self.scale
-        return AugmentConfig(self.rotation_deg * strength, tuple(t * strength for t in self.translate),
-                             (max(1 - (1 - lo) * strength, 0.05), 1 + (hi - 1) * strength), self.shear_deg * strength,
-                             self.control_points, self.max_displacement * strength, self.reference_size)
+        return replace(self, rotation_deg=self.rotation_deg * strength,
+                       translate=tuple(t * strength for t in self.translate),
+                       scale=(max(1 - (1 - lo) * strength, 0.05), 1 + (hi - 1) * strength),
+                       shear_deg=self.shear_deg * strength, max_displacement=self.max_displacement * strength)
 
 
 @dataclass
@@ -61,13 +65,17 @@ class Deformation:
 
 
 def draw_deformation(rng: np.random.Generator, size: int, cfg: AugmentConfig = AugmentConfig()) -> Deformation:
-    "Draw affine parameters and elastic control displacements for a `size` x `size` map."
+    """Draw affine parameters and elastic control displacements for a `size` x `size` map: this project's clamped grid
+    (rows x cols x 2), or with `cfg.elastic == 'torchio'` TorchIO's (`torchio_control`)."""
     rows, cols = cfg.control_points
     if rows < 4 or cols < 4: raise ValueError(f'the cubic B-spline grid needs at least 4 x 4 control points, got {rows} x {cols}')
+    if cfg.elastic not in ELASTIC: raise DataError(f'elastic={cfg.elastic!r}: use one of {list(ELASTIC)}')
     d = cfg.max_displacement * size / cfg.reference_size
-    control = rng.uniform(-d, d, (rows, cols, 2)) if d > 0 else np.zeros((rows, cols, 2))
-    control[[0, -1]] = 0
-    control[:, [0, -1]] = 0                    # locked borders
+    if cfg.elastic == 'torchio': control = torchio_control(rng, rows, cols, d)
+    else:
+        control = rng.uniform(-d, d, (rows, cols, 2)) if d > 0 else np.zeros((rows, cols, 2))
+        control[[0, -1]] = 0
+        control[:, [0, -1]] = 0                    # locked borders
     return Deformation(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg),
                        rng.uniform(-cfg.translate[0], cfg.translate[0]) * size,
                        rng.uniform(-cfg.translate[1], cfg.translate[1]) * size,
@@ -112,6 +120,53 @@ def source_coords(d: Deformation, size: int) -> np.ndarray:
     sy = inv[1, 0] * vx + inv[1, 1] * vy + c
     return np.stack([sy, sx])
 
+# %% ../nbs/04_augment.ipynb #c8795b35
+ELASTIC = ('bspline', 'torchio')     # this project's clamped B-spline grid, or TorchIO's as the released code uses it
+TORCHIO_LOCKED = 1                   # the released code's locked_borders
+
+
+def torchio_control(rng: np.random.Generator, rows: int, cols: int, d: float) -> np.ndarray:
+    """TorchIO's coarse field (10 x rows x cols x 3, px) for a map held as (1, 1, H, W), drawn with `rng` as TorchIO
+    draws it: uniform in [-d, d] along the two in-plane axes, 0 along the singleton one, the outermost points of the
+    first two axes (the singleton and the rows) locked."""
+    c = np.zeros((10, rows, cols, 3))
+    if d > 0: c[..., 1:] = rng.uniform(-d, d, (10, rows, cols, 2))
+    for i in range(TORCHIO_LOCKED):
+        c[i] = c[-1 - i] = 0
+        c[:, i] = c[:, -1 - i] = 0
+    return c
+
+
+def torchio_warp(label, control: np.ndarray) -> np.ndarray:
+    """The anatomy of a 0-4 label map moved by TorchIO's `ElasticDeformation` with the coarse field `control`
+    (nearest neighbour, background outside), its own sector kept as `warp_labels` keeps it."""
+    import torch
+    import torchio as tio
+    lab = check_labels(label, LABEL_VALUES)
+    sector, anatomy = lab != OUTSIDE, np.where(lab == SECTOR, OUTSIDE, lab)
+    d = max(float(np.abs(control).max()), 1e-6)
+    warp = tio.ElasticDeformation(control_points=control, max_displacement=(0, d, d), image_interpolation='nearest')
+    with warnings.catch_warnings():     # TorchIO's note that 30 px may fold a 4-point grid: the released code's range
+        warnings.simplefilter('ignore', RuntimeWarning)
+        moved = warp(torch.from_numpy(anatomy[None, None].astype(np.float32))).numpy()[0, 0].round().astype(np.uint8)
+    return np.where(sector, np.where(moved == OUTSIDE, SECTOR, moved), OUTSIDE).astype(np.uint8)
+
+
+def torchio_source_coords(control: np.ndarray, size: int) -> np.ndarray:
+    """(row, col) in the input that TorchIO's field samples for every output pixel (NaN where it samples outside the
+    image), measured by warping the pixel coordinates themselves (linear interpolation): for figures and statistics.
+    TorchIO fills outside with each channel's minimum; a third channel, 1 but for a 0 in one corner, marks it."""
+    import torch
+    import torchio as tio
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    inside = np.ones_like(yy); inside[0, 0] = 0
+    d = max(float(np.abs(control).max()), 1e-6)
+    warp = tio.ElasticDeformation(control_points=control, max_displacement=(0, d, d), image_interpolation='linear')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        sy, sx, ok = warp(torch.from_numpy(np.stack([yy, xx, inside])[:, None])).numpy()[:, 0]
+    return np.where(ok > 0.5, np.stack([sy, sx]), np.nan)
+
 # %% ../nbs/04_augment.ipynb #c22ff6d5
 def component_counts(label) -> dict:
     "Connected pieces (8-connectivity) of each structure class."
@@ -141,7 +196,9 @@ def deform(label, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()
     lab = check_labels(label, LABEL_VALUES)
     if lab.shape[0] != lab.shape[1]: raise LabelError(f'label maps must be square, got {lab.shape}')
     d = draw_deformation(rng, lab.shape[0], cfg)
-    out = warp_labels(lab, source_coords(d, lab.shape[0]))
+    if cfg.elastic == 'torchio':     # as the released code: the affine, then TorchIO's elastic field (two resamplings)
+        out = torchio_warp(warp_labels(lab, source_coords(replace(d, control=np.zeros((4, 4, 2))), lab.shape[0])), d.control)
+    else: out = warp_labels(lab, source_coords(d, lab.shape[0]))     # one resampling of the composed map
     return out, d, structure_report(lab, out)
 
 # %% ../nbs/04_augment.ipynb #888ea884

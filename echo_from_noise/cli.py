@@ -110,8 +110,9 @@ def _add_phantom(sub):
 
 # %% ../nbs/90_cli.ipynb #179b7f80
 def _run_augment(args):
-    from echo_from_noise.augment import augment_dataset
-    c = augment_dataset(args.dataset, args.out, args.copies, args.seed, args.strength, overwrite=args.overwrite)
+    from echo_from_noise.augment import AugmentConfig, augment_dataset
+    c = augment_dataset(args.dataset, args.out, args.copies, args.seed, args.strength,
+                        AugmentConfig(elastic=args.elastic), overwrite=args.overwrite)
     print(f"{c['written']} deformed label maps ({args.copies} per train/val map, {c['maps']} maps) written to {args.out}; "
           f"{c['test_skipped']} test maps left alone; structures vanished in {c['vanished']} and split in {c['split']} "
           "(see the vanished and split_structures columns)")
@@ -128,6 +129,9 @@ def _add_augment(sub):
     au.add_argument('--seed', type=int, default=0, help='seed (default: %(default)s)')
     au.add_argument('--strength', type=float, default=1.0,
                     help="multiple of the paper's deformation ranges (default: %(default)s)")
+    au.add_argument('--elastic', choices=('bspline', 'torchio'), default='bspline',
+                    help="the elastic field: this project's clamped B-spline grid, or TorchIO's as the released code "
+                         '(default: %(default)s)')
     au.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     au.set_defaults(func=_run_augment)
 

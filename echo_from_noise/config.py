@@ -14,6 +14,7 @@ from typing import get_args, get_type_hints
 from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, SettingError, apply_overrides, check_values,
                                   config_to_dict, named_profile, override_items, parse_setting, shown)
 from . import cyclegan, sdm, segment
+from .augment import ELASTIC
 from .cyclegan import CycleGANConfig
 from .rundir import read_run_config
 from .sdm import SDMConfig
@@ -26,7 +27,7 @@ __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'REAL_PLUS_SDM', 'SEG
            'changed_settings', 'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, procs=0,
+STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, elastic='bspline', procs=0,
                       real_plus_sdm=True)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
@@ -39,7 +40,7 @@ STUDY_PROFILES = {   # study values, and each stage's changes to its own profile
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
                 seg=dict(), cyclegan=True, cyclegan_train=dict(),
                 adherence_maps=32, realism=dict(steps=300, repeats=5)),
-    'paper': dict(size=256, patients=500, copies=5, finish=0.0, real_plus_sdm=False, sdm=dict(), sampler='ddpm', synth_steps=1000,
+    'paper': dict(size=256, patients=500, copies=5, elastic='torchio', finish=0.0, real_plus_sdm=False, sdm=dict(), sampler='ddpm', synth_steps=1000,
                   seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
                   realism=dict(steps=300, repeats=5)),
 }
@@ -81,6 +82,7 @@ class StudyConfig:
     test_patients: int | None      # phantom test patients; None: a share of them
     copies: int                    # deformed label maps per real train/val map (nbs/04_augment)
     augment_strength: float        # how strongly they are deformed: 1 = the paper's ranges, 0 = not at all
+    elastic: str                   # their elastic field: 'bspline' (this project's) or 'torchio' (the released code's)
     sampler: str                   # reverse-diffusion sampler of the synthesis (`SAMPLERS`)
     synth_steps: int               # its network evaluations per image
     synth_batch: int               # label maps per sampler call: more keep a GPU busier (each map's noise is its own)
@@ -155,6 +157,7 @@ def _check_study(cfg: StudyConfig) -> None:
                  at_least_zero=('guidance', 'augment_strength', 'procs'))
     if cfg.sampler not in SAMPLERS: bad('sampler', f'use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: bad('mix', f'use one of {list(MIXES)}')
+    if cfg.elastic not in ELASTIC: bad('elastic', f'use one of {list(ELASTIC)}')
     if not 0 <= cfg.finish < 1:
         bad('finish', "use 0 (the paper's recipe: no finishing phase) or a share of the steps below 1, such as 0.25")
     if cfg.test_patients is not None and not 1 <= cfg.test_patients < cfg.patients:
@@ -175,7 +178,7 @@ def seg_rows(cfg: StudyConfig) -> list:
 
 # %% ../nbs/13_config.ipynb #781d9a9a
 STAGE_OF = {   # the first stage each setting changes
-    'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'augment_strength': 'data',
+    'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'augment_strength': 'data', 'elastic': 'data',
     'sdm': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize',
     'guidance': 'synthesize', 'finish': 'synthesize',
@@ -279,6 +282,8 @@ PAPER_RECIPE = {   # setting: (value, where it comes from): the paper (Stojanovs
     'size': (256, '§2.2: "image resolution of (256, 256)"'),
     'copies': (5, '§2.2: "five random transformations" of every label map'),
     'augment_strength': (1.0, '§2.2: the affine and elastic ranges as published (nbs/04_augment)'),
+    'elastic': ('torchio', 'released code: TorchIO RandomElasticDeformation, control points (10, 10, 4), max displacement '
+                           '(0, 30, 30), locked_borders=1, after the affine (nbs/04_augment)'),
     'guidance': (0.0, '§2.1: "we removed the classifier-free guidance sampling"'),
     'sampler': ('ddpm', 'released code: ancestral DDPM sampling, as improved DDPM (§2.1: Nichol et al.)'),
     'synth_steps': (1000, 'released code: every one of the 1000 diffusion steps at inference'),

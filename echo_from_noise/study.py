@@ -15,7 +15,7 @@ import pandas as pd
 
 from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_samples, plot_adherence,
                                        run_generators, save_samples, summarize_adherence)
-from .augment import augment_dataset
+from .augment import AugmentConfig, augment_dataset
 from .base import DataError
 from .config import REAL_ROW, StudyConfig, resolve, seg_rows
 from .distributed import (data_parallel_ranks, dist_info, job_procs, launch_workers, pick_device,
@@ -53,7 +53,8 @@ def _stage_data(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     if not (df['split'] == 'test').any(): raise DataError(f'{real}: has no test split to evaluate on')
     aug = run.data / 'augmented'
     if not (aug / 'manifest.csv').exists():
-        augment_dataset(real, aug, cfg.copies, cfg.seed, cfg.augment_strength, progress=progress)
+        augment_dataset(real, aug, cfg.copies, cfg.seed, cfg.augment_strength, AugmentConfig(elastic=cfg.elastic),
+                        progress=progress)
     check_no_leak(real, aug)
     counts = df.groupby(['split', 'view', 'phase']).size().reset_index(name='frames')
     return dict(real=str(real), augmented=str(aug), frames=counts.to_dict('records'))

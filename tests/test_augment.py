@@ -96,3 +96,31 @@ def test_cli_augment(phantom, tmp_path):
     assert r.returncode == 0, r.stderr
     n = (read_manifest(phantom)['split'] != 'test').sum()
     assert f'{2 * n} deformed label maps' in r.stdout and 'test maps left alone' in r.stdout
+
+
+def test_the_released_codes_elastic_field_from_torchio(phantom, tmp_path):
+    "elastic='torchio': TorchIO moves the anatomy inside the map's own sector, seeded; its grid locks rows, not columns."
+    from echo_from_noise.augment import torchio_source_coords
+    lab = load_frame(phantom, read_manifest(phantom).iloc[0])[1]
+    cfg = AugmentConfig(elastic='torchio')
+    out, d, _ = deform(lab, np.random.default_rng([3, 1]), cfg)
+    again, _, _ = deform(lab, np.random.default_rng([3, 1]), cfg)
+    assert (out == again).all() and (out != lab).any()
+    assert ((out == 0) == (lab == 0)).all()                      # the sector does not move
+    assert set(np.unique(out)) <= {0, 1, 2, 3, 4}
+    c = d.control                                                # TorchIO's (10, rows, cols, 3) coarse field
+    assert c.shape == (10, 10, 4, 3) and not c[..., 0].any()     # nothing along the singleton axis
+    assert not c[:, [0, -1]].any() and c[1:-1, 1:-1][:, :, [0, -1], 1:].any()   # rows locked, columns free
+    size = lab.shape[0]
+    sy, sx = torchio_source_coords(c, size)
+    yy, xx = np.mgrid[0:size, 0:size]
+    u = np.hypot(sy - yy, sx - xx)
+    assert 0 < np.nanmax(u) <= np.abs(c).max() * 1.5             # a B-spline field stays near its control range
+    assert np.nanmean(u[:, [0, -1]]) > 0.2 * np.nanmean(u)       # its left and right edges move too
+    zero = torchio_source_coords(np.zeros_like(c), size)
+    ok = ~np.isnan(zero[0])                 # the identity, but for the corner that marks what lies outside
+    assert ok.sum() >= size * size - 1 and np.allclose(zero[0][ok], yy[ok], atol=1e-3)
+    assert np.allclose(zero[1][ok], xx[ok], atol=1e-3)
+    from echo_from_noise.cli import main
+    assert main(['augment', str(phantom), str(tmp_path / 'aug'), '--copies', '1', '--elastic', 'torchio']) == 0
+    assert len(read_manifest(tmp_path / 'aug')) > 0
