@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from .base import DataError, tqdm
+from .base import ELASTIC, DataError, tqdm
 from .dataset import DatasetWriter, check_not_overlapping, load_frame, read_manifest
 from .labels import (LABEL_VALUES, LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, OUTSIDE, SECTOR,
                                     STRUCTURE_CLASSES, LabelError, check_labels)
 
 # %% auto #0
-__all__ = ['ELASTIC', 'TORCHIO_LOCKED', 'AugmentConfig', 'Deformation', 'draw_deformation', 'affine_matrix', 'bspline_basis',
+__all__ = ['TORCHIO_LOCKED', 'AugmentConfig', 'Deformation', 'draw_deformation', 'affine_matrix', 'bspline_basis',
            'displacement_field', 'source_coords', 'torchio_control', 'torchio_warp', 'torchio_source_coords',
            'component_counts', 'structure_report', 'warp_labels', 'deform', 'tps_coords', 'warp_points', 'lv_axis',
            'septal_defect', 'remove_left_atrium', 'paint', 'augment_dataset']
@@ -121,7 +121,6 @@ def source_coords(d: Deformation, size: int) -> np.ndarray:
     return np.stack([sy, sx])
 
 # %% ../nbs/04_augment.ipynb #c8795b35
-ELASTIC = ('bspline', 'torchio')     # this project's clamped B-spline grid, or TorchIO's as the released code uses it
 TORCHIO_LOCKED = 1                   # the released code's locked_borders
 
 
@@ -137,18 +136,24 @@ def torchio_control(rng: np.random.Generator, rows: int, cols: int, d: float) ->
     return c
 
 
+def _torchio_elastic(images: np.ndarray, control: np.ndarray, interpolation: str) -> np.ndarray:
+    """`images` (C x H x W, float) moved by TorchIO's `ElasticDeformation` with the coarse field `control`, held as
+    (C, 1, H, W) as the released code holds its map; outside, each channel's minimum (TorchIO's fill)."""
+    import torch
+    import torchio as tio
+    d = max(float(np.abs(control).max()), 1e-6)
+    warp = tio.ElasticDeformation(control_points=control, max_displacement=(0, d, d), image_interpolation=interpolation)
+    with warnings.catch_warnings():     # TorchIO's note that 30 px may fold a 4-point grid: the released code's range
+        warnings.simplefilter('ignore', RuntimeWarning)
+        return warp(torch.from_numpy(np.asarray(images, np.float32)[:, None])).numpy()[:, 0]
+
+
 def torchio_warp(label, control: np.ndarray) -> np.ndarray:
     """The anatomy of a 0-4 label map moved by TorchIO's `ElasticDeformation` with the coarse field `control`
     (nearest neighbour, background outside), its own sector kept as `warp_labels` keeps it."""
-    import torch
-    import torchio as tio
     lab = check_labels(label, LABEL_VALUES)
     sector, anatomy = lab != OUTSIDE, np.where(lab == SECTOR, OUTSIDE, lab)
-    d = max(float(np.abs(control).max()), 1e-6)
-    warp = tio.ElasticDeformation(control_points=control, max_displacement=(0, d, d), image_interpolation='nearest')
-    with warnings.catch_warnings():     # TorchIO's note that 30 px may fold a 4-point grid: the released code's range
-        warnings.simplefilter('ignore', RuntimeWarning)
-        moved = warp(torch.from_numpy(anatomy[None, None].astype(np.float32))).numpy()[0, 0].round().astype(np.uint8)
+    moved = _torchio_elastic(anatomy[None], control, 'nearest')[0].round().astype(np.uint8)
     return np.where(sector, np.where(moved == OUTSIDE, SECTOR, moved), OUTSIDE).astype(np.uint8)
 
 
@@ -156,15 +161,9 @@ def torchio_source_coords(control: np.ndarray, size: int) -> np.ndarray:
     """(row, col) in the input that TorchIO's field samples for every output pixel (NaN where it samples outside the
     image), measured by warping the pixel coordinates themselves (linear interpolation): for figures and statistics.
     TorchIO fills outside with each channel's minimum; a third channel, 1 but for a 0 in one corner, marks it."""
-    import torch
-    import torchio as tio
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     inside = np.ones_like(yy); inside[0, 0] = 0
-    d = max(float(np.abs(control).max()), 1e-6)
-    warp = tio.ElasticDeformation(control_points=control, max_displacement=(0, d, d), image_interpolation='linear')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)
-        sy, sx, ok = warp(torch.from_numpy(np.stack([yy, xx, inside])[:, None])).numpy()[:, 0]
+    sy, sx, ok = _torchio_elastic(np.stack([yy, xx, inside]), control, 'linear')
     return np.where(ok > 0.5, np.stack([sy, sx]), np.nan)
 
 # %% ../nbs/04_augment.ipynb #c22ff6d5

@@ -10,8 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .base import (DEFAULT_VAL_SHARE, GENERATOR_NAMES, PHASES, PROFILES, SAMPLERS, SPLITS, STAGES, VIEWS,
-                                  DataError)
+from .base import (DEFAULT_VAL_SHARE, ELASTIC, GENERATOR_NAMES, PHASES, PROFILES, SAMPLERS, SPLITS, STAGES,
+                                  VIEWS, DataError)
 from .cli_train import add_train_cyclegan, add_train_sdm, device_arg
 
 # %% auto #0
@@ -129,7 +129,7 @@ def _add_augment(sub):
     au.add_argument('--seed', type=int, default=0, help='seed (default: %(default)s)')
     au.add_argument('--strength', type=float, default=1.0,
                     help="multiple of the paper's deformation ranges (default: %(default)s)")
-    au.add_argument('--elastic', choices=('bspline', 'torchio'), default='bspline',
+    au.add_argument('--elastic', choices=ELASTIC, default=ELASTIC[0],
                     help="the elastic field: this project's clamped B-spline grid, or TorchIO's as the released code "
                          '(default: %(default)s)')
     au.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')

@@ -11,10 +11,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-from .base import (MIXES, PROFILES, SAMPLERS, STAGES, DataError, SettingError, apply_overrides, check_values,
+from .base import (ELASTIC, MIXES, PROFILES, SAMPLERS, STAGES, DataError, SettingError, apply_overrides, check_values,
                                   config_to_dict, named_profile, override_items, parse_setting, shown)
 from . import cyclegan, sdm, segment
-from .augment import ELASTIC
 from .cyclegan import CycleGANConfig
 from .rundir import read_run_config
 from .sdm import SDMConfig

@@ -107,11 +107,13 @@ def job_procs(procs: int, jobs: int, device: str = 'auto') -> int:
     if not isinstance(procs, int) or procs < 0:
         raise DataError(f'procs={procs!r}: use a whole number, 0 for one process per CPU core or GPU (--set procs=N)')
     if jobs < 2 or dist_info()[1] > 1: return 1
-    if procs == 0:
-        if device.startswith('cuda:'): procs = 1
-        elif device in ('auto', 'cuda') and torch.cuda.is_available(): procs = torch.cuda.device_count()
-        else: procs = cpu_cores()
-    return max(1, min(procs, jobs))
+    return max(1, min(procs or _gpus(device) or cpu_cores(), jobs))
+
+
+def _gpus(device: str) -> int:
+    "The GPUs a device setting gives a stage: one for a named GPU ('cuda:1'), all for 'auto' or 'cuda', else 0."
+    if device.startswith('cuda:'): return 1
+    return torch.cuda.device_count() if device in ('auto', 'cuda') and torch.cuda.is_available() else 0
 
 
 def data_parallel_ranks(procs: int, jobs: int, batch: int, device: str = 'auto') -> int:
@@ -120,9 +122,7 @@ def data_parallel_ranks(procs: int, jobs: int, batch: int, device: str = 'auto')
     when there are more GPUs than models; the most, up to that, that divide `batch`. 1: one process per model instead
     (`job_procs`). Auto on CPU cores stays 1: threads inside one process serve a model as well as DDP between them."""
     if dist_info()[1] > 1 or jobs < 1: return 1
-    if procs > 0: avail = procs
-    elif device in ('auto', 'cuda') and torch.cuda.is_available(): avail = torch.cuda.device_count()
-    else: return 1
+    avail = procs or _gpus(device)
     return max(d for d in range(1, avail + 1) if batch % d == 0) if avail > jobs else 1
 
 
