@@ -223,7 +223,8 @@ def _run_paper(args):
         print(print_config(args.profile, args.data, args.device, args.seed, args.with_cyclegan, args.set), end='')
         return
     out = run_paper(args.profile, args.data, args.out, args.device, args.seed, with_cyclegan=args.with_cyclegan,
-                    external=args.external, overrides=args.set, verbose=args.verbose, redo_from=args.redo_from)
+                    external=args.external, overrides=args.set, verbose=args.verbose, redo_from=args.redo_from,
+                    nodes=args.nodes, nodes_id=args.nodes_id)
     print(study_summary(out))
 
 
@@ -253,12 +254,29 @@ def _add_paper(sub):
     pa.add_argument('--external', metavar='DATASET',
                     help='also score every segmenter on this canonical dataset (table_external.md), as the paper does '
                          'on EchoNet-Dynamic')
+    pa.add_argument('--nodes', type=int, default=1, help='nodes the study spans (default: 1); run efn join RUN '
+                    '--nodes-id ID on each of the others (examples/slurm/)')
+    pa.add_argument('--nodes-id', help='with --nodes: an id all nodes of this submission share, e.g. $SLURM_JOB_ID')
     pa.add_argument('--print-config', action='store_true',
                     help='print the resolved settings as YAML (what RUN/config.yaml would record, the Table 1 rows '
                          'included) and run nothing')
     pa.set_defaults(func=_run_paper)
 
 # %% ../nbs/90_cli.ipynb #12c86a28
+def _run_join(args):
+    from echo_from_noise.distributed import join_study
+    join_study(args.run, args.nodes_id)
+
+
+def _add_join(sub):
+    jo = sub.add_parser('join', help='take part, on this node, in a study efn paper --nodes N runs on another node',
+                        description='Start here every launch (SDM training over all nodes, synthesis, ...) that '
+                                    'efn paper --nodes N --nodes-id ID announces in RUN/nodes/ID/, until the study ends.')
+    jo.add_argument('run', help='the run directory of that efn paper (on the shared file system)')
+    jo.add_argument('--nodes-id', required=True, help='the id given to efn paper --nodes-id')
+    jo.set_defaults(func=_run_join)
+
+
 def _run_stage_jobs(args):
     from echo_from_noise.study import stage_worker
     stage_worker(args.run, args.stage, progress=not args.no_progress, data_parallel=args.data_parallel)
@@ -275,7 +293,7 @@ def _add_stage_jobs(sub):
 
 # %% ../nbs/90_cli.ipynb #163d48c6
 COMMANDS = (_add_prepare, _add_phantom, _add_augment, add_train_sdm, add_train_cyclegan, _add_synthesize, _add_evaluate,
-            _add_realism, _add_paper, _add_stage_jobs)
+            _add_realism, _add_paper, _add_join, _add_stage_jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -177,7 +177,8 @@ def seg_rows(cfg: StudyConfig) -> list:
 
 # %% ../nbs/13_config.ipynb #781d9a9a
 STAGE_OF = {   # the first stage each setting changes
-    'size': 'data', 'patients': 'data', 'test_patients': 'data', 'copies': 'data', 'augment_strength': 'data', 'elastic': 'data',
+    'size': 'data', 'patients': 'data', 'test_patients': 'data',
+    'copies': 'synthesize', 'augment_strength': 'synthesize', 'elastic': 'synthesize',   # the deformed maps: drawn there
     'sdm': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize',
     'guidance': 'synthesize', 'finish': 'synthesize',

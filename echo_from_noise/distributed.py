@@ -7,23 +7,30 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from .base import DataError
+from .files import atomic_file
 
 # %% auto #0
 __all__ = ['pick_device', 'dist_info', 'close_distributed', 'init_distributed', 'rank_param_diff', 'Terminated',
            'stop_on_sigterm', 'stop_requested', 'WorkerFailed', 'cpu_cores', 'job_procs', 'data_parallel_ranks',
-           'worker_device', 'worker_share', 'launch_workers']
+           'worker_device', 'worker_share', 'cluster_nodes', 'spans', 'launch_workers', 'cluster_launch', 'cluster',
+           'join_study']
 
 # %% ../nbs/05a_distributed.ipynb #1c7fa9e7
 def pick_device(name: str = 'auto', local_rank: int = 0) -> torch.device:
@@ -103,11 +110,12 @@ def cpu_cores() -> int:
 def job_procs(procs: int, jobs: int, device: str = 'auto') -> int:
     """How many processes train `jobs` independent models at once: `procs` when it is positive; 0 (auto) is one per
     GPU where the device is 'auto' or 'cuda' and there are GPUs, one for a named GPU ('cuda:1'), else one per CPU core.
-    Never more than `jobs`, and 1 inside a torchrun process (it is already one of several)."""
+    Never more than `jobs`, and 1 inside a torchrun process (it is already one of several). Under `efn paper --nodes N`
+    (`cluster_nodes`) the count is per node, the jobs shared out over the N nodes: ceil(jobs / N) per node at most."""
     if not isinstance(procs, int) or procs < 0:
         raise DataError(f'procs={procs!r}: use a whole number, 0 for one process per CPU core or GPU (--set procs=N)')
     if jobs < 2 or dist_info()[1] > 1: return 1
-    return max(1, min(procs or _gpus(device) or cpu_cores(), jobs))
+    return max(1, min(procs or _gpus(device) or cpu_cores(), -(-jobs // cluster_nodes())))
 
 
 def _gpus(device: str) -> int:
@@ -120,12 +128,18 @@ def data_parallel_ranks(procs: int, jobs: int, batch: int, device: str = 'auto')
     """How many processes train each of `jobs` models together (DDP, the global `batch` split between them), the models
     one after another: when more processes are asked for than there are models (`procs` > `jobs`), or with `procs` = 0
     when there are more GPUs than models; the most, up to that, that divide `batch`. 1: one process per model instead
-    (`job_procs`). Auto on CPU cores stays 1: threads inside one process serve a model as well as DDP between them."""
+    (`job_procs`). Auto on CPU cores stays 1: threads inside one process serve a model as well as DDP between them.
+    Under `efn paper --nodes N` the count is per node and every SDM is trained over all N nodes (N x the count divides
+    `batch`; one process per node where `procs` is 0 on CPUs)."""
     if dist_info()[1] > 1 or jobs < 1: return 1
-    avail = procs or _gpus(device)
-    return max(d for d in range(1, avail + 1) if batch % d == 0) if avail > jobs else 1
+    nodes, avail = cluster_nodes(), procs or _gpus(device)
+    if nodes == 1: return max(d for d in range(1, avail + 1) if batch % d == 0) if avail > jobs else 1
+    fits = [d for d in range(1, max(avail, 1) + 1) if batch % (d * nodes) == 0]
+    if not fits: raise DataError(f'the SDM batch of {batch} cannot be split evenly over {nodes} nodes; '
+                                 f'use a multiple of {nodes} (--set sdm.batch_size=...)')
+    return max(fits)
 
-
+# %% ../nbs/05a_distributed.ipynb #0b76ce72
 _TORCHRUN_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE', 'ROLE_RANK',
                   'ROLE_WORLD_SIZE', 'ROLE_NAME')
 
@@ -146,15 +160,29 @@ def worker_share(items: list) -> list:
 
 _ERROR_LINE = re.compile(r'^efn: (?:error: )?(.+)$', re.M)     # what a failing `efn` command prints last
 
+# %% ../nbs/05a_distributed.ipynb #0c85c348
+def cluster_nodes() -> int:
+    "The nodes a study's launches span: N under `efn paper --nodes N` (it sets EFN_NODES for its stages), else 1."
+    n = os.environ.get('EFN_NODES', '1')
+    if not n.isdigit() or int(n) < 1: raise DataError(f'EFN_NODES={n!r}: the number of nodes must be a whole number >= 1')
+    return int(n)
+
+
+def spans(procs: int, jobs: int) -> bool:
+    "Whether `jobs` run in torchrun processes: `procs` per node (`job_procs`) make more than one process in all."
+    return jobs > 1 and procs * cluster_nodes() > 1
+
 # %% ../nbs/05a_distributed.ipynb #94c0d535
-def launch_workers(args: list, procs: int, what: str, stream=None):
+def launch_workers(args: list, procs: int, what: str, stream=None, rendezvous: list | None = None):
     """Run `python -m echo_from_noise ARGS` in `procs` processes started by torchrun, each with cores // procs threads,
     and wait for them. Their output goes on to `stream` (default: this process's stderr: a notebook, efn paper's log).
     SIGTERM here is passed on (each worker saves its finished steps) and raises `Terminated`; a failed worker raises
-    `WorkerFailed` with its own error line."""
+    `WorkerFailed` with its own error line. `rendezvous`: torchrun's options for it (default: this machine alone, or,
+    under `efn paper --nodes N`, this node hosting a launch that `efn join` starts on the others: `cluster_launch`)."""
     stream = stream or sys.stderr
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={procs}',
-           '-m', 'echo_from_noise', *map(str, args)]
+    args = [str(a) for a in args]
+    cmd = [sys.executable, '-m', 'torch.distributed.run', *(rendezvous or cluster_launch(args, procs)),
+           '-m', 'echo_from_noise', *args]
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, cpu_cores() // procs)), PYTHONUNBUFFERED='1')
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     stopped = threading.Event()
@@ -184,3 +212,91 @@ def launch_workers(args: list, procs: int, what: str, stream=None):
     if rc:
         raise WorkerFailed(f'{what}: ' + (said[-1] if said else f'a worker process failed (torchrun exit code {rc}); '
                                           f'its output ends:\n{tail[-3000:]}'))
+
+# %% ../nbs/05a_distributed.ipynb #dc43c39a
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('', 0))
+        return s.getsockname()[1]
+
+
+def _rendezvous(spec: dict, host: bool) -> list:
+    "torchrun's options for one launch over several nodes (`spec`: `cluster_launch`'s record); `host`: this node holds the store."
+    return [f'--nnodes={spec["nodes"]}', f'--nproc_per_node={spec["procs"]}', '--rdzv-backend=c10d',
+            f'--rdzv-endpoint={spec["endpoint"]}', f'--rdzv-id={spec["id"]}', f'--rdzv-conf=is_host={int(host)}']
+
+
+def cluster_launch(args: list, procs: int) -> list:
+    """torchrun's options for a `launch_workers` launch: this machine alone (`--standalone`) or, under `efn paper
+    --nodes N` (`cluster`), node 0 of N hosting the rendezvous on a free port, the launch announced in the nodes folder
+    (`launch-K.json`) for `efn join` on the other nodes (`join_study`), which start the same processes there."""
+    nodes = cluster_nodes()
+    if nodes == 1: return ['--standalone', f'--nproc_per_node={procs}']
+    folder = Path(os.environ['EFN_NODES_DIR'])
+    k = len(list(folder.glob('launch-*.json')))
+    spec = dict(args=[str(a) for a in args], procs=procs, nodes=nodes, id=f'{folder.name}-{k}',
+                endpoint=f'{os.environ["EFN_HEAD_ADDRESS"]}:{_free_port()}')
+    with atomic_file(folder / f'launch-{k:04d}.json', 'w') as f: json.dump(spec, f)
+    return _rendezvous(spec, host=True)
+
+# %% ../nbs/05a_distributed.ipynb #b6808870
+def _nodes_folder(run, token: str) -> Path:
+    if not re.fullmatch(r'[A-Za-z0-9_.-]+', str(token or '')):
+        raise DataError(f'--nodes-id {token!r}: give the id every node of this submission shares, letters, digits, '
+                        '"_", "." or "-" (e.g. $SLURM_JOB_ID)')
+    return Path(run) / 'nodes' / str(token)
+
+
+@contextmanager
+def cluster(run, nodes: int = 1, token: str | None = None):
+    """While `efn paper --nodes N --nodes-id ID` runs its stages: EFN_NODES, the nodes folder `RUN/nodes/ID/` and the
+    head's address (EFN_HEAD_ADDRESS if set, else this machine's host name) set for them, so that every launch spans the N nodes;
+    `finished` written there on every exit path, so that `efn join` on the other nodes returns. One node: nothing."""
+    if nodes == 1:
+        yield None
+        return
+    if not isinstance(nodes, int) or nodes < 1: raise DataError(f'--nodes {nodes!r}: the number of nodes, 1 or more')
+    folder = _nodes_folder(run, token)
+    if folder.exists(): shutil.rmtree(folder)    # an earlier run under this id: its launches are over
+    folder.mkdir(parents=True)
+    env = dict(EFN_NODES=str(nodes), EFN_NODES_DIR=str(folder),
+               EFN_HEAD_ADDRESS=os.environ.get('EFN_HEAD_ADDRESS') or socket.gethostname())
+    before, ok = {k: os.environ.get(k) for k in env}, False
+    os.environ.update(env)
+    try:
+        yield folder
+        ok = True
+    finally:
+        with atomic_file(folder / 'finished', 'w') as f: json.dump(dict(ok=ok), f)
+        for k, v in before.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+# %% ../nbs/05a_distributed.ipynb #73fd5b1f
+def join_study(run, token: str, log=print, poll: float = 2.0) -> int:
+    """`efn join RUN --nodes-id ID`: this node's part of the study `efn paper --nodes N --nodes-id ID` runs on the head
+    node: every launch the head announces in `RUN/nodes/ID/` started here too (its torchrun joins the head's
+    rendezvous), until the head writes `finished`. Returns the number of launches taken part in; the head's failure
+    (its own log says what) is raised here too."""
+    folder, k, done = _nodes_folder(run, token), 0, 0
+    log(f'efn join: waiting for the launches of {folder}')
+    while True:
+        if (folder / 'finished').exists():           # the head is done: every launch is over
+            if not json.loads((folder / 'finished').read_text())['ok']:
+                raise DataError(f'{folder}: the study stopped with an error on the head node (its log says why)')
+            log(f'efn join: the study has finished; this node took part in {done} of its launches')
+            return done
+        spec_path = folder / f'launch-{k:04d}.json'
+        if not spec_path.exists():
+            time.sleep(poll)
+            continue
+        if (folder / f'launch-{k + 1:04d}.json').exists():      # over before this node came to it
+            k += 1
+            continue
+        spec = json.loads(spec_path.read_text())
+        log(f'efn join: launch {k}: efn {" ".join(spec["args"])} ({spec["procs"]} processes here)')
+        try:
+            launch_workers(spec['args'], spec['procs'], f'launch {k}', rendezvous=_rendezvous(spec, host=False))
+            done += 1
+        except WorkerFailed as e: log(f'efn join: launch {k} failed here: {e}')    # the head reports and decides
+        k += 1

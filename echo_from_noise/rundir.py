@@ -124,7 +124,7 @@ def write_stage_record(run, stage: str, seconds: float, result) -> None:
 STAGE_OUTPUTS = {   # what each stage writes in a run directory (besides stages/, notebooks/ and logs/)
     'data': ['data'], 'sdm': ['checkpoints/sdm_*.pt', 'metrics/sdm_*'],
     'cyclegan': ['checkpoints/cyclegan_*.pt', 'metrics/cyclegan_*'],
-    'synthesize': ['synthetic', 'synthetic_cyclegan', 'synthetic_maps', 'synthetic_cyclegan_maps', 'data/augmented_with_sdm',
+    'synthesize': ['data/augmented', 'synthetic', 'synthetic_cyclegan', 'synthetic_maps', 'synthetic_cyclegan_maps', 'data/augmented_with_sdm',
                    'data/maps', 'data/maps_with_sdm'], 'segment': ['checkpoints/seg_*.pt'],
     'evaluate': ['metrics/per_image.csv', 'metrics/summary.json', 'metrics/realism.csv', 'figures/realism_*',
                  'table1.md', 'table1.csv', 'table_external.md', 'external'],

@@ -19,7 +19,7 @@ import yaml
 
 from .base import STAGES, DataError
 from .config import StudyConfig, first_stage, resume_config, run_changes, seg_rows, study_config
-from .distributed import Terminated
+from .distributed import Terminated, cluster
 from .dataset import read_manifest
 from .files import output_lock, write_atomic
 from .evaluate import evaluate_run
@@ -224,6 +224,8 @@ def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/1
               overrides=None,                  # `--set` values, checked before any stage runs (`config.study_config`)
               verbose: bool = False,           # stream papermill's raw log instead of one line per stage
               redo_from: str | None = None,    # a stage to run again with every later one (old outputs set aside)
+              nodes: int = 1,                  # nodes its launches span; the others run `efn join` (nbs/05a_distributed)
+              nodes_id: str | None = None,     # with nodes > 1: the id all nodes of this submission share
              ) -> Path:                        # the run directory
     """Run every stage of the study with papermill into `out`; finished stages are skipped (resume). The kernels'
     output goes to `out/logs/`; the external dataset's scores to `out/table_external.md` (`evaluate_run`), as the
@@ -237,7 +239,7 @@ def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/1
     name = 'phantom' if data == 'phantom' else Path(data).name
     out = Path(out or f'runs/{profile}-{name}').resolve()
     if redo_from is None: resume_config(Run(out).config_path, cfg, with_cyclegan)   # before the lock: no folder made
-    with output_lock(out):               # one efn paper (or trainer) per run directory; a second is refused
+    with output_lock(out), cluster(out, nodes, nodes_id):   # one efn paper per run directory; a second is refused
         return _run_locked(out, cfg, profile, data, device, seed, log, with_cyclegan, external, verbose, redo_from)
 
 

@@ -18,8 +18,8 @@ from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_s
 from .augment import AugmentConfig, augment_dataset
 from .base import DataError
 from .config import REAL_ROW, StudyConfig, resolve, seg_rows
-from .distributed import (data_parallel_ranks, dist_info, job_procs, launch_workers, pick_device,
-                                         worker_device, worker_share)
+from .distributed import (cluster_nodes, data_parallel_ranks, dist_info, job_procs, launch_workers,
+                                         pick_device, spans, worker_device, worker_share)
 from .cyclegan import train_cyclegan
 from .dataset import load_frame, read_manifest, subset_dataset
 from .evaluate import figure3, run_segmenters, score_segmenters, summarize, table1
@@ -51,13 +51,8 @@ def _stage_data(run: Run, cfg: StudyConfig, progress: bool) -> dict:
         raise DataError(f'{real}: frames are {lab.shape[0]} px but the {cfg.profile} profile works at {cfg.size} px; '
                         f'prepare the data with --size {cfg.size}')
     if not (df['split'] == 'test').any(): raise DataError(f'{real}: has no test split to evaluate on')
-    aug = run.data / 'augmented'
-    if not (aug / 'manifest.csv').exists():
-        augment_dataset(real, aug, cfg.copies, cfg.seed, cfg.augment_strength, AugmentConfig(elastic=cfg.elastic),
-                        progress=progress)
-    check_no_leak(real, aug)
     counts = df.groupby(['split', 'view', 'phase']).size().reset_index(name='frames')
-    return dict(real=str(real), augmented=str(aug), frames=counts.to_dict('records'))
+    return dict(real=str(real), frames=counts.to_dict('records'))
 
 
 def check_no_leak(real, derived) -> None:
@@ -100,12 +95,17 @@ def _cyclegan_jobs(run: Run, cfg: StudyConfig, progress: bool) -> list:
 
 
 # %% ../nbs/14_study.ipynb #fb390f90
-def _synth_labels(run: Run, cfg: StudyConfig) -> dict:
-    """{suffix of the synthetic datasets: the label maps they draw}: '' the deformed maps and, with a finishing phase
-    (`finish` > 0), '_maps' the real train/val maps themselves, undeformed (written here, once); each kept to the views
-    the run has an SDM for (a view without one had no training frames)."""
+def _synth_labels(run: Run, cfg: StudyConfig, progress: bool = False) -> dict:
+    """{suffix of the synthetic datasets: the label maps they draw}: '' the deformed maps (`copies` per train/val map)
+    and, with a finishing phase (`finish` > 0), '_maps' the train/val maps themselves, undeformed; both written here,
+    once, and kept to the views the run has an SDM for (a view without one had no training frames)."""
+    real = run.real(cfg.data)
+    if not (run.data / 'augmented' / 'manifest.csv').exists():
+        augment_dataset(real, run.data / 'augmented', cfg.copies, cfg.seed, cfg.augment_strength,
+                        AugmentConfig(elastic=cfg.elastic), progress=progress)
+    check_no_leak(real, run.data / 'augmented')
     if cfg.finish > 0 and not (run.data / 'maps' / 'manifest.csv').exists():
-        augment_dataset(run.real(cfg.data), run.data / 'maps', 1, cfg.seed, 0.0, progress=False, tag='map')
+        augment_dataset(real, run.data / 'maps', 1, cfg.seed, 0.0, progress=False, tag='map')
     out = {}
     for suffix, name in [('', 'augmented')] + [('_maps', 'maps')] * (cfg.finish > 0):
         src = run.data / name
@@ -137,10 +137,10 @@ def _synthesize_jobs(run: Run, cfg: StudyConfig, labels: dict, progress: bool) -
 # %% ../nbs/14_study.ipynb #9d370d69
 def _stage_synthesize(run: Run, cfg: StudyConfig, progress: bool) -> dict:
     check_models(run, cfg, ('sdm', 'cyclegan'))       # the run's own generators draw its training sets, no others
-    labels = _synth_labels(run, cfg)
+    labels = _synth_labels(run, cfg, progress)
     jobs = _synthesize_jobs(run, cfg, labels, progress)
-    procs = job_procs(cfg.procs, len(read_manifest(labels[''])), cfg.device) if jobs else 1
-    if procs > 1:         # each map's noise is seeded by its id: the same images in any number of processes
+    procs = job_procs(cfg.procs, maps := len(read_manifest(labels[''])), cfg.device) if jobs else 1
+    if jobs and spans(procs, maps):         # each map's noise is seeded by its id: the same images in any number of processes
         launch_workers(['stage-jobs', run, 'synthesize'] + ([] if progress else ['--no-progress']), procs,
                        f'stage synthesize ({procs} processes)')
     else:
@@ -196,10 +196,10 @@ def run_jobs(run: Run, cfg: StudyConfig, stage: str, progress: bool) -> dict:
     `data_parallel_ranks`: the same global batch whatever the number of processes)."""
     jobs, flags = STAGE_JOBS[stage](run, cfg, progress), [] if progress else ['--no-progress']
     ranks = data_parallel_ranks(cfg.procs, len(jobs), cfg.sdm.batch_size, cfg.device) if stage == 'sdm' else 1
-    procs = job_procs(cfg.procs, len(jobs), cfg.device)
-    if ranks > 1: launch_workers(['stage-jobs', run, stage, '--data-parallel'] + flags, ranks, f'stage {stage} (DDP)')
-    elif procs > 1: launch_workers(['stage-jobs', run, stage] + flags, procs, f'stage {stage} ({procs} processes)')
-    if max(ranks, procs) > 1: jobs = STAGE_JOBS[stage](run, cfg, False)   # collected below: no second set of bars
+    ddp, procs = ranks * cluster_nodes() > 1, job_procs(cfg.procs, len(jobs), cfg.device)   # per node (efn paper --nodes)
+    if ddp: launch_workers(['stage-jobs', run, stage, '--data-parallel'] + flags, ranks, f'stage {stage} (DDP)')
+    elif spans(procs, len(jobs)): launch_workers(['stage-jobs', run, stage] + flags, procs, f'stage {stage} ({procs} processes)')
+    if ddp or spans(procs, len(jobs)): jobs = STAGE_JOBS[stage](run, cfg, False)   # collected below: no second set of bars
     return {name: train() for name, train in jobs}      # the finished ones return their summaries
 
 

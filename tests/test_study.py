@@ -170,7 +170,7 @@ def test_resume_skips_finished_stages(study):
     assert (out / 'table1.md').stat().st_mtime == before
     r = subprocess.run([sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(out),
                         '--set'] + SET[1:], capture_output=True, text=True, timeout=300)      # copies back to 1
-    assert r.returncode == 2 and 'copies=2 but now copies=1 (that changes stage data and every later one)' in r.stderr
+    assert r.returncode == 2 and 'copies=2 but now copies=1 (that changes stage synthesize and every later one)' in r.stderr
 
 
 def test_set_reaches_every_stage(study):
@@ -308,6 +308,29 @@ def test_redo_from_reruns_a_stage_with_new_settings(study, tmp_path):
     assert all((run / 'stages' / f'{s}.json').exists() for s in STAGES)
 
 
+def test_more_deformed_copies_keep_the_sdm(study, tmp_path):
+    """The deformed maps are drawn in the synthesize stage: a new `copies` reruns the study from there (the data and
+    sdm stages and the SDM checkpoint untouched, the old maps set aside) and an earlier --redo-from is not needed."""
+    import shutil
+    out, _ = study
+    run = tmp_path / 'copy'
+    shutil.copytree(out, run)
+    sdm_before = (run / 'checkpoints/sdm_4CH.pt').stat().st_mtime_ns
+    new = [s for s in SET if not s.startswith('copies=')] + ['copies=1']
+    efn = [sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(run), '--set'] + new
+    bad = subprocess.run(efn, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and 'changes stage synthesize' in bad.stderr and '--redo-from synthesize' in bad.stderr
+    r = subprocess.run(efn + ['--redo-from', 'synthesize'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.count('done before, skipped') == STAGES.index('synthesize')
+    real, aug = read_manifest(run / 'data/real'), read_manifest(run / 'data/augmented', check_files=False)
+    assert len(aug) == (real['split'] != 'test').sum()              # one copy of each train/val map now
+    kept = next((run / 'replaced').iterdir())
+    assert len(read_manifest(kept / 'data/augmented', check_files=False)) == 2 * len(aug)
+    assert not (kept / 'data/real').exists() and (run / 'checkpoints/sdm_4CH.pt').stat().st_mtime_ns == sdm_before
+    assert len(read_manifest(run / 'synthetic')) == len(aug)
+
+
 def test_procs_trains_the_models_one_process_would(tmp_path):
     "procs=2: the SDMs and CycleGANs (one per view) and the segmenters (one per row), two torchrun processes side by side, come out as one process trains them."
     import torch
@@ -354,6 +377,32 @@ def test_procs_beyond_the_models_train_each_sdm_data_parallel(tmp_path):
     a, b = load(runs['one']), load(runs['two'])
     worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert worst < 1e-3, worst      # the same global batch over two processes (Adam: float-order noise)
+
+
+def test_a_study_over_two_nodes_trains_its_sdm_over_both(tmp_path, monkeypatch):
+    """efn paper --nodes 2 with efn join on the other node (here: both on this machine, one process each): the SDM
+    stage's launch spans the two, its SDM trained over both (world size 2) as one process trains it; efn join returns
+    when the head is done."""
+    import torch
+    from echo_from_noise.distributed import cluster
+    from echo_from_noise.phantom import make_phantom
+    monkeypatch.setenv('EFN_HEAD_ADDRESS', '127.0.0.1')
+    data = make_phantom(tmp_path / 'ph4', patients=6, size=32, seed=1, views=('4CH',), workers=1, progress=False)
+    runs = dict(one=tmp_path / 'one', nodes=tmp_path / 'nodes')
+    run_stage('data', runs['one'], 'smoke', data=data, progress=False, overrides={'procs': 1, 'sdm.bf16': False})
+    run_stage('sdm', runs['one'], 'smoke', data=data, progress=False, overrides={'procs': 1, 'sdm.bf16': False})
+    with cluster(runs['nodes'], 2, 'job-1'):
+        join = subprocess.Popen([sys.executable, '-m', 'echo_from_noise', 'join', str(runs['nodes']), '--nodes-id', 'job-1'],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for stage in ('data', 'sdm'):
+            run_stage(stage, runs['nodes'], 'smoke', data=data, progress=False, overrides={'procs': 1, 'sdm.bf16': False})
+    said, _ = join.communicate(timeout=300)
+    assert join.returncode == 0 and 'launch 0: efn stage-jobs' in said and 'took part in 1 of its launches' in said, said[-3000:]
+    summary = json.loads((runs['nodes'] / 'metrics/sdm_4CH_train.json').read_text())
+    assert summary['world_size'] == 2 and summary['max_rank_param_diff'] == 0.0
+    load = lambda run: torch.load(run / 'checkpoints/sdm_4CH.pt', map_location='cpu', weights_only=True)['ema']
+    a, b = load(runs['one']), load(runs['nodes'])
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-3
 
 
 def test_a_missing_segmenter_is_named_never_dropped(study, tmp_path):
