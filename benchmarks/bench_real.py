@@ -162,8 +162,9 @@ def main(argv=None):
     runs = []
     for s in a.seeds:
         out = work / f'{tag}-{a.split}-seed{s}'
+        done = (out / 'stages' / 'figures.json').exists()      # a finished seed is read again, not redone
         if a.reuse: reuse_run(work / f'{slug(a.reuse)}-{a.split}-seed{s}', out)
-        runs.append(run_once(data, out, a.profile, s, a.set, a.redo_from))
+        runs.append(run_once(data, out, a.profile, s, a.set, None if done else a.redo_from))
     cpu = cpu_model()
     entry = dict(label=a.label or ' '.join([a.profile] + a.set), split=a.split, set=a.set, profile=a.profile,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
