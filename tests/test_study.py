@@ -280,17 +280,23 @@ def test_run_stage_without_run_dir_shares_one_scratch_run(tmp_path, monkeypatch)
     assert scratch_run('smoke', seed=1) != run and scratch_run('smoke', with_cyclegan=False) != run
 
 
-def test_redo_from_reruns_a_stage_with_new_settings(study, tmp_path):
-    "--redo-from: the changed stage and the later ones run again, their old outputs kept aside, earlier ones untouched."
+def _rerun_with(study, tmp_path, prefix: str, setting: str) -> tuple:
+    """A copy of the study's run, its SDM checkpoint's time stamp, and the efn paper command that resumes the copy with
+    `setting` in place of the SET value that starts with `prefix`."""
     import shutil
-    import torch
-    import yaml
     out, _ = study
     run = tmp_path / 'copy'
     shutil.copytree(out, run)
-    sdm_before = (run / 'checkpoints/sdm_4CH.pt').stat().st_mtime_ns
-    new = [s for s in SET if not s.startswith('seg.')] + ['seg.epochs=1']
+    new = [s for s in SET if not s.startswith(prefix)] + [setting]
     efn = [sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(run), '--set'] + new
+    return run, (run / 'checkpoints/sdm_4CH.pt').stat().st_mtime_ns, efn
+
+
+def test_redo_from_reruns_a_stage_with_new_settings(study, tmp_path):
+    "--redo-from: the changed stage and the later ones run again, their old outputs kept aside, earlier ones untouched."
+    import torch
+    import yaml
+    run, sdm_before, efn = _rerun_with(study, tmp_path, 'seg.', 'seg.epochs=1')
     bad = subprocess.run(efn + ['--redo-from', 'evaluate'], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and 'seg.epochs changed, which changes stage segment' in bad.stderr
     assert 'use --redo-from segment' in bad.stderr
@@ -311,13 +317,7 @@ def test_redo_from_reruns_a_stage_with_new_settings(study, tmp_path):
 def test_more_deformed_copies_keep_the_sdm(study, tmp_path):
     """The deformed maps are drawn in the synthesize stage: a new `copies` reruns the study from there (the data and
     sdm stages and the SDM checkpoint untouched, the old maps set aside) and an earlier --redo-from is not needed."""
-    import shutil
-    out, _ = study
-    run = tmp_path / 'copy'
-    shutil.copytree(out, run)
-    sdm_before = (run / 'checkpoints/sdm_4CH.pt').stat().st_mtime_ns
-    new = [s for s in SET if not s.startswith('copies=')] + ['copies=1']
-    efn = [sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', 'smoke', '--out', str(run), '--set'] + new
+    run, sdm_before, efn = _rerun_with(study, tmp_path, 'copies=', 'copies=1')
     bad = subprocess.run(efn, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and 'changes stage synthesize' in bad.stderr and '--redo-from synthesize' in bad.stderr
     r = subprocess.run(efn + ['--redo-from', 'synthesize'], capture_output=True, text=True, timeout=600)
