@@ -195,7 +195,7 @@ def run_jobs(run: Run, cfg: StudyConfig, stage: str, progress: bool) -> dict:
     more than one; the SDMs, when there are more processes than SDMs, one after another, each over all of them (DDP,
     `data_parallel_ranks`: the same global batch whatever the number of processes)."""
     jobs, flags = STAGE_JOBS[stage](run, cfg, progress), [] if progress else ['--no-progress']
-    ranks = data_parallel_ranks(cfg.procs, len(jobs), cfg.sdm.batch_size, cfg.device) if stage == 'sdm' else 1
+    ranks = data_parallel_ranks(cfg.procs, len(jobs), cfg.sdm.batch_size, cfg.device) if stage == 'sdm' else 0   # 0: no DDP
     ddp, procs = ranks * cluster_nodes() > 1, job_procs(cfg.procs, len(jobs), cfg.device)   # per node (efn paper --nodes)
     if ddp: launch_workers(['stage-jobs', run, stage, '--data-parallel'] + flags, ranks, f'stage {stage} (DDP)')
     elif spans(procs, len(jobs)): launch_workers(['stage-jobs', run, stage] + flags, procs, f'stage {stage} ({procs} processes)')

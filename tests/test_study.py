@@ -394,10 +394,15 @@ def test_a_study_over_two_nodes_trains_its_sdm_over_both(tmp_path, monkeypatch):
     with cluster(runs['nodes'], 2, 'job-1'):
         join = subprocess.Popen([sys.executable, '-m', 'echo_from_noise', 'join', str(runs['nodes']), '--nodes-id', 'job-1'],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for stage in ('data', 'sdm'):
-            run_stage(stage, runs['nodes'], 'smoke', data=data, progress=False, overrides={'procs': 1, 'sdm.bf16': False})
+        for stage in ('data', 'sdm', 'cyclegan', 'synthesize', 'segment'):   # DDP, maps shared out, trainings shared out
+            run_stage(stage, runs['nodes'], 'smoke', data=data, progress=False, with_cyclegan=False,
+                      overrides={'procs': 1, 'sdm.bf16': False})
     said, _ = join.communicate(timeout=300)
-    assert join.returncode == 0 and 'launch 0: efn stage-jobs' in said and 'took part in 1 of its launches' in said, said[-3000:]
+    assert join.returncode == 0 and 'launch 0: efn stage-jobs' in said and 'took part in 3 of its launches' in said, said[-3000:]
+    assert 'stage-jobs' in said.split('launch 2:')[1] and ' segment' in said.split('launch 2:')[1].split('\n')[0]
+    seg = json.loads((runs['nodes'] / 'stages/segment.json').read_text())['result']
+    trained = {row for row, summary in seg.items() if 'best_val_dice' in summary}     # the 2CH rows: no frames here
+    assert {'SDM 4CH ED', 'All SDM frames', 'All real frames', 'Real + SDM frames'} <= trained
     summary = json.loads((runs['nodes'] / 'metrics/sdm_4CH_train.json').read_text())
     assert summary['world_size'] == 2 and summary['max_rank_param_diff'] == 0.0
     load = lambda run: torch.load(run / 'checkpoints/sdm_4CH.pt', map_location='cpu', weights_only=True)['ema']
