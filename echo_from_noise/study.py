@@ -99,14 +99,13 @@ def _synth_labels(run: Run, cfg: StudyConfig, progress: bool = False) -> dict:
     """{suffix of the synthetic datasets: the label maps they draw}: '' the deformed maps (`copies` per train/val map)
     and, with a finishing phase (`finish` > 0), '_maps' the train/val maps themselves, undeformed; both written here,
     once, and kept to the views the run has an SDM for (a view without one had no training frames)."""
-    real = run.real(cfg.data)
+    real, out = run.real(cfg.data), {}
     if not (run.data / 'augmented' / 'manifest.csv').exists():
         augment_dataset(real, run.data / 'augmented', cfg.copies, cfg.seed, cfg.augment_strength,
                         AugmentConfig(elastic=cfg.elastic), progress=progress)
     check_no_leak(real, run.data / 'augmented')
     if cfg.finish > 0 and not (run.data / 'maps' / 'manifest.csv').exists():
         augment_dataset(real, run.data / 'maps', 1, cfg.seed, 0.0, progress=False, tag='map')
-    out = {}
     for suffix, name in [('', 'augmented')] + [('_maps', 'maps')] * (cfg.finish > 0):
         src = run.data / name
         df = read_manifest(src)
@@ -197,9 +196,10 @@ def run_jobs(run: Run, cfg: StudyConfig, stage: str, progress: bool) -> dict:
     jobs, flags = STAGE_JOBS[stage](run, cfg, progress), [] if progress else ['--no-progress']
     ranks = data_parallel_ranks(cfg.procs, len(jobs), cfg.sdm.batch_size, cfg.device) if stage == 'sdm' else 0   # 0: no DDP
     ddp, procs = ranks * cluster_nodes() > 1, job_procs(cfg.procs, len(jobs), cfg.device)   # per node (efn paper --nodes)
+    launched = ddp or spans(procs, len(jobs))                                           # in torchrun processes
     if ddp: launch_workers(['stage-jobs', run, stage, '--data-parallel'] + flags, ranks, f'stage {stage} (DDP)')
-    elif spans(procs, len(jobs)): launch_workers(['stage-jobs', run, stage] + flags, procs, f'stage {stage} ({procs} processes)')
-    if ddp or spans(procs, len(jobs)): jobs = STAGE_JOBS[stage](run, cfg, False)   # collected below: no second set of bars
+    elif launched: launch_workers(['stage-jobs', run, stage] + flags, procs, f'stage {stage} ({procs} processes)')
+    if launched: jobs = STAGE_JOBS[stage](run, cfg, False)   # collected below: no second set of bars
     return {name: train() for name, train in jobs}      # the finished ones return their summaries
 
 

@@ -361,53 +361,57 @@ def test_procs_trains_the_models_one_process_would(tmp_path):
     assert set(seg) == {r[0] for r in rows} and all('best_val_dice' in s for s in seg.values())
 
 
-def test_procs_beyond_the_models_train_each_sdm_data_parallel(tmp_path):
-    "One view, procs=2: the SDM stage trains the one SDM over two gloo processes (DDP), the model one process trains."
-    import torch
+@pytest.fixture(scope='module')
+def one_view(tmp_path_factory):
+    "A one-view phantom, and its data and sdm stages run in one process: the model the data-parallel runs must match."
     from echo_from_noise.phantom import make_phantom
-    data = make_phantom(tmp_path / 'ph4', patients=6, size=32, seed=1, views=('4CH',), workers=1, progress=False)
-    runs = dict(one=tmp_path / 'one', two=tmp_path / 'two')
-    for name, run in runs.items():
-        for stage in ('data', 'sdm'):
-            run_stage(stage, run, 'smoke', data=data, progress=False,
-                      overrides={'procs': 1 if name == 'one' else 2, 'sdm.bf16': False})
-    summary = json.loads((runs['two'] / 'metrics/sdm_4CH_train.json').read_text())
+    tmp = tmp_path_factory.mktemp('one_view')
+    data = make_phantom(tmp / 'ph4', patients=6, size=32, seed=1, views=('4CH',), workers=1, progress=False)
+    for stage in ('data', 'sdm'):
+        run_stage(stage, tmp / 'one', 'smoke', data=data, progress=False, overrides={'procs': 1, 'sdm.bf16': False})
+    return data, tmp / 'one'
+
+
+def _check_two_rank_sdm(run, reference):
+    "The SDM of `run` trained over two ranks kept in step, and the model one process trained (`reference`) within 1e-3."
+    import torch
+    summary = json.loads((run / 'metrics/sdm_4CH_train.json').read_text())
     assert summary['world_size'] == 2 and summary['max_rank_param_diff'] == 0.0
-    load = lambda run: torch.load(run / 'checkpoints/sdm_4CH.pt', map_location='cpu', weights_only=True)['ema']
-    a, b = load(runs['one']), load(runs['two'])
+    load = lambda r: torch.load(r / 'checkpoints/sdm_4CH.pt', map_location='cpu', weights_only=True)['ema']
+    a, b = load(reference), load(run)
     worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert worst < 1e-3, worst      # the same global batch over two processes (Adam: float-order noise)
 
 
-def test_a_study_over_two_nodes_trains_its_sdm_over_both(tmp_path, monkeypatch):
+def test_procs_beyond_the_models_train_each_sdm_data_parallel(one_view, tmp_path):
+    "One view, procs=2: the SDM stage trains the one SDM over two gloo processes (DDP), the model one process trains."
+    data, one = one_view
+    for stage in ('data', 'sdm'):
+        run_stage(stage, tmp_path / 'two', 'smoke', data=data, progress=False, overrides={'procs': 2, 'sdm.bf16': False})
+    _check_two_rank_sdm(tmp_path / 'two', one)
+
+
+def test_a_study_over_two_nodes_trains_its_sdm_over_both(one_view, tmp_path, monkeypatch):
     """efn paper --nodes 2 with efn join on the other node (here: both on this machine, one process each): the SDM
     stage's launch spans the two, its SDM trained over both (world size 2) as one process trains it; efn join returns
     when the head is done."""
-    import torch
     from echo_from_noise.distributed import cluster
-    from echo_from_noise.phantom import make_phantom
     monkeypatch.setenv('EFN_HEAD_ADDRESS', '127.0.0.1')
-    data = make_phantom(tmp_path / 'ph4', patients=6, size=32, seed=1, views=('4CH',), workers=1, progress=False)
-    runs = dict(one=tmp_path / 'one', nodes=tmp_path / 'nodes')
-    run_stage('data', runs['one'], 'smoke', data=data, progress=False, overrides={'procs': 1, 'sdm.bf16': False})
-    run_stage('sdm', runs['one'], 'smoke', data=data, progress=False, overrides={'procs': 1, 'sdm.bf16': False})
-    with cluster(runs['nodes'], 2, 'job-1'):
-        join = subprocess.Popen([sys.executable, '-m', 'echo_from_noise', 'join', str(runs['nodes']), '--nodes-id', 'job-1'],
+    data, one = one_view
+    run = tmp_path / 'nodes'
+    with cluster(run, 2, 'job-1'):
+        join = subprocess.Popen([sys.executable, '-m', 'echo_from_noise', 'join', str(run), '--nodes-id', 'job-1'],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for stage in ('data', 'sdm', 'cyclegan', 'synthesize', 'segment'):   # DDP, maps shared out, trainings shared out
-            run_stage(stage, runs['nodes'], 'smoke', data=data, progress=False, with_cyclegan=False,
+            run_stage(stage, run, 'smoke', data=data, progress=False, with_cyclegan=False,
                       overrides={'procs': 1, 'sdm.bf16': False})
     said, _ = join.communicate(timeout=300)
     assert join.returncode == 0 and 'launch 0: efn stage-jobs' in said and 'took part in 3 of its launches' in said, said[-3000:]
     assert 'stage-jobs' in said.split('launch 2:')[1] and ' segment' in said.split('launch 2:')[1].split('\n')[0]
-    seg = json.loads((runs['nodes'] / 'stages/segment.json').read_text())['result']
+    seg = json.loads((run / 'stages/segment.json').read_text())['result']
     trained = {row for row, summary in seg.items() if 'best_val_dice' in summary}     # the 2CH rows: no frames here
     assert {'SDM 4CH ED', 'All SDM frames', 'All real frames', 'Real + SDM frames'} <= trained
-    summary = json.loads((runs['nodes'] / 'metrics/sdm_4CH_train.json').read_text())
-    assert summary['world_size'] == 2 and summary['max_rank_param_diff'] == 0.0
-    load = lambda run: torch.load(run / 'checkpoints/sdm_4CH.pt', map_location='cpu', weights_only=True)['ema']
-    a, b = load(runs['one']), load(runs['nodes'])
-    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-3
+    _check_two_rank_sdm(run, one)
 
 
 def test_a_missing_segmenter_is_named_never_dropped(study, tmp_path):
