@@ -14,7 +14,7 @@ from fastcore.basics import patch     # a class's methods in cells of their own,
 from .base import SAMPLERS, tqdm
 
 # %% auto #0
-__all__ = ['PREDICTIONS', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion', 'bf16_native',
+__all__ = ['PREDICTIONS', 'TAIL', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion', 'bf16_native',
            'bf16_autocast', 'guided', 'sample']
 
 # %% ../nbs/05_diffusion.ipynb #dd034efc
@@ -228,8 +228,29 @@ def _noise(shape, generator, dev):
     return torch.randn(shape, generator=generator, device='cpu').to(dev)
 
 # %% ../nbs/05_diffusion.ipynb #baba71d7
+TAIL = (25, 5)   # dpm++ddpm: the DPM++ image noised again to step 5 of 25 respaced steps (t = 208 of 1000), then DDPM
+
+
+def _steps_back(net, x, r: Diffusion, start: int, sampler: str, generator, progress=False, callback=None, done=0,
+                total=None):
+    "Steps `start`..0 of the respaced process `r`: ancestral DDPM with the learned variance, or deterministic DDIM."
+    dev, B = x.device, len(x)
+    for i in tqdm(range(start, -1, -1), desc=sampler, disable=not progress, leave=False):
+        t = torch.full((B,), i, device=dev, dtype=torch.long)
+        mean, log_var, x0, _ = r.p_mean_variance(net(x, r.model_t(t)), x, t)
+        if sampler == 'ddpm':
+            x = mean + torch.exp(0.5 * log_var) * _noise(x.shape, generator, dev) if i > 0 else mean
+        else:
+            eps = (r._get('sqrt_recip_ac', t, x) * x - x0) / r._get('sqrt_recipm1_ac', t, x)
+            acp = r._get('alphas_cumprod_prev', t, x)
+            x = acp.sqrt() * x0 + (1 - acp).sqrt() * eps
+        if callback: callback(done + start + 1 - i, total or start + 1)
+    return x
+
+
 def _sample_dpm(net, x, diffusion: Diffusion, sampler: str, steps: int, generator, channels: int, progress, callback):
-    "DPM-Solver++ (2M; `dpm++sde`: its stochastic variant) from diffusers, on the model's own schedule and target."
+    """DPM-Solver++ (2M; `dpm++sde`: its stochastic variant) from diffusers, on the model's own schedule and target;
+    `dpm++ddpm`: the deterministic solver's image noised again to a low level and finished with ancestral DDPM (`TAIL`)."""
     from diffusers import DPMSolverMultistepScheduler
     sde, dev, B = sampler == 'dpm++sde', x.device, len(x)
     sch = DPMSolverMultistepScheduler(num_train_timesteps=diffusion.num_timesteps,
@@ -239,31 +260,25 @@ def _sample_dpm(net, x, diffusion: Diffusion, sampler: str, steps: int, generato
                                       timestep_spacing='linspace', lower_order_final=True,
                                       thresholding=True, sample_max_value=1.0, lambda_min_clipped=-5.1)
     sch.set_timesteps(steps, device=dev)
+    tail = TAIL[1] if sampler == 'dpm++ddpm' else None
+    total = len(sch.timesteps) + (tail + 1 if tail else 0)
     for k, t in enumerate(tqdm(sch.timesteps, desc=sampler, disable=not progress, leave=False)):
         tm = torch.full((B,), int(t), device=dev, dtype=torch.long)
         pred = net(x, tm)[:, :channels]
         z = _noise(x.shape, generator, dev) if sde else None
         x = sch.step(pred, t, x, variance_noise=z).prev_sample
-        if callback: callback(k + 1, len(sch.timesteps))
-    return x
+        if callback: callback(k + 1, total)
+    if tail is None: return x
+    r = diffusion.respaced(TAIL[0])
+    x = r.q_sample(x.clamp(-1, 1), torch.full((B,), tail, device=dev, dtype=torch.long), _noise(x.shape, generator, dev))
+    return _steps_back(net, x, r, tail, 'ddpm', generator, progress, callback, len(sch.timesteps), total)
 
 
 def _sample_respaced(net, x, diffusion: Diffusion, sampler: str, steps: int, generator, channels: int, progress,
                      callback):
     "Ancestral DDPM with the learned variance, or deterministic DDIM, on the schedule respaced to `steps` steps."
-    r, dev, B = diffusion.respaced(steps), x.device, len(x)
-    for i in tqdm(range(r.num_timesteps - 1, -1, -1), desc=sampler, disable=not progress, leave=False):
-        t = torch.full((B,), i, device=dev, dtype=torch.long)
-        out = net(x, r.model_t(t))
-        mean, log_var, x0, _ = r.p_mean_variance(out, x, t)
-        if sampler == 'ddpm':
-            x = mean + torch.exp(0.5 * log_var) * _noise(x.shape, generator, dev) if i > 0 else mean
-        else:
-            eps = (r._get('sqrt_recip_ac', t, x) * x - x0) / r._get('sqrt_recipm1_ac', t, x)
-            acp = r._get('alphas_cumprod_prev', t, x)
-            x = acp.sqrt() * x0 + (1 - acp).sqrt() * eps
-        if callback: callback(r.num_timesteps - i, r.num_timesteps)
-    return x
+    r = diffusion.respaced(steps)
+    return _steps_back(net, x, r, r.num_timesteps - 1, sampler, generator, progress, callback)
 
 # %% ../nbs/05_diffusion.ipynb #b8a47602
 @torch.no_grad()
@@ -289,5 +304,5 @@ def sample(model,                       # network: (x_t, t, seg) -> (first outpu
     def net(x, t_model):
         with ac: return guided(model, x, t_model, seg, guidance)
 
-    run = _sample_dpm if sampler in ('dpm++', 'dpm++sde') else _sample_respaced
+    run = _sample_dpm if sampler.startswith('dpm++') else _sample_respaced
     return run(net, x, diffusion, sampler, steps, generator, channels, progress, callback).clamp(-1, 1)
