@@ -95,24 +95,40 @@ def run_once(data: Path, out: Path, profile: str, seed: int, sets: list, redo_fr
 
 
 def entry_line(e: dict) -> str:
-    "One line of the levers table: the means over seeds, each seed's value in brackets."
-    f = lambda key: ' / '.join(f'{r[key]["mean"]:+.1f} ± {r[key]["se"]:.1f}' for r in e['runs'])
+    "One line of the levers table: each seed's value (± its SE over test patients), then the mean over the seeds."
+    mean = lambda key: f' (mean {np.mean([r[key]["mean"] for r in e["runs"]]):+.2f})' if len(e['runs']) > 1 else ''
+    f = lambda key: ' / '.join(f'{r[key]["mean"]:+.1f} ± {r[key]["se"]:.1f}' for r in e['runs']) + mean(key)
     auc = lambda gen: ' / '.join(f'{r["realism"][gen]["auc"]:.2f}' if gen in r['realism'] else '-' for r in e['runs'])
     return (f'| {e["label"]} | {e["split"]} | {", ".join(e["set"]) or "-"} | {f("sdm_minus_real")} | '
             f'{f("real_sdm_minus_real")} | {auc("SDM")} | {auc("SDM (undeformed maps)")} | '
             f'{" / ".join(str(r["minutes"]) for r in e["runs"])} |')
 
 
+def seed_spread(record: list, key: str) -> tuple:
+    """(pooled sd of one seed's value around its entry's mean, entries it pools): how far one run of a setting is from
+    the next, from every dev entry run on two seeds or more (with n seeds: n - 1 degrees of freedom each)."""
+    groups = [[r[key]['mean'] for r in e['runs']] for e in record if e['split'] == 'dev' and len(e['runs']) > 1]
+    dof = sum(len(g) - 1 for g in groups)
+    if not dof: return float('nan'), 0
+    return float(np.sqrt(sum(((np.array(g) - np.mean(g)) ** 2).sum() for g in groups) / dof)), len(groups)
+
+
 def write_report(record: list) -> None:
+    sd_sdm, n = seed_spread(record, 'sdm_minus_real')
+    sd_rs, _ = seed_spread(record, 'real_sdm_minus_real')
     md = ['# The study on real echo', '',
           f'Measured on real CAMUS apical 4CH frames (ED and ES, {CITATION}); the frames stay outside the repository. '
           '`python -m benchmarks.bench_real DATASET --split dev|test --seeds ...` (one entry per call; '
           '`benchmarks/real.json` holds every number). **dev**: the val patients scored as test, settings chosen '
           'there; **test**: the held-out test patients, read only to report.', '',
           'Differences are in Dice points, paired per test image, ± the standard error over test patients; one value '
-          'per seed. AUC: the realism classifier inside the sector (0.5 = indistinguishable), on the synthetic '
+          'per seed, then their mean over the seeds. AUC: the realism classifier inside the sector (0.5 = indistinguishable), on the synthetic '
           'training set and on the generator\'s images of the real maps themselves (nbs/08b_realism). Minutes: the '
-          'stages\' own time on this machine (2 cores).', '',
+          'stages\' own time on this machine (2 cores).' + (
+              f' From one seed to the next, one setting\'s differences move by a pooled sd of {sd_sdm:.2f} (All SDM - '
+              f'All real) and {sd_rs:.2f} (Real + SDM - All real) over the {n} dev entries run on two seeds or more: '
+              'a lever that moves a difference by less than about twice that on two seeds is not told from noise.'
+              if n else ''), '',
           '| entry | split | settings | All SDM - All real | Real + SDM - All real | AUC training set | AUC undeformed maps | minutes |',
           '|---|---|---|---|---|---|---|---|']
     md += [entry_line(e) for e in record]

@@ -1,0 +1,52 @@
+"""benchmarks/bench_real.py's own logic, on a small PNG dataset written here: the development split never holds a test
+patient, and the report's seed statistics are the arithmetic they claim. No real data and no study run."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1]))   # `benchmarks` is a package at the repository root
+
+from benchmarks import bench_real  # noqa: E402
+from echo_from_noise.cli import main  # noqa: E402
+from echo_from_noise.dataset import read_manifest  # noqa: E402
+
+
+def test_dev_split_scores_val_patients_and_never_reads_test_ones(tmp_path):
+    from fixtures import write_pngs
+    names = [f'patient{p:04d}_4CH_{ph}' for p in range(1, 25) for ph in ('ED', 'ES')]
+    src = write_pngs(tmp_path / 'pngs', names=names, h=40, w=48)
+    assert main(['prepare', 'pngs', str(src), str(tmp_path / 'ds'), '--size', '16', '--test-share', '0.25',
+                 '--val-share', '0.2']) == 0
+    full = read_manifest(tmp_path / 'ds')
+    dev = read_manifest(bench_real.dev_split(tmp_path / 'ds', tmp_path / 'dev'))
+    pats = lambda df, split: set(df.loc[df['split'] == split, 'patient'])
+    assert pats(full, 'test') and not pats(full, 'test') & set(dev['patient'])      # no test patient, no frame of one
+    assert pats(dev, 'test') == pats(full, 'val')                                   # the val patients are scored
+    train = sorted(pats(full, 'train'))
+    assert pats(dev, 'val') == set(train[7::8]) and pats(dev, 'train') == set(train) - set(train[7::8])
+    assert len(dev) == 2 * (len(train) + len(pats(full, 'val')))                    # every frame of those patients
+    # made once: a second call keeps the folder as it is
+    before = (tmp_path / 'dev' / 'manifest.csv').read_text()
+    bench_real.dev_split(tmp_path / 'ds', tmp_path / 'dev')
+    assert (tmp_path / 'dev' / 'manifest.csv').read_text() == before
+
+
+def _entry(label, split, values):
+    run = lambda v: dict(sdm_minus_real=dict(mean=v, se=0.1), real_sdm_minus_real=dict(mean=-v, se=0.2),
+                         realism={}, minutes=1.0)
+    return dict(label=label, split=split, set=[], runs=[run(v) for v in values])
+
+
+def test_seed_spread_pools_the_dev_entries_with_several_seeds():
+    record = [_entry('a', 'dev', [0.0, 1.0]), _entry('b', 'dev', [1.0, 2.0, 3.0]),
+              _entry('one seed', 'dev', [5.0]), _entry('a', 'test', [10.0, -10.0])]
+    sd, n = bench_real.seed_spread(record, 'sdm_minus_real')
+    assert n == 2 and sd == pytest.approx(((0.25 + 0.25 + 1 + 0 + 1) / 3) ** 0.5)    # 1 + 2 degrees of freedom
+    assert bench_real.seed_spread(record, 'real_sdm_minus_real')[0] == pytest.approx(sd)
+    assert bench_real.seed_spread([_entry('one seed', 'dev', [5.0])], 'sdm_minus_real')[1] == 0
+    line = bench_real.entry_line(record[1])
+    assert '+1.0 ± 0.1 / +2.0 ± 0.1 / +3.0 ± 0.1 (mean +2.00)' in line and '(mean -2.00)' in line
+    assert '(mean' not in bench_real.entry_line(record[2])                          # one seed: no mean to add
