@@ -4,6 +4,7 @@ sets, each stage's wall time and the settings. Appends one entry per call to ben
 benchmarks/real.md from it, so that every lever tried stays in the table.
 
     python -m benchmarks.bench_real DATASET [--seeds 0 1] [--set KEY=VALUE ...] [--split dev|test] [--label NAME]
+                                   [--seg-seeds N]
 
 DATASET is any canonical dataset (`efn prepare` output) with train/val/test splits, e.g. CAMUS 4CH at 64 px. Settings
 are chosen on the development split (`--split dev`, the default): the val patients are scored as the test split, a
@@ -67,15 +68,27 @@ def reuse_run(src: Path, out: Path) -> None:
     for p in (out / 'stages').glob('*.json'): p.write_text(p.read_text().replace(str(src), str(out)))
 
 
-def run_once(data: Path, out: Path, profile: str, seed: int, sets: list, redo_from: str | None = None) -> dict:
-    "One `efn paper` run (resumed when `out` holds one), and what it measured."
+def run_study(data: Path, out: Path, profile: str, seed: int, sets: list, redo_from: str | None = None) -> None:
+    "One `efn paper` run (resumed when `out` holds one)."
     cmd = [sys.executable, '-m', 'echo_from_noise', 'paper', '--profile', profile, '--data', str(data), '--out', str(out),
            '--seed', str(seed)] + (['--set', *sets] if sets else []) + (['--redo-from', redo_from] if redo_from else [])
-    t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode: sys.exit(f'bench_real: efn paper failed ({r.returncode}):\n{r.stderr[-3000:]}')
+
+
+def per_image(outs: list) -> pd.DataFrame:
+    """Per-image Dice of Table 1's rows in the runs `outs` (one run, or one run and its segmenters trained again with
+    other seeds on the same frames): each image's mean over them."""
+    per = pd.concat([pd.read_csv(o / 'metrics' / 'per_image.csv', dtype={'id': str, 'patient': str}) for o in outs])
+    return per.groupby(['row', 'id', 'patient'], as_index=False)['dice_mean'].mean()
+
+
+def measure(outs: list, seed: int) -> dict:
+    """What a run measured: Table 1's rows and the two differences (over its segmenter seeds, `per_image`), each
+    segmenter seed's differences alone, the realism of its synthetic sets and the stages' time (of `outs[0]`)."""
+    out = outs[0]
     stages = {p.stem: json.loads(p.read_text()) for p in (out / 'stages').glob('*.json')}
-    per = pd.read_csv(out / 'metrics' / 'per_image.csv', dtype={'id': str, 'patient': str})
+    per = per_image(outs)
     realism = stages['evaluate']['result'].get('realism', {})
     means = {row: float(100 * g['dice_mean'].mean()) for row, g in per.groupby('row') if row in ROWS}
     tex = pd.read_csv(out / 'metrics' / 'realism.csv') if (out / 'metrics' / 'realism.csv').exists() else None
@@ -85,13 +98,28 @@ def run_once(data: Path, out: Path, profile: str, seed: int, sets: list, redo_fr
         return {k: float(t[(m, s)]) for k, (m, s) in dict(gradient_myocardium=('gradient', 'myocardium'),
                 gradient_cavity=('gradient', 'cavity'), hf_power=('hf_power', 'sector'),
                 brightness_sd=('brightness_sd', 'sector')).items() if (m, s) in t.index}
-    return dict(seed=seed, dice=means, sdm_minus_real=rows_paired(per, 'All SDM frames', 'All real frames'),
-                real_sdm_minus_real=rows_paired(per, 'Real + SDM frames', 'All real frames'),
+    each = [dict(sdm_minus_real=rows_paired(p, ROWS[0], ROWS[1])['mean'], real_sdm_minus_real=rows_paired(p, ROWS[2], ROWS[1])['mean'])
+            for p in (per_image([o]) for o in outs)] if len(outs) > 1 else []
+    return dict(seed=seed, dice=means, sdm_minus_real=rows_paired(per, ROWS[0], ROWS[1]),
+                real_sdm_minus_real=rows_paired(per, ROWS[2], ROWS[1]), seg_seeds=len(outs), per_seg_seed=each,
                 realism={g: dict(auc=v['auc'], auc_sd=v['auc_sd'], grey_ratio=v['grey_ratio'],
                                  contrast_ratio=v['contrast_ratio'], **texture(g)) for g, v in realism.items()},
                 stage_seconds={s: stages[s]['seconds'] for s in stages},
-                minutes=round(sum(stages[s]['seconds'] for s in stages) / 60, 1), wall_minutes=round((time.time() - t0) / 60, 1),
+                minutes=round(sum(stages[s]['seconds'] for s in stages) / 60, 1),
                 test_images=int(per['id'].nunique()))
+
+
+def seg_seed_runs(data: Path, out: Path, profile: str, seed: int, sets: list, n: int) -> list:
+    """`out` and `n - 1` copies of it whose segmenters are trained again with other seeds (`seg_seed`, from the
+    segment stage on: the same synthetic frames), finished ones read again."""
+    outs = [out]
+    for k in range(1, n):
+        rep = out.with_name(f'{out.name}-seg{k}')
+        done = (rep / 'stages' / 'figures.json').exists()
+        reuse_run(out, rep)
+        run_study(data, rep, profile, seed, sets + [f'seg_seed={1000 * k + seed}'], None if done else 'segment')
+        outs.append(rep)
+    return outs
 
 
 def entry_line(e: dict) -> str:
@@ -122,7 +150,9 @@ def write_report(record: list) -> None:
           '`benchmarks/real.json` holds every number). **dev**: the val patients scored as test, settings chosen '
           'there; **test**: the held-out test patients, read only to report.', '',
           'Differences are in Dice points, paired per test image, ± the standard error over test patients; one value '
-          'per seed, then their mean over the seeds. AUC: the realism classifier inside the sector (0.5 = indistinguishable), on the synthetic '
+          'per seed, then their mean over the seeds; with `--seg-seeds N` each run\'s segmenters were trained N times on '
+          'the same frames and each test image scored by their mean (its section gives each segmenter seed\'s '
+          'differences: SDM - real, R+S - real). AUC: the realism classifier inside the sector (0.5 = indistinguishable), on the synthetic '
           'training set and on the generator\'s images of the real maps themselves (nbs/08b_realism). Minutes: the '
           'stages\' own time on this machine (2 cores).' + (
               f' From one seed to the next, one setting\'s differences move by a pooled sd of {sd_sdm:.2f} (All SDM - '
@@ -136,12 +166,15 @@ def write_report(record: list) -> None:
         md += ['', f'## {e["label"]} ({e["split"]}, {e["date"]})', '',
                f'`{e["command"]}`; profile {e["profile"]}; dataset {e["dataset"]} ({e["runs"][0]["test_images"]} test '
                f'images); {e["machine"]}.', '',
-               '| seed | All SDM | All real | Real + SDM | SDM - real | R+S - real | stage seconds |', '|---|---|---|---|---|---|---|']
+               '| seed | All SDM | All real | Real + SDM | SDM - real | R+S - real | each segmenter seed | stage seconds |',
+               '|---|---|---|---|---|---|---|---|']
         for r in e['runs']:
             d = r['dice']
             md.append(f'| {r["seed"]} | {d.get(ROWS[0], float("nan")):.1f} | {d.get(ROWS[1], float("nan")):.1f} | '
                       f'{d.get(ROWS[2], float("nan")):.1f} | {r["sdm_minus_real"]["mean"]:+.2f} ± {r["sdm_minus_real"]["se"]:.2f} | '
                       f'{r["real_sdm_minus_real"]["mean"]:+.2f} ± {r["real_sdm_minus_real"]["se"]:.2f} | '
+                      + ('; '.join(f'{x["sdm_minus_real"]:+.2f}, {x["real_sdm_minus_real"]:+.2f}' for x in r['per_seg_seed'])
+                         if r.get('per_seg_seed') else '-') + ' | '
                       + ', '.join(f'{k} {v:.0f}' for k, v in r['stage_seconds'].items()) + ' |')
         md += ['', '| seed | generator | AUC ± sd | grey ratios (cavity, myocardium, LA, sector) | contrast | texture ratios '
                '(myocardium, cavity) | high-freq. power | brightness sd |', '|---|---|---|---|---|---|---|---|']
@@ -168,6 +201,9 @@ def main(argv=None):
     ap.add_argument('--reuse', metavar='LABEL', help='start each seed from a copy of the finished run of this entry '
                     '(same split and seed) and run again from --redo-from: for levers that change only later stages')
     ap.add_argument('--redo-from', metavar='STAGE', help='with --reuse: the first stage the lever changes (e.g. synthesize)')
+    ap.add_argument('--seg-seeds', type=int, default=1, metavar='N', help='train each run\'s segmenters N times '
+                    '(other seeds, the same frames: `seg_seed`) and score each test image by their mean, so that the '
+                    'differences carry less of the segmenters\' own noise (about 5 minutes each at 64 px)')
     ap.add_argument('--work', default=str(Path.home() / 'echo_real_runs'), help='where the runs go (not the repository)')
     a = ap.parse_args(argv)
     data, work = Path(a.dataset).resolve(), Path(a.work)
@@ -175,18 +211,23 @@ def main(argv=None):
     slug = lambda label: label.replace('/', '_').replace(' ', '_')
     tag = slug(a.label or '_'.join([a.profile] + a.set))
     if bool(a.reuse) != bool(a.redo_from): sys.exit('bench_real: --reuse and --redo-from go together')
+    if a.seg_seeds < 1: sys.exit(f'bench_real: --seg-seeds must be at least 1, got {a.seg_seeds}')
     runs = []
     for s in a.seeds:
         out = work / f'{tag}-{a.split}-seed{s}'
         done = (out / 'stages' / 'figures.json').exists()      # a finished seed is read again, not redone
         if a.reuse: reuse_run(work / f'{slug(a.reuse)}-{a.split}-seed{s}', out)
-        runs.append(run_once(data, out, a.profile, s, a.set, None if done else a.redo_from))
+        t0 = time.time()
+        run_study(data, out, a.profile, s, a.set, None if done else a.redo_from)
+        wall = round((time.time() - t0) / 60, 1)
+        runs.append(dict(measure(seg_seed_runs(data, out, a.profile, s, a.set, a.seg_seeds), s), wall_minutes=wall))
     cpu = cpu_model()
     entry = dict(label=a.label or ' '.join([a.profile] + a.set), split=a.split, set=a.set, profile=a.profile,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
                  machine=f'{os.cpu_count()} cores, {cpu}',
                  command='python -m benchmarks.bench_real DATASET ' + ' '.join(
                      [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])
+                     + ([f'--seg-seeds {a.seg_seeds}'] if a.seg_seeds > 1 else [])
                      + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])),
                  runs=runs)
     record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []

@@ -27,6 +27,7 @@ __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'REAL_PLUS_SDM', 'SEG
 
 # %% ../nbs/13_config.ipynb #e1b349f2
 STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, elastic='bspline', procs=0,
+                      seg_seed=None,
                       real_plus_sdm=True)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
@@ -89,6 +90,7 @@ class StudyConfig:
     mix: str                       # how "Real + SDM frames" mixes its training frames (`MIXES`)
     real_plus_sdm: bool            # train the row this project adds to Table 1, "Real + SDM frames" (off in the paper profile)
     finish: float                  # share of the steps a segmenter with synthetic frames ends on undeformed anatomy; 0: the paper's recipe
+    seg_seed: int | None           # the segmenters' own seed, to train them again on the same frames; None: `seed`
     cyclegan: bool                 # train the CycleGAN baseline and its Table 1 row
     adherence_maps: int | None     # test maps per view in the adherence study; None: all
     procs: int                     # processes training a stage's models at once (SDM views, Table 1 rows) or sharing its maps to draw; 0: one per CPU core or GPU
@@ -131,7 +133,8 @@ def resolve(spec: dict) -> StudyConfig:
     sdm_cfg = _section('sdm', lambda: sdm.make_config(profile, {**spec['sdm'], **shared}))
     cyclegan_cfg = _section('cyclegan_train', lambda: cyclegan.make_config(
         profile, {'phases': list(sdm_cfg.phases), **spec['cyclegan_train'], **shared}))   # the baseline sees the SDM's frames
-    seg = _section('seg', lambda: segment.make_config(profile, {**spec['seg'], **shared}))
+    seg_shared = shared if spec['seg_seed'] is None else dict(shared, seed=spec['seg_seed'])
+    seg = _section('seg', lambda: segment.make_config(profile, {**spec['seg'], **seg_shared}))
     plain = {f.name: spec[f.name] for f in fields(StudyConfig) if f.name not in SECTIONS + ('realism', 'set')}
     realism = RealismBudget(**{**defaults['realism'], **spec['realism']})
     cfg = StudyConfig(**plain, realism=realism, sdm=sdm_cfg, cyclegan_train=cyclegan_cfg, seg=seg, set=dict(spec.get('set') or {}))
@@ -162,6 +165,7 @@ def _check_study(cfg: StudyConfig) -> None:
     if cfg.test_patients is not None and not 1 <= cfg.test_patients < cfg.patients:
         bad('test_patients', f'must be at least 1 and fewer than the {cfg.patients} patients (or none: a share of them)')
     if cfg.adherence_maps is not None and cfg.adherence_maps < 1: bad('adherence_maps', 'must be at least 1, or none (all)')
+    if cfg.seg_seed is not None and cfg.seg_seed < 0: bad('seg_seed', 'must be at least 0, or none (the study\'s seed)')
     if cfg.synth_steps > cfg.sdm.timesteps:
         bad('synth_steps', f'more sampling steps than the {cfg.sdm.timesteps} diffusion steps the SDM learns '
                            f'(sdm.timesteps); use at most {cfg.sdm.timesteps}, or raise sdm.timesteps')
@@ -182,7 +186,8 @@ STAGE_OF = {   # the first stage each setting changes
     'sdm': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize',
     'guidance': 'synthesize', 'finish': 'synthesize',
-    'seg': 'segment', 'mix': 'segment', 'real_plus_sdm': 'segment', 'realism': 'evaluate', 'adherence_maps': 'adherence'}
+    'seg': 'segment', 'seg_seed': 'segment', 'mix': 'segment', 'real_plus_sdm': 'segment', 'realism': 'evaluate',
+    'adherence_maps': 'adherence'}
 
 
 def _scalars() -> dict:

@@ -50,3 +50,31 @@ def test_seed_spread_pools_the_dev_entries_with_several_seeds():
     line = bench_real.entry_line(record[1])
     assert '+1.0 ± 0.1 / +2.0 ± 0.1 / +3.0 ± 0.1 (mean +2.00)' in line and '(mean -2.00)' in line
     assert '(mean' not in bench_real.entry_line(record[2])                          # one seed: no mean to add
+
+
+def _finished_run(root: Path, dice: dict) -> Path:
+    "A run directory with what `measure` reads: per-image Dice of Table 1's rows (two patients, two images each)."
+    import json
+    import pandas as pd
+    (root / 'metrics').mkdir(parents=True)
+    (root / 'stages').mkdir()
+    pd.DataFrame([dict(row=r, id=f'p{i // 2}_{i % 2}', patient=f'p{i // 2}', dice_mean=v)
+                  for r, vals in dice.items() for i, v in enumerate(vals)]).to_csv(root / 'metrics/per_image.csv', index=False)
+    (root / 'stages/evaluate.json').write_text(json.dumps(dict(seconds=60, result=dict(realism={}))))
+    return root
+
+
+def test_segmenter_seeds_score_each_image_by_their_mean(tmp_path):
+    sdm, real, both = bench_real.ROWS
+    a = _finished_run(tmp_path / 'a', {sdm: [0.8, 0.9, 0.7, 0.6], real: [0.7] * 4, both: [0.9] * 4})
+    b = _finished_run(tmp_path / 'b', {sdm: [0.6, 0.9, 0.9, 0.6], real: [0.9] * 4, both: [0.8] * 4})
+    per = bench_real.per_image([a, b]).set_index(['row', 'id'])['dice_mean']
+    assert per[(sdm, 'p0_0')] == pytest.approx(0.7) and per[(real, 'p1_1')] == pytest.approx(0.8) and len(per) == 12
+    m = bench_real.measure([a, b], seed=3)
+    # each seed alone: SDM - real +5 and -15 points, R+S - real +20 and -10; scored by the mean: -5 and +5
+    assert [x['sdm_minus_real'] for x in m['per_seg_seed']] == pytest.approx([5.0, -15.0])
+    assert [x['real_sdm_minus_real'] for x in m['per_seg_seed']] == pytest.approx([20.0, -10.0])
+    assert m['sdm_minus_real']['mean'] == pytest.approx(-5.0) and m['real_sdm_minus_real']['mean'] == pytest.approx(5.0)
+    assert m['dice'][real] == pytest.approx(80.0) and (m['seg_seeds'], m['seed'], m['minutes']) == (2, 3, 1.0)
+    one = bench_real.measure([a], seed=3)
+    assert one['per_seg_seed'] == [] and one['sdm_minus_real']['mean'] == pytest.approx(5.0)

@@ -314,6 +314,25 @@ def test_redo_from_reruns_a_stage_with_new_settings(study, tmp_path):
     assert all((run / 'stages' / f'{s}.json').exists() for s in STAGES)
 
 
+def test_seg_seed_trains_the_segmenters_again_on_the_same_frames(study, tmp_path):
+    """`seg_seed`: the segment stage and the later ones again, the segmenters with a seed of their own; the SDMs and the
+    frames they drew as they were (how much of a Table 1 difference is the segmenters' own draw)."""
+    import torch
+    run, sdm_before, efn = _rerun_with(study, tmp_path, 'seg_seed=', 'seg_seed=7')
+    frames_before = (run / 'synthetic/manifest.csv').stat().st_mtime_ns
+    bad = subprocess.run(efn, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and 'seg_seed=7' in bad.stderr and '--redo-from segment' in bad.stderr
+    r = subprocess.run(efn + ['--redo-from', 'segment'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    kept = next((run / 'replaced').iterdir())
+    load = lambda p: torch.load(p, map_location='cpu', weights_only=True)
+    new, old = load(run / 'checkpoints/seg_all_real_frames.pt'), load(kept / 'checkpoints/seg_all_real_frames.pt')
+    assert (new['config']['seed'], old['config']['seed']) == (7, 0)
+    assert any(not torch.equal(new['model'][k], old['model'][k]) for k in new['model'])    # another draw of the weights
+    assert (run / 'checkpoints/sdm_4CH.pt').stat().st_mtime_ns == sdm_before
+    assert (run / 'synthetic/manifest.csv').stat().st_mtime_ns == frames_before
+
+
 def test_more_deformed_copies_keep_the_sdm(study, tmp_path):
     """The deformed maps are drawn in the synthesize stage: a new `copies` reruns the study from there (the data and
     sdm stages and the SDM checkpoint untouched, the old maps set aside) and an earlier --redo-from is not needed."""
