@@ -114,12 +114,14 @@ def measure(outs: list, seed: int) -> dict:
                 test_images=int(per['id'].nunique()))
 
 
-def seg_seed_runs(data: Path, out: Path, profile: str, seed: int, sets: list, n: int) -> list:
+def seg_seed_runs(data: Path, out: Path, profile: str, seed: int, sets: list, n: int, fresh: bool = False) -> list:
     """`out` and `n - 1` copies of it whose segmenters are trained again with other seeds (`seg_seed`, from the
-    segment stage on: the same synthetic frames), finished ones read again."""
+    segment stage on: the same synthetic frames), finished ones read again; `fresh` (`out` was just made or redone):
+    copies left from an earlier `out` are made again."""
     outs = [out]
     for k in range(1, n):
         rep = out.with_name(f'{out.name}-seg{k}')
+        if fresh and rep.exists(): shutil.rmtree(rep)
         done = (rep / 'stages' / 'figures.json').exists()
         reuse_run(out, rep)
         run_study(data, rep, profile, seed, sets + [f'seg_seed={1000 * k + seed}'], None if done else 'segment')
@@ -226,7 +228,8 @@ def main(argv=None):
         t0 = time.time()
         run_study(data, out, a.profile, s, a.set, None if done else a.redo_from)
         wall = round((time.time() - t0) / 60, 1)
-        runs.append(dict(measure(seg_seed_runs(data, out, a.profile, s, a.set, a.seg_seeds), s), wall_minutes=wall))
+        outs = seg_seed_runs(data, out, a.profile, s, a.set, a.seg_seeds, fresh=not done)
+        runs.append(dict(measure(outs, s), wall_minutes=wall))
     cpu = cpu_model()
     entry = dict(label=a.label or ' '.join([a.profile] + a.set), split=a.split, set=a.set, profile=a.profile,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
