@@ -103,10 +103,9 @@ def measure(outs: list, seed: int) -> dict:
         return {k: float(t[(m, s)]) for k, (m, s) in dict(gradient_myocardium=('gradient', 'myocardium'),
                 gradient_cavity=('gradient', 'cavity'), hf_power=('hf_power', 'sector'),
                 brightness_sd=('brightness_sd', 'sector')).items() if (m, s) in t.index}
-    each = [dict(sdm_minus_real=rows_paired(p, ROWS[0], ROWS[1])['mean'], real_sdm_minus_real=rows_paired(p, ROWS[2], ROWS[1])['mean'])
-            for p in (per_image([o]) for o in outs)] if len(outs) > 1 else []
-    return dict(seed=seed, dice=means, sdm_minus_real=rows_paired(per, ROWS[0], ROWS[1]),
-                real_sdm_minus_real=rows_paired(per, ROWS[2], ROWS[1]), seg_seeds=len(outs), per_seg_seed=each,
+    diffs = lambda p: dict(sdm_minus_real=rows_paired(p, ROWS[0], ROWS[1]), real_sdm_minus_real=rows_paired(p, ROWS[2], ROWS[1]))
+    each = [{k: d['mean'] for k, d in diffs(per_image([o])).items()} for o in outs] if len(outs) > 1 else []
+    return dict(seed=seed, dice=means, **diffs(per), seg_seeds=len(outs), per_seg_seed=each,
                 realism={g: dict(auc=v['auc'], auc_sd=v['auc_sd'], grey_ratio=v['grey_ratio'],
                                  contrast_ratio=v['contrast_ratio'], **texture(g)) for g, v in realism.items()},
                 stage_seconds={s: stages[s]['seconds'] for s in stages},
