@@ -4,13 +4,15 @@ sets, each stage's wall time and the settings. Appends one entry per call to ben
 benchmarks/real.md from it, so that every lever tried stays in the table.
 
     python -m benchmarks.bench_real DATASET [--seeds 0 1] [--set KEY=VALUE ...] [--split dev|test] [--label NAME]
-                                   [--seg-seeds N]
+                                   [--seg-seeds N] [--train-patients N]
 
 DATASET is any canonical dataset (`efn prepare` output) with train/val/test splits, e.g. CAMUS 4CH at 64 px. Settings
 are chosen on the development split (`--split dev`, the default): the val patients are scored as the test split, a
 held-out eighth of the train patients chooses the segmenters' epochs, and the test patients are never read. `--split
 test` runs the dataset as it is, to report. The dataset itself stays outside the repository: only the numbers measured
-on it are written here, with its citation (CAMUS: Leclerc et al., IEEE TMI 2019).
+on it are written here, with its citation (CAMUS: Leclerc et al., IEEE TMI 2019). `--train-patients N` keeps N of
+the train patients (the SDM and the segmenters see only theirs): whether synthetic frames help where real labelled
+frames are scarce, the use the project is for.
 
 Each run's segmenters are trained `--seg-seeds` times (3 by default: the study's `seg_seed`, `efn paper --redo-from
 segment` on copies of the run) and each test image is scored by their mean. On CAMUS at 64 px one draw of the
@@ -49,11 +51,29 @@ def dev_split(dataset: Path, out: Path) -> Path:
     train = sorted(df.loc[df['split'] == 'train', 'patient'].unique())
     new = {p: 'test' for p in df.loc[df['split'] == 'val', 'patient']}
     new.update({p: 'val' if i % 8 == 7 else 'train' for i, p in enumerate(train)})
-    keep = df[df['patient'].isin(new)]
+    return write_subset(dataset, df, out, new)
+
+
+def fewer_train_patients(dataset: Path, out: Path, n: int) -> Path:
+    """`dataset` with `n` of its train patients (every k-th in sorted order, k = their number // n; the first n of
+    those) and all of its val and test ones: the study where real labelled frames are scarce. The SDM and the
+    segmenters then see only those patients' frames. Made once; kept as it is when `out` already holds it."""
+    if (out / 'manifest.csv').exists(): return out
+    df = read_manifest(dataset)
+    train = sorted(df.loc[df['split'] == 'train', 'patient'].unique())
+    if not 1 <= n <= len(train): sys.exit(f'bench_real: --train-patients {n}: {dataset} has {len(train)} train patients')
+    new = {p: 'train' for p in train[::len(train) // n][:n]}
+    new.update({p: s for p, s in zip(df['patient'], df['split']) if s != 'train'})
+    return write_subset(dataset, df, out, new)
+
+
+def write_subset(dataset: Path, df: pd.DataFrame, out: Path, split_of: dict) -> Path:
+    "The frames of `dataset` (its manifest `df`) whose patients `split_of` names, written to `out` in those splits."
+    keep = df[df['patient'].isin(split_of)]
     with DatasetWriter(out, load_frame(dataset, keep.iloc[0])[1].shape[0]) as w:
         for _, r in keep.iterrows():
             img, lab = load_frame(dataset, r)
-            w.add(r['id'], r['patient'], r['view'], r['phase'], new[r['patient']], lab, img, source=r['source'],
+            w.add(r['id'], r['patient'], r['view'], r['phase'], split_of[r['patient']], lab, img, source=r['source'],
                   **extra_columns(r))
     return out
 
@@ -133,15 +153,18 @@ def entry_line(e: dict) -> str:
     mean = lambda key: f' (mean {np.mean([r[key]["mean"] for r in e["runs"]]):+.2f})' if len(e['runs']) > 1 else ''
     f = lambda key: ' / '.join(f'{r[key]["mean"]:+.1f} ± {r[key]["se"]:.1f}' for r in e['runs']) + mean(key)
     auc = lambda gen: ' / '.join(f'{r["realism"][gen]["auc"]:.2f}' if gen in r['realism'] else '-' for r in e['runs'])
-    return (f'| {e["label"]} | {e["split"]} | {", ".join(e["set"]) or "-"} | {f("sdm_minus_real")} | '
+    tp = [f'train_patients={e["train_patients"]}'] if e.get('train_patients') else []
+    return (f'| {e["label"]} | {e["split"]} | {", ".join(tp + e["set"]) or "-"} | {f("sdm_minus_real")} | '
             f'{f("real_sdm_minus_real")} | {auc("SDM")} | {auc("SDM (undeformed maps)")} | '
             f'{" / ".join(str(r["minutes"]) for r in e["runs"])} |')
 
 
 def seed_spread(record: list, key: str) -> tuple:
     """(pooled sd of one seed's value around its entry's mean, entries it pools): how far one run of a setting is from
-    the next, from every dev entry run on two seeds or more (with n seeds: n - 1 degrees of freedom each)."""
-    groups = [[r[key]['mean'] for r in e['runs']] for e in record if e['split'] == 'dev' and len(e['runs']) > 1]
+    the next, from every dev entry run on two seeds or more (with n seeds: n - 1 degrees of freedom each) on all of its
+    train patients (a scarce-data entry, `--train-patients`, is another regime)."""
+    groups = [[r[key]['mean'] for r in e['runs']] for e in record
+              if e['split'] == 'dev' and len(e['runs']) > 1 and not e.get('train_patients')]
     dof = sum(len(g) - 1 for g in groups)
     if not dof: return float('nan'), 0
     return float(np.sqrt(sum(((np.array(g) - np.mean(g)) ** 2).sum() for g in groups) / dof)), len(groups)
@@ -211,12 +234,16 @@ def main(argv=None):
                     '(other seeds, the same frames: `seg_seed`) and score each test image by their mean: one draw of '
                     'the segmenters moves the differences by about 0.4-0.5 Dice (sd) on CAMUS at 64 px, as much as '
                     'the levers being judged (each further seed: about 5 minutes at 64 px; 1 for a quick look)')
+    ap.add_argument('--train-patients', type=int, metavar='N', help='keep only N of the dataset\'s train patients '
+                    '(spread over them; val and test as they are): synthetic data where real data is scarce')
     ap.add_argument('--work', default=str(Path.home() / 'echo_real_runs'), help='where the runs go (not the repository)')
     a = ap.parse_args(argv)
     data, work = Path(a.dataset).resolve(), Path(a.work)
+    if a.train_patients: data = fewer_train_patients(data, work / f'{data.name}_p{a.train_patients}', a.train_patients)
     if a.split == 'dev': data = dev_split(data, work / f'{data.name}_dev')
     slug = lambda label: label.replace('/', '_').replace(' ', '_')
-    tag = slug(a.label or '_'.join([a.profile] + a.set))
+    default = [a.profile] + ([f'train_patients={a.train_patients}'] if a.train_patients else []) + a.set
+    tag = slug(a.label or '_'.join(default))     # the runs' folders
     if bool(a.reuse) != bool(a.redo_from): sys.exit('bench_real: --reuse and --redo-from go together')
     if a.seg_seeds < 1: sys.exit(f'bench_real: --seg-seeds must be at least 1, got {a.seg_seeds}')
     runs = []
@@ -230,11 +257,13 @@ def main(argv=None):
         outs = seg_seed_runs(data, out, a.profile, s, a.set, a.seg_seeds, fresh=not done)
         runs.append(dict(measure(outs, s), wall_minutes=wall))
     cpu = cpu_model()
-    entry = dict(label=a.label or ' '.join([a.profile] + a.set), split=a.split, set=a.set, profile=a.profile,
+    entry = dict(label=a.label or ' '.join(default), split=a.split, set=a.set, profile=a.profile,
+                 train_patients=a.train_patients,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
                  machine=f'{os.cpu_count()} cores, {cpu}',
                  command='python -m benchmarks.bench_real DATASET ' + ' '.join(
                      [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])
+                     + ([f'--train-patients {a.train_patients}'] if a.train_patients else [])
                      + [f'--seg-seeds {a.seg_seeds}']
                      + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])),
                  runs=runs)

@@ -34,6 +34,23 @@ def test_dev_split_scores_val_patients_and_never_reads_test_ones(tmp_path):
     assert (tmp_path / 'dev' / 'manifest.csv').read_text() == before
 
 
+def test_fewer_train_patients_keeps_n_of_them_and_every_val_and_test_frame(tmp_path):
+    from fixtures import write_pngs
+    names = [f'patient{p:04d}_4CH_{ph}' for p in range(1, 31) for ph in ('ED', 'ES')]
+    src = write_pngs(tmp_path / 'pngs', names=names, h=40, w=48)
+    assert main(['prepare', 'pngs', str(src), str(tmp_path / 'ds'), '--size', '16', '--test-share', '0.2',
+                 '--val-share', '0.2']) == 0
+    full = read_manifest(tmp_path / 'ds')
+    few = read_manifest(bench_real.fewer_train_patients(tmp_path / 'ds', tmp_path / 'few', 5))
+    pats = lambda df, split: sorted(set(df.loc[df['split'] == split, 'patient']))
+    train = pats(full, 'train')
+    assert pats(few, 'train') == train[::len(train) // 5][:5] and len(pats(few, 'train')) == 5   # spread over them
+    for split in ('val', 'test'): assert pats(few, split) == pats(full, split)      # the patients scored, untouched
+    assert len(few) == 2 * (5 + len(pats(full, 'val')) + len(pats(full, 'test')))   # every frame of those patients
+    with pytest.raises(SystemExit, match='train patients'):
+        bench_real.fewer_train_patients(tmp_path / 'ds', tmp_path / 'many', len(train) + 1)
+
+
 def _entry(label, split, values):
     run = lambda v: dict(sdm_minus_real=dict(mean=v, se=0.1), real_sdm_minus_real=dict(mean=-v, se=0.2),
                          realism={}, minutes=1.0)
@@ -50,6 +67,9 @@ def test_seed_spread_pools_the_dev_entries_with_several_seeds():
     line = bench_real.entry_line(record[1])
     assert '+1.0 ± 0.1 / +2.0 ± 0.1 / +3.0 ± 0.1 (mean +2.00)' in line and '(mean -2.00)' in line
     assert '(mean' not in bench_real.entry_line(record[2])                          # one seed: no mean to add
+    scarce = dict(_entry('few', 'dev', [-40.0, 40.0]), train_patients=4)          # another regime: not pooled
+    assert bench_real.seed_spread(record + [scarce], 'sdm_minus_real') == (sd, n)
+    assert '| train_patients=4 |' in bench_real.entry_line(scarce)
 
 
 def _finished_run(root: Path, dice: dict) -> Path:
