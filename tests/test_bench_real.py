@@ -14,13 +14,18 @@ from echo_from_noise.cli import main  # noqa: E402
 from echo_from_noise.dataset import read_manifest  # noqa: E402
 
 
-def test_dev_split_scores_val_patients_and_never_reads_test_ones(tmp_path):
+def _dataset(root: Path) -> Path:
+    "A canonical dataset of 30 patients (ED and ES, 16 px), split into train, val and test by `efn prepare`."
     from fixtures import write_pngs
-    names = [f'patient{p:04d}_4CH_{ph}' for p in range(1, 25) for ph in ('ED', 'ES')]
-    src = write_pngs(tmp_path / 'pngs', names=names, h=40, w=48)
-    assert main(['prepare', 'pngs', str(src), str(tmp_path / 'ds'), '--size', '16', '--test-share', '0.25',
+    names = [f'patient{p:04d}_4CH_{ph}' for p in range(1, 31) for ph in ('ED', 'ES')]
+    src = write_pngs(root / 'pngs', names=names, h=40, w=48)
+    assert main(['prepare', 'pngs', str(src), str(root / 'ds'), '--size', '16', '--test-share', '0.2',
                  '--val-share', '0.2']) == 0
-    full = read_manifest(tmp_path / 'ds')
+    return root / 'ds'
+
+
+def test_dev_split_scores_val_patients_and_never_reads_test_ones(tmp_path):
+    full = read_manifest(_dataset(tmp_path))
     dev = read_manifest(bench_real.dev_split(tmp_path / 'ds', tmp_path / 'dev'))
     pats = lambda df, split: set(df.loc[df['split'] == split, 'patient'])
     assert pats(full, 'test') and not pats(full, 'test') & set(dev['patient'])      # no test patient, no frame of one
@@ -35,12 +40,7 @@ def test_dev_split_scores_val_patients_and_never_reads_test_ones(tmp_path):
 
 
 def test_fewer_train_patients_keeps_n_of_them_and_every_val_and_test_frame(tmp_path):
-    from fixtures import write_pngs
-    names = [f'patient{p:04d}_4CH_{ph}' for p in range(1, 31) for ph in ('ED', 'ES')]
-    src = write_pngs(tmp_path / 'pngs', names=names, h=40, w=48)
-    assert main(['prepare', 'pngs', str(src), str(tmp_path / 'ds'), '--size', '16', '--test-share', '0.2',
-                 '--val-share', '0.2']) == 0
-    full = read_manifest(tmp_path / 'ds')
+    full = read_manifest(_dataset(tmp_path))
     few = read_manifest(bench_real.fewer_train_patients(tmp_path / 'ds', tmp_path / 'few', 5))
     pats = lambda df, split: sorted(set(df.loc[df['split'] == split, 'patient']))
     train = pats(full, 'train')
