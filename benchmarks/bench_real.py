@@ -239,7 +239,8 @@ def main(argv=None):
     ap.add_argument('--work', default=str(Path.home() / 'echo_real_runs'), help='where the runs go (not the repository)')
     a = ap.parse_args(argv)
     data, work = Path(a.dataset).resolve(), Path(a.work)
-    if a.train_patients: data = fewer_train_patients(data, work / f'{data.name}_p{a.train_patients}', a.train_patients)
+    if a.train_patients is not None:
+        data = fewer_train_patients(data, work / f'{data.name}_p{a.train_patients}', a.train_patients)
     if a.split == 'dev': data = dev_split(data, work / f'{data.name}_dev')
     slug = lambda label: label.replace('/', '_').replace(' ', '_')
     default = [a.profile] + ([f'train_patients={a.train_patients}'] if a.train_patients else []) + a.set
