@@ -148,13 +148,18 @@ def seg_seed_runs(data: Path, out: Path, profile: str, seed: int, sets: list, n:
     return outs
 
 
+def settings(train_patients: int | None, sets: list) -> list:
+    "An entry's settings as words: `train_patients=N` for a scarce-data one, then its --set values."
+    return ([f'train_patients={train_patients}'] if train_patients else []) + list(sets)
+
+
 def entry_line(e: dict) -> str:
     "One line of the levers table: each seed's value (± its SE over test patients), then the mean over the seeds."
     mean = lambda key: f' (mean {np.mean([r[key]["mean"] for r in e["runs"]]):+.2f})' if len(e['runs']) > 1 else ''
     f = lambda key: ' / '.join(f'{r[key]["mean"]:+.1f} ± {r[key]["se"]:.1f}' for r in e['runs']) + mean(key)
     auc = lambda gen: ' / '.join(f'{r["realism"][gen]["auc"]:.2f}' if gen in r['realism'] else '-' for r in e['runs'])
-    tp = [f'train_patients={e["train_patients"]}'] if e.get('train_patients') else []
-    return (f'| {e["label"]} | {e["split"]} | {", ".join(tp + e["set"]) or "-"} | {f("sdm_minus_real")} | '
+    return (f'| {e["label"]} | {e["split"]} | {", ".join(settings(e.get("train_patients"), e["set"])) or "-"} | '
+            f'{f("sdm_minus_real")} | '
             f'{f("real_sdm_minus_real")} | {auc("SDM")} | {auc("SDM (undeformed maps)")} | '
             f'{" / ".join(str(r["minutes"]) for r in e["runs"])} |')
 
@@ -243,7 +248,7 @@ def main(argv=None):
         data = fewer_train_patients(data, work / f'{data.name}_p{a.train_patients}', a.train_patients)
     if a.split == 'dev': data = dev_split(data, work / f'{data.name}_dev')
     slug = lambda label: label.replace('/', '_').replace(' ', '_')
-    default = [a.profile] + ([f'train_patients={a.train_patients}'] if a.train_patients else []) + a.set
+    default = [a.profile] + settings(a.train_patients, a.set)
     tag = slug(a.label or '_'.join(default))     # the runs' folders
     if bool(a.reuse) != bool(a.redo_from): sys.exit('bench_real: --reuse and --redo-from go together')
     if a.seg_seeds < 1: sys.exit(f'bench_real: --seg-seeds must be at least 1, got {a.seg_seeds}')
