@@ -26,7 +26,8 @@ __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'REAL_PLUS_SDM', 'SEG
            'changed_settings', 'first_stage', 'flat_settings']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
-STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=1.0, elastic='bspline', procs=0,
+# augment_strength 0.5: half the paper's deformation of the synthetic maps (real CAMUS and the phantom agree: nbs/14_study)
+STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=0.5, elastic='bspline', procs=0,
                       seg_seed=None,
                       real_plus_sdm=True)     # every profile's, unless it says otherwise
 
@@ -40,7 +41,8 @@ STUDY_PROFILES = {   # study values, and each stage's changes to its own profile
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
                 seg=dict(), cyclegan=True, cyclegan_train=dict(),
                 adherence_maps=32, realism=dict(steps=300, repeats=5)),
-    'paper': dict(size=256, patients=500, copies=5, elastic='torchio', finish=0.0, real_plus_sdm=False, sdm=dict(), sampler='ddpm', synth_steps=1000,
+    'paper': dict(size=256, patients=500, copies=5, augment_strength=1.0, elastic='torchio', finish=0.0, real_plus_sdm=False,
+                  sdm=dict(), sampler='ddpm', synth_steps=1000,
                   seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
                   realism=dict(steps=300, repeats=5)),
 }
@@ -81,7 +83,7 @@ class StudyConfig:
     patients: int                  # phantom patients (with a real dataset: unused)
     test_patients: int | None      # phantom test patients; None: a share of them
     copies: int                    # deformed label maps per real train/val map (nbs/04_augment)
-    augment_strength: float        # how strongly they are deformed: 1 = the paper's ranges, 0 = not at all
+    augment_strength: float        # how strongly they are deformed: 1 = the paper's ranges (paper profile), 0 = not at all
     elastic: str                   # their elastic field: 'bspline' (this project's) or 'torchio' (the released code's)
     sampler: str                   # reverse-diffusion sampler of the synthesis (`SAMPLERS`)
     synth_steps: int               # its network evaluations per image
@@ -254,8 +256,9 @@ def run_changes(old: dict | None, cfg: StudyConfig, with_cyclegan: bool | None =
 
 def saved_study(d: dict) -> StudyConfig:
     """The `StudyConfig` of a config.yaml's `study` dict, resolved on the CPU (an old run's device is not this machine's);
-    a run recorded before the `finish` setting was made without a finishing phase."""
-    return resolve({'finish': 0.0, **d, 'device': 'cpu'})
+    a run recorded before the `finish` setting was made without a finishing phase, one before `augment_strength`
+    with the paper's deformation."""
+    return resolve({'finish': 0.0, 'augment_strength': 1.0, **d, 'device': 'cpu'})
 
 
 def changed_settings(old: StudyConfig, new: StudyConfig) -> dict:
