@@ -72,7 +72,6 @@ def test_seed_spread_pools_the_dev_entries_with_several_seeds():
     assert '| train_patients=4 |' in bench_real.entry_line(scarce)
 
 
-
 def test_headline_is_the_newest_test_entry_whatever_ran_after_it():
     record = [_entry('dev lever', 'dev', [0.5]), _entry('old test', 'test', [1.0, 3.0]),
               _entry('new test', 'test', [-1.0, 0.0]), _entry('later dev lever', 'dev', [9.0])]
@@ -82,6 +81,7 @@ def test_headline_is_the_newest_test_entry_whatever_ran_after_it():
     assert h['minutes'] == 1.0 and h['auc'] != h['auc']                 # no realism in these runs: nan, not 0
     only_dev = bench_real.headline(record[:1] + record[3:])                 # no test entry yet: the newest one
     assert (only_dev['label'], only_dev['sdm_minus_real']) == ('later dev lever', 9.0)
+
 
 def _finished_run(root: Path, dice: dict) -> Path:
     "A run directory with what `measure` reads: per-image Dice of Table 1's rows (two patients, two images each)."
