@@ -21,21 +21,21 @@ from .segment import SegConfig
 
 # %% auto #0
 __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'REAL_PLUS_SDM', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS',
-           'STUDY_OWNED', 'FLAGGED', 'STAGE_OF', 'MACHINE', 'PAPER_RECIPE', 'RealismBudget', 'StudyConfig',
-           'study_config', 'resolve', 'seg_rows', 'setting_keys', 'resume_config', 'run_changes', 'saved_study',
-           'changed_settings', 'first_stage', 'flat_settings']
+           'STUDY_OWNED', 'FLAGGED', 'STAGE_OF', 'BEFORE_SETTING', 'MACHINE', 'PAPER_RECIPE', 'RealismBudget',
+           'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'setting_keys', 'resume_config', 'run_changes',
+           'saved_study', 'changed_settings', 'first_stage', 'flat_settings', 'sdm_per_view']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
 # augment_strength 0.5: half the paper's deformation of the synthetic maps (real CAMUS and the phantom agree: nbs/14_study)
 STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16, augment_strength=0.5, elastic='bspline', procs=0,
-                      seg_seed=None,
+                      seg_seed=None, sdm_budget=0,
                       real_plus_sdm=True)     # every profile's, unless it says otherwise
 
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3, procs=1,
                   seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
                   realism=dict(steps=20, repeats=2)),
-    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sampler='dpm++', synth_steps=15,
+    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sdm_budget=2400, sampler='dpm++', synth_steps=15,
                 seg=dict(), cyclegan=False, cyclegan_train=dict(),
                 adherence_maps=None, realism=dict(steps=300, repeats=5)),
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
@@ -85,6 +85,7 @@ class StudyConfig:
     copies: int                    # deformed label maps per real train/val map (nbs/04_augment)
     augment_strength: float        # how strongly they are deformed: 1 = the paper's ranges (paper profile), 0 = not at all
     elastic: str                   # their elastic field: 'bspline' (this project's) or 'torchio' (the released code's)
+    sdm_budget: int                # SDM training steps of the whole study, shared equally by its views' SDMs; 0: each trains sdm.steps
     sampler: str                   # reverse-diffusion sampler of the synthesis (`SAMPLERS`)
     synth_steps: int               # its network evaluations per image
     synth_batch: int               # label maps per sampler call: more keep a GPU busier (each map's noise is its own)
@@ -158,7 +159,7 @@ def _check_study(cfg: StudyConfig) -> None:
     settings = {**flat_settings(cfg), 'synth_batch': cfg.synth_batch, 'procs': cfg.procs}
     def bad(key, must): raise SettingError(key, settings.get(key), must)
     check_values(settings, positive=('patients', 'copies', 'synth_steps', 'synth_batch', 'realism.steps', 'realism.repeats'),
-                 at_least_zero=('guidance', 'augment_strength', 'procs'))
+                 at_least_zero=('guidance', 'augment_strength', 'procs', 'sdm_budget'))
     if cfg.sampler not in SAMPLERS: bad('sampler', f'use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: bad('mix', f'use one of {list(MIXES)}')
     if cfg.elastic not in ELASTIC: bad('elastic', f'use one of {list(ELASTIC)}')
@@ -185,7 +186,7 @@ def seg_rows(cfg: StudyConfig) -> list:
 STAGE_OF = {   # the first stage each setting changes
     'size': 'data', 'patients': 'data', 'test_patients': 'data',
     'copies': 'synthesize', 'augment_strength': 'synthesize', 'elastic': 'synthesize',   # the deformed maps: drawn there
-    'sdm': 'sdm', 'cyclegan': 'cyclegan',
+    'sdm': 'sdm', 'sdm_budget': 'sdm', 'cyclegan': 'cyclegan',
     'cyclegan_train': 'cyclegan', 'sampler': 'synthesize', 'synth_steps': 'synthesize',
     'guidance': 'synthesize', 'finish': 'synthesize',
     'seg': 'segment', 'seg_seed': 'segment', 'mix': 'segment', 'real_plus_sdm': 'segment', 'realism': 'evaluate',
@@ -228,6 +229,11 @@ def _apply(spec: dict, overrides=None) -> dict:
             try: v = getattr(apply_overrides(getattr(resolve(spec), section), {name: value}), name)
             except SettingError as e: raise e.within(section) from None
             spec[section] = dict(spec[section], **{name: list(v) if isinstance(v, tuple) else v})
+    if 'sdm.steps' in dict(items):      # steps given for each SDM: no shared budget, or it would overrule them
+        if 'sdm_budget' in dict(items):
+            raise DataError('--set sdm.steps and sdm_budget both say how long the SDMs train: give one of them '
+                            '(sdm.steps: each SDM\'s steps; sdm_budget: the study\'s, shared by its views)')
+        spec['sdm_budget'] = 0
     resolve(spec)                      # every stage's own checks, now rather than when the stage runs
     spec['set'] = {k: v for k, v in items}
     return spec
@@ -254,11 +260,16 @@ def run_changes(old: dict | None, cfg: StudyConfig, with_cyclegan: bool | None =
     return cfg, changed_settings(saved_study(old), cfg)
 
 
+BEFORE_SETTING = dict(   # what a run recorded before a setting existed was made with (the default has changed since)
+    finish=0.0,            # no finishing phase
+    augment_strength=1.0,  # the paper's deformation
+    sdm_budget=0)          # each SDM trained sdm.steps
+
+
 def saved_study(d: dict) -> StudyConfig:
     """The `StudyConfig` of a config.yaml's `study` dict, resolved on the CPU (an old run's device is not this machine's);
-    a run recorded before the `finish` setting was made without a finishing phase, one before `augment_strength`
-    with the paper's deformation."""
-    return resolve({'finish': 0.0, 'augment_strength': 1.0, **d, 'device': 'cpu'})
+    a setting the record lacks is what runs were made with before it existed (`BEFORE_SETTING`)."""
+    return resolve({**BEFORE_SETTING, **d, 'device': 'cpu'})
 
 
 def changed_settings(old: StudyConfig, new: StudyConfig) -> dict:
@@ -284,6 +295,15 @@ def flat_settings(cfg: StudyConfig) -> dict:
         if isinstance(v, dict): out.update({f'{k}.{n}': x for n, x in v.items() if f'{k}.{n}' not in MACHINE})
         else: out[k] = v
     return out
+
+# %% ../nbs/13_config.ipynb #0411996e
+def sdm_per_view(cfg: StudyConfig, views: int) -> SDMConfig:
+    """The configuration each of a study's SDMs trains with when it has `views` of them (one per view): the study's
+    `sdm_budget` shared equally among them, or `sdm.steps` each when it has no budget."""
+    if not cfg.sdm_budget: return cfg.sdm
+    steps = cfg.sdm_budget // max(views, 1)
+    if steps < 1: raise SettingError('sdm_budget', cfg.sdm_budget, f'must give each of the {views} SDMs at least one step')
+    return replace(cfg.sdm, steps=steps)
 
 # %% ../nbs/13_config.ipynb #c23c4a6c
 PAPER_RECIPE = {   # setting: (value, where it comes from): the paper (Stojanovski et al. 2023) or its released code

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from .base import DataError
-from .config import StudyConfig, seg_rows
+from .config import StudyConfig, sdm_per_view, seg_rows
 from .training import check_resume, load_checkpoint
 from .rundir import Run, stage_record
 
@@ -43,7 +43,7 @@ def check_models(run, cfg: StudyConfig, kinds=('sdm', 'cyclegan', 'seg')) -> Non
     in from another run would otherwise draw, or score, Table 1 under this run's name."""
     from echo_from_noise import cyclegan, sdm, segment
     run = Run(run)
-    spec = dict(sdm=(sdm.SDM_KIND, sdm.saved_config, cfg.sdm, 'sdm'),
+    spec = dict(sdm=(sdm.SDM_KIND, sdm.saved_config, sdm_per_view(cfg, len(run.sdm_views())), 'sdm'),
                 cyclegan=(cyclegan.CYCLEGAN_KIND, cyclegan.saved_config, cfg.cyclegan_train, 'cyclegan'),
                 seg=(segment.SEG_KIND, segment.saved_config, cfg.seg, 'segment'))
     for kind in kinds:

@@ -53,7 +53,7 @@ class SDMConfig:
     p_uncond: float = 0.0
     batch_size: int = 8              # global batch (split across processes under torchrun)
     micro_batch: int = 0             # samples per forward pass in a process (0: its whole share); fewer accumulate
-    steps: int = 1200               # the cpu profile's budget; the study uses it as is (one definition)
+    steps: int = 1200               # each SDM's, cpu profile (its study shares sdm_budget among its views: nbs/13_config)
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup: int = 100

@@ -17,7 +17,7 @@ from .adherence import (adherence_study, extreme_edits, figure4, figure5, load_s
                                        run_generators, save_samples, summarize_adherence)
 from .augment import AugmentConfig, augment_dataset
 from .base import DataError
-from .config import REAL_ROW, StudyConfig, resolve, seg_rows
+from .config import REAL_ROW, StudyConfig, resolve, sdm_per_view, seg_rows
 from .distributed import (cluster_nodes, data_parallel_ranks, dist_info, job_procs, launch_workers,
                                          pick_device, spans, worker_device, worker_share)
 from .cyclegan import train_cyclegan
@@ -71,9 +71,9 @@ def _sdm_jobs(run: Run, cfg: StudyConfig, progress: bool) -> list:
     "(view, training) for each view with training frames of the SDM's phases."
     real = run.real(cfg.data)
     df = read_manifest(real)
-    sdm_cfg = cfg.sdm
-    views = sorted(df.loc[(df['split'] == 'train') & df['phase'].isin(sdm_cfg.phases), 'view'].unique())
-    if not views: raise DataError(f'{real}: no training frames of phases {", ".join(sdm_cfg.phases)} for the SDM')
+    views = sorted(df.loc[(df['split'] == 'train') & df['phase'].isin(cfg.sdm.phases), 'view'].unique())
+    if not views: raise DataError(f'{real}: no training frames of phases {", ".join(cfg.sdm.phases)} for the SDM')
+    sdm_cfg = sdm_per_view(cfg, len(views))   # the study's budget shared by its views' SDMs (nbs/13_config); bars show it
     return [(v, partial(train_sdm, real, run, f'sdm_{v}', v, sdm_cfg, progress=progress)) for v in views]
 
 

@@ -410,6 +410,20 @@ def test_procs_beyond_the_models_train_each_sdm_data_parallel(one_view, tmp_path
     _check_two_rank_sdm(tmp_path / 'two', one)
 
 
+def test_sdm_budget_is_shared_by_the_views(one_view, tmp_path):
+    """--set sdm_budget=N (the cpu profile's: 2400): the study's SDM steps shared equally by its views' SDMs, all of
+    them to one view's SDM; the synthesize stage then takes the SDMs so trained as the run's own (`check_models`)."""
+    from echo_from_noise.phantom import make_phantom
+    one, _ = one_view
+    two = make_phantom(tmp_path / 'ph', patients=6, size=32, seed=1, workers=1, progress=False)
+    for name, data, want in (('one', one, {'4CH': 8}), ('two', two, {'2CH': 4, '4CH': 4})):
+        run = tmp_path / name
+        for stage in ('data', 'sdm', 'cyclegan', 'synthesize'):
+            run_stage(stage, run, 'smoke', data=data, progress=False, overrides={'procs': 1, 'sdm_budget': 8})
+        trained = {v: json.loads((run / f'metrics/sdm_{v}_train.json').read_text())['steps'] for v in want}
+        assert trained == want and (run / 'stages/synthesize.json').exists()
+
+
 def test_a_study_over_two_nodes_trains_its_sdm_over_both(one_view, tmp_path, monkeypatch):
     """efn paper --nodes 2 with efn join on the other node (here: both on this machine, one process each): the SDM
     stage's launch spans the two, its SDM trained over both (world size 2) as one process trains it; efn join returns
