@@ -229,13 +229,14 @@ def _apply(spec: dict, overrides=None) -> dict:
             try: v = getattr(apply_overrides(getattr(resolve(spec), section), {name: value}), name)
             except SettingError as e: raise e.within(section) from None
             spec[section] = dict(spec[section], **{name: list(v) if isinstance(v, tuple) else v})
-    if 'sdm.steps' in dict(items):      # steps given for each SDM: no shared budget, or it would overrule them
-        if 'sdm_budget' in dict(items):
+    given = dict(items)
+    if 'sdm.steps' in given:           # steps given for each SDM: no shared budget, or it would overrule them
+        if 'sdm_budget' in given:
             raise DataError('--set sdm.steps and sdm_budget both say how long the SDMs train: give one of them '
                             '(sdm.steps: each SDM\'s steps; sdm_budget: the study\'s, shared by its views)')
         spec['sdm_budget'] = 0
     resolve(spec)                      # every stage's own checks, now rather than when the stage runs
-    spec['set'] = {k: v for k, v in items}
+    spec['set'] = given
     return spec
 
 # %% ../nbs/13_config.ipynb #e2863f58
