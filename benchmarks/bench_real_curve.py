@@ -74,9 +74,9 @@ def write_report(entry: dict) -> None:
              f'Measured on real CAMUS apical 4CH frames (ED and ES; {CITATION}); the frames stay outside the repository. '
              f'`{entry["command"]}`; profile {entry["profile"]}; {entry["machine"]}; {entry["date"]}. The development '
              f'split: the val patients scored as test ({entry["test_images"]} images), the train patients kept '
-             '(`--train-patients`) split 7:1 into train and epoch-choosing val. Each N: the study\'s "All real frames" '
-             f'segmenter trained with {entry["seg_seeds"]} seeds, each test image scored by their mean. Differences in '
-             'Dice points from the largest N, paired per test image, ± the SE over test patients.', '',
+             '(`--patients`, spread over them) split 7:1 into train and epoch-choosing val. Each N: the study\'s '
+             f'"All real frames" segmenter trained with {entry["seg_seeds"]} seeds, each test image scored by their mean. '
+             'Differences in Dice points from the largest N, paired per test image, ± the SE over test patients.', '',
              '| train patients kept | of them in train | Dice (All real frames) | minus the largest N |', '|---|---|---|---|']
     for n, p in entry['points'].items():
         lines.append(f'| {n} | {n_train[n]} | {p["dice"]:.1f} | {shown(p["minus_most"])} |')
