@@ -30,6 +30,7 @@ from echo_from_noise.config import seg_rows, study_config
 from echo_from_noise.dataset import read_manifest
 from echo_from_noise.distributed import pick_device
 from echo_from_noise.evaluate import score_segmenters
+from echo_from_noise.files import write_atomic
 from echo_from_noise.segment import load_frames, train_segmenter
 
 REPORT, RECORD = ROOT / 'benchmarks' / 'real_curve.md', ROOT / 'benchmarks' / 'real_curve.json'
@@ -49,8 +50,7 @@ def real_only(data: Path, out: Path, profile: str, seg_seed: int) -> pd.DataFram
     out.mkdir(parents=True, exist_ok=True)
     train_segmenter(train[:2], val[:2], out / 'segmenter.pt', cfg.seg, row, progress=False)
     per = score_segmenters([(row, out / 'segmenter.pt', views, phases)], data, 'test', pick_device(cfg.device))
-    per.to_csv(scores.with_suffix('.tmp'), index=False)
-    scores.with_suffix('.tmp').replace(scores)
+    write_atomic(scores, per.to_csv(index=False))
     return per
 
 
@@ -61,7 +61,7 @@ def curve(per: dict) -> dict:
     d = pd.DataFrame({n: p.set_index(['id', 'patient'])['dice_mean'] for n, p in per.items()}).reset_index()
     points = {n: dict(dice=float(100 * d[n].mean()), minus_most=paired(100 * (d[n] - d[top]), d['patient']))
               for n in sorted(per)}
-    x, y = np.log2(sorted(per)), np.array([points[n]['dice'] for n in sorted(per)])
+    x, y = np.log2(list(points)), np.array([p['dice'] for p in points.values()])
     slope, icpt = np.polyfit(x, y, 1)
     se = (float(np.sqrt(np.sum((y - (slope * x + icpt)) ** 2) / (len(x) - 2) / np.sum((x - x.mean()) ** 2)))
           if len(x) > 2 else float('nan'))
@@ -96,10 +96,11 @@ def main(argv=None):
     ap.add_argument('--work', default=str(Path.home() / 'echo_real_runs'), help='where the runs go (not the repository)')
     a = ap.parse_args(argv)
     if a.seg_seeds < 1: raise SystemExit(f'bench_real_curve: --seg-seeds must be at least 1, got {a.seg_seeds}')
-    if len(set(a.patients)) < 2: raise SystemExit('bench_real_curve: --patients needs two numbers or more')
+    ns = sorted(set(a.patients))
+    if len(ns) < 2: raise SystemExit('bench_real_curve: --patients needs two numbers or more')
     data, work = Path(a.dataset).resolve(), Path(a.work)
     per, n_train = {}, {}
-    for n in sorted(set(a.patients)):
+    for n in ns:
         dev = dev_split(fewer_train_patients(data, work / f'{data.name}_p{n}', n), work / f'{data.name}_p{n}_dev')
         n_train[n] = int(read_manifest(dev).query('split == "train"')['patient'].nunique())
         runs = [real_only(dev, work / 'curve' / f'{a.profile}-p{n}-seg{1000 * k}', a.profile, 1000 * k)
@@ -110,7 +111,7 @@ def main(argv=None):
                  test_images=int(next(iter(per.values()))['id'].nunique()), note=a.note,
                  dataset=data.name, date=datetime.date.today().isoformat(), machine=f'{os.cpu_count()} cores, {cpu_model()}',
                  command='python -m benchmarks.bench_real_curve DATASET --patients '
-                         + ' '.join(map(str, sorted(set(a.patients)))) + f' --seg-seeds {a.seg_seeds}', citation=CITATION)
+                         + ' '.join(map(str, ns)) + f' --seg-seeds {a.seg_seeds}', citation=CITATION)
     RECORD.write_text(json.dumps(entry, indent=1) + '\n')
     write_report(entry)
     print(REPORT.read_text())
