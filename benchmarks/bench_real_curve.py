@@ -22,6 +22,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def curve(per: dict) -> dict:
     x, y = np.log2(list(points)), np.array([p['dice'] for p in points.values()])
     slope, icpt = np.polyfit(x, y, 1)
     se = (float(np.sqrt(np.sum((y - (slope * x + icpt)) ** 2) / (len(x) - 2) / np.sum((x - x.mean()) ** 2)))
-          if len(x) > 2 else float('nan'))
+          if len(x) > 2 else None)                                   # two points: a line through both, no residual
     return dict(points=points, per_doubling=float(slope), per_doubling_se=se)
 
 
@@ -91,8 +92,9 @@ def _section(entry: dict) -> list:
              '| train patients kept | of them in train | Dice (All real frames) | minus the largest N |', '|---|---|---|---|']
     for n, p in entry['points'].items():
         lines.append(f'| {n} | {n_train[n]} | {p["dice"]:.1f} | {shown(p["minus_most"])} |')
-    lines += ['', f'Gain per doubling of the patients (least squares on log2 N): {entry["per_doubling"]:+.2f} ± '
-              f'{entry["per_doubling_se"]:.2f} Dice.', '']
+    se = entry['per_doubling_se']
+    lines += ['', f'Gain per doubling of the patients (least squares on log2 N): {entry["per_doubling"]:+.2f}'
+              + (f' ± {se:.2f} Dice.' if se is not None else ' Dice (two points: no SE).'), '']
     if entry.get('note'): lines += [entry['note'], '']
     return lines
 
@@ -114,7 +116,7 @@ def main(argv=None):
     data, work = Path(a.dataset).resolve(), Path(a.work)
     size = study_config(a.profile, data=str(data), overrides=a.set).size     # bad settings refused before any training
     label = a.label or f'{a.profile} profile, {size} px'
-    runs_dir = work / 'curve' / (label.replace(' ', '-').replace(',', '').replace('/', '-') + f'-{data.name}')
+    runs_dir = work / 'curve' / (re.sub(r'[^A-Za-z0-9._=]+', '-', label).strip('-') + f'-{data.name}')
     per, n_train = {}, {}
     for n in ns:
         dev = dev_split(fewer_train_patients(data, work / f'{data.name}_p{n}', n), work / f'{data.name}_p{n}_dev')
@@ -127,7 +129,8 @@ def main(argv=None):
                  dataset=data.name, date=datetime.date.today().isoformat(), machine=f'{os.cpu_count()} cores, {cpu_model()}',
                  command='python -m benchmarks.bench_real_curve DATASET --patients '
                          + ' '.join(map(str, ns)) + f' --seg-seeds {a.seg_seeds}'
-                         + (f' --set {" ".join(a.set)}' if a.set else ''), citation=CITATION)
+                         + (f' --set {" ".join(a.set)}' if a.set else '') + (f' --label "{a.label}"' if a.label else ''),
+                 citation=CITATION)
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
     record[label] = entry
     RECORD.write_text(json.dumps(record, indent=1) + '\n')

@@ -49,6 +49,7 @@ def test_real_only_curve_trains_scores_and_reads_finished_runs_again(tmp_path, m
     ckpt = tmp_path / 'work' / 'curve' / 'smoke-profile-32-px-ds' / 'p8-seg0' / 'segmenter.pt'
     assert ckpt.exists() and '| 8 | 7 |' in (tmp_path / 'real_curve.md').read_text()
     assert rec['size'] == 32 and rec['settings'] == []
+    assert rec['per_doubling_se'] is None and 'two points: no SE' in (tmp_path / 'real_curve.md').read_text()
     stamp = ckpt.stat().st_mtime_ns
     brc.main(args + ['--set', 'size=32', '--label', 'again'])      # the same runs under a second label: both kept
     assert (tmp_path / 'work' / 'curve' / 'again-ds' / 'p8-seg0' / 'segmenter.pt').exists()   # its own runs
