@@ -10,9 +10,9 @@ trained on N of the train patients (`bench_real.fewer_train_patients`, spread ov
 the test patients are never read), each N with `--seg-seeds` segmenter seeds (0, 1000, 2000, ...: the seeds of
 bench_real's draws) and each test image scored by their mean. Writes benchmarks/real_curve.md and real_curve.json: the
 Dice at each N, its difference from the largest N paired per test image (SE over test patients) and the gain per
-doubling of the patients (least squares on log2 N), one curve per `--label` (default: the profile and image size; a
-curve of the same label is replaced). `--set` takes the study's settings, as `efn paper` does (e.g. `size=128` with a
-dataset prepared at 128 px). Real + SDM - All real asks the SDM's frames, drawn from the same
+doubling of the patients (least squares on log2 N), one curve per `--label` (default: the profile, the image size and
+the settings; a curve of the same label is replaced). `--set` takes the study's settings, as `efn paper` does (e.g.
+`size=128` with a dataset prepared at 128 px); the runs of each profile, settings and dataset have their own folder. Real + SDM - All real asks the SDM's frames, drawn from the same
 patients' maps, to do what more patients would: the curve says how many more patients a given gain is worth. The
 dataset stays outside the repository; numbers measured on CAMUS cite it (Leclerc et al., IEEE TMI 2019).
 """
@@ -77,7 +77,7 @@ def write_report(record: dict) -> None:
     "benchmarks/real_curve.md: every curve of `record` ({label: entry}), one section each."
     lines = ['# The real-only segmenter against the number of real patients', '']
     for label, entry in record.items(): lines += [f'## {label}', ''] + _section(entry)
-    REPORT.write_text('\n'.join(lines))
+    write_atomic(REPORT, '\n'.join(lines))
 
 
 def _section(entry: dict) -> list:
@@ -115,8 +115,9 @@ def main(argv=None):
     if len(ns) < 2: raise SystemExit('bench_real_curve: --patients needs two numbers or more')
     data, work = Path(a.dataset).resolve(), Path(a.work)
     size = study_config(a.profile, data=str(data), overrides=a.set).size     # bad settings refused before any training
-    label = a.label or f'{a.profile} profile, {size} px'
-    runs_dir = work / 'curve' / (re.sub(r'[^A-Za-z0-9._=]+', '-', label).strip('-') + f'-{data.name}')
+    label = a.label or ', '.join([f'{a.profile} profile', f'{size} px', *(s for s in a.set if not s.startswith('size='))])
+    # runs named by what made them, never by the label: a finished run is read again only under its own settings
+    runs_dir = work / 'curve' / re.sub(r'[^A-Za-z0-9._=]+', '-', '-'.join([a.profile, *sorted(a.set), data.name]))
     per, n_train = {}, {}
     for n in ns:
         dev = dev_split(fewer_train_patients(data, work / f'{data.name}_p{n}', n), work / f'{data.name}_p{n}_dev')
@@ -133,7 +134,7 @@ def main(argv=None):
                  citation=CITATION)
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
     record[label] = entry
-    RECORD.write_text(json.dumps(record, indent=1) + '\n')
+    write_atomic(RECORD, json.dumps(record, indent=1) + '\n')
     write_report(record)
     print(REPORT.read_text())
 

@@ -46,13 +46,13 @@ def test_real_only_curve_trains_scores_and_reads_finished_runs_again(tmp_path, m
     assert rec['train_patients_in_dev'] == {'8': 7, '16': 14}      # every eighth kept patient chooses the epoch
     assert rec['points']['16']['minus_most']['mean'] == 0.0 and rec['test_images'] == 2 * 6   # the 6 val patients
     assert all(0 <= p['dice'] <= 100 for p in rec['points'].values())
-    ckpt = tmp_path / 'work' / 'curve' / 'smoke-profile-32-px-ds' / 'p8-seg0' / 'segmenter.pt'
+    ckpt = tmp_path / 'work' / 'curve' / 'smoke-ds' / 'p8-seg0' / 'segmenter.pt'
     assert ckpt.exists() and '| 8 | 7 |' in (tmp_path / 'real_curve.md').read_text()
     assert rec['size'] == 32 and rec['settings'] == []
     assert rec['per_doubling_se'] is None and 'two points: no SE' in (tmp_path / 'real_curve.md').read_text()
     stamp = ckpt.stat().st_mtime_ns
-    brc.main(args + ['--set', 'size=32', '--label', 'again'])      # the same runs under a second label: both kept
-    assert (tmp_path / 'work' / 'curve' / 'again-ds' / 'p8-seg0' / 'segmenter.pt').exists()   # its own runs
+    brc.main(args + ['--set', 'size=32', '--label', 'again'])      # other settings, another label: both kept
+    assert (tmp_path / 'work' / 'curve' / 'smoke-size=32-ds' / 'p8-seg0' / 'segmenter.pt').exists()   # its own runs
     record = json.loads((tmp_path / 'real_curve.json').read_text())
     assert list(record) == ['smoke profile, 32 px', 'again'] and record['again']['settings'] == ['size=32']
     assert '## again' in (tmp_path / 'real_curve.md').read_text()
