@@ -12,9 +12,10 @@ bench_real's draws) and each test image scored by their mean. Writes benchmarks/
 Dice at each N, its difference from the largest N paired per test image (SE over test patients) and the gain per
 doubling of the patients (least squares on log2 N), one curve per `--label` (default: the profile, the image size and
 the settings; a curve of the same label is replaced). `--set` takes the study's settings, as `efn paper` does (e.g.
-`size=128` with a dataset prepared at 128 px); the runs of each profile, settings and dataset have their own folder. Real + SDM - All real asks the SDM's frames, drawn from the same
-patients' maps, to do what more patients would: the curve says how many more patients a given gain is worth. The
-dataset stays outside the repository; numbers measured on CAMUS cite it (Leclerc et al., IEEE TMI 2019).
+`size=128` with a dataset prepared at 128 px); the runs of each profile, settings and dataset have their own folder.
+Real + SDM - All real asks the SDM's frames, drawn from the same patients' maps, to do what more patients would: the
+curve says how many more patients a given gain is worth. The dataset stays outside the repository; numbers measured on
+CAMUS cite it (Leclerc et al., IEEE TMI 2019).
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def main(argv=None):
     ap.add_argument('--seg-seeds', type=int, default=3, metavar='N')
     ap.add_argument('--profile', default='cpu')
     ap.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help="the study's settings, as efn paper's --set")
-    ap.add_argument('--label', help="the curve's name in the report (default: the profile and image size)")
+    ap.add_argument('--label', help="the curve's name in the report (default: the profile, image size and settings)")
     ap.add_argument('--note', help='a paragraph printed under the table')
     ap.add_argument('--work', default=str(Path.home() / 'echo_real_runs'), help='where the runs go (not the repository)')
     a = ap.parse_args(argv)
