@@ -4,7 +4,7 @@ sets, each stage's wall time and the settings. Appends one entry per call to ben
 benchmarks/real.md from it, so that every lever tried stays in the table.
 
     python -m benchmarks.bench_real DATASET [--seeds 0 1] [--set KEY=VALUE ...] [--split dev|test] [--label NAME]
-                                   [--seg-seeds N] [--train-patients N]
+                                   [--seg-seeds N] [--train-patients N] [--against LABEL]
 
 DATASET is any canonical dataset (`efn prepare` output) with train/val/test splits, e.g. CAMUS 4CH at 64 px. Settings
 are chosen on the development split (`--split dev`, the default): the val patients are scored as the test split, a
@@ -18,6 +18,10 @@ Each run's segmenters are trained `--seg-seeds` times (3 by default: the study's
 segment` on copies of the run) and each test image is scored by their mean. On CAMUS at 64 px one draw of the
 segmenters moves both differences by about 0.4-0.5 Dice (sd over four draws on the same synthetic frames), as much as
 any lever tried since the SDM's step budget; the mean of three draws carries about 0.6 of that.
+
+`--against LABEL` names the entry a lever changes one setting of: the report's levers table then gives the lever's
+effect on both differences and on the AUC against that entry, seed by seed and paired segmenter draw by draw (the
+issue's "one line per lever"), next to both entries' minutes.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ import pandas as pd
 
 from benchmarks.common import ROOT, cpu_model, paired
 from echo_from_noise.dataset import DatasetWriter, extra_columns, load_frame, read_manifest
+from echo_from_noise.files import write_atomic
 
 REPORT, RECORD = ROOT / 'benchmarks' / 'real.md', ROOT / 'benchmarks' / 'real.json'
 ROWS = ('All SDM frames', 'All real frames', 'Real + SDM frames')
@@ -164,6 +169,49 @@ def entry_line(e: dict) -> str:
             f'{" / ".join(str(r["minutes"]) for r in e["runs"])} |')
 
 
+DIFFS = ('sdm_minus_real', 'real_sdm_minus_real')
+
+
+def draws(run: dict) -> list:
+    """A run's two differences per segmenter draw, in `seg_seed` order (a run of one draw: its own): two entries share
+    a draw where they share the seed and the segmenter seed, so a lever is paired with its baseline draw by draw."""
+    return run.get('per_seg_seed') or [{k: run[k]['mean'] for k in DIFFS}]
+
+
+def lever_line(e: dict, base: dict) -> str | None:
+    """One line of the levers table: entry `e` minus its baseline `base`, seed by seed (the seeds both ran) and, within
+    a seed, over the segmenter draws both have; AUC and minutes as measured. None when they share no seed."""
+    pairs = [(r, b) for r in e['runs'] for b in base['runs'] if r['seed'] == b['seed']]
+    if not pairs: return None
+    def delta(key):
+        per = [float(np.mean([x[key] - y[key] for x, y in zip(draws(r), draws(b))])) for r, b in pairs]
+        return ' / '.join(f'{v:+.2f}' for v in per) + (f' (mean {np.mean(per):+.2f})' if len(per) > 1 else '')
+    def auc(gen):
+        d = [r['realism'][gen]['auc'] - b['realism'][gen]['auc'] for r, b in pairs
+             if gen in r['realism'] and gen in b['realism']]
+        return ' / '.join(f'{v:+.3f}' for v in d) or '-'
+    seeds = ', '.join(f'{r["seed"]} ({min(len(draws(r)), len(draws(b)))})' for r, b in pairs)
+    minutes = lambda runs: ' / '.join(str(x['minutes']) for x in runs)
+    return (f'| {e["label"]} | {base["label"]} | {seeds} | {delta(DIFFS[0])} | {delta(DIFFS[1])} | {auc("SDM")} | '
+            f'{auc("SDM (undeformed maps)")} | {minutes([r for r, _ in pairs])} against {minutes([b for _, b in pairs])} |')
+
+
+def levers_table(record: list) -> list:
+    "The report's levers table: every entry recorded with a baseline (`--against`), against that entry of its split."
+    by = {(x['label'], x['split']): x for x in record}
+    lines = [lever_line(e, by[(e['against'], e['split'])]) for e in record
+             if e.get('against') and (e['against'], e['split']) in by]
+    if not any(lines): return []
+    return ['', '## Each lever against its baseline', '',
+            'One line per entry run against another (`--against LABEL`: the entry it changes one setting of, on the same '
+            'split). Each difference is the entry\'s minus its baseline\'s, per seed both ran (in brackets: the '
+            'segmenter draws both have, paired draw by draw: the same seed and segmenter seed); positive is better for '
+            'Dice, negative for the AUC (0.5 = indistinguishable). Minutes as each entry recorded them (a `--reuse` entry '
+            'counts the reused run\'s SDM seconds; the machines differ between some entries: see each section).', '',
+            '| lever | against | seeds (draws) | All SDM - All real | Real + SDM - All real | AUC training set | '
+            'AUC undeformed maps | minutes |', '|---|---|---|---|---|---|---|---|', *filter(None, lines)]
+
+
 def seed_spread(record: list, key: str) -> tuple:
     """(pooled sd of one seed's value around its entry's mean, entries it pools): how far one run of a setting is from
     the next, from every dev entry run on two seeds or more (with n seeds: n - 1 degrees of freedom each) on all of its
@@ -208,6 +256,7 @@ def write_report(record: list) -> None:
           '| entry | split | settings | All SDM - All real | Real + SDM - All real | AUC training set | AUC undeformed maps | minutes |',
           '|---|---|---|---|---|---|---|---|']
     md += [entry_line(e) for e in record]
+    md += levers_table(record)
     for e in record:
         md += ['', f'## {e["label"]} ({e["split"]}, {e["date"]})', '',
                f'`{e["command"]}`; profile {e["profile"]}; dataset {e["dataset"]} ({e["runs"][0]["test_images"]} test '
@@ -232,7 +281,7 @@ def write_report(record: list) -> None:
                           f'{opt("gradient_myocardium")}, {opt("gradient_cavity")} | {opt("hf_power")} | '
                           f'{opt("brightness_sd")} |')
         if e.get('note'): md += ['', e['note']]
-    REPORT.write_text('\n'.join(md) + '\n')
+    write_atomic(REPORT, '\n'.join(md) + '\n')
 
 
 def main(argv=None):
@@ -246,6 +295,8 @@ def main(argv=None):
     ap.add_argument('--note', help='a sentence printed under the entry')
     ap.add_argument('--reuse', metavar='LABEL', help='start each seed from a copy of the finished run of this entry '
                     '(same split and seed) and run again from --redo-from: for levers that change only later stages')
+    ap.add_argument('--against', metavar='LABEL', help='the entry this one changes a setting of (same split): the '
+                    'report\'s levers table gives the differences against it, paired by seed and segmenter draw')
     ap.add_argument('--redo-from', metavar='STAGE', help='with --reuse: the first stage the lever changes (e.g. synthesize)')
     ap.add_argument('--seg-seeds', type=int, default=3, metavar='N', help='train each run\'s segmenters N times '
                     '(other seeds, the same frames: `seg_seed`) and score each test image by their mean: one draw of '
@@ -264,6 +315,10 @@ def main(argv=None):
     tag = slug(a.label or '_'.join(default))     # the runs' folders
     if bool(a.reuse) != bool(a.redo_from): sys.exit('bench_real: --reuse and --redo-from go together')
     if a.seg_seeds < 1: sys.exit(f'bench_real: --seg-seeds must be at least 1, got {a.seg_seeds}')
+    record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
+    if a.against and (a.against, a.split) not in {(e['label'], e['split']) for e in record}:
+        sys.exit(f'bench_real: --against {a.against!r}: no {a.split} entry of that label in {RECORD}; its {a.split} '
+                 'entries: ' + ', '.join(repr(e['label']) for e in record if e['split'] == a.split))
     runs = []
     for s in a.seeds:
         out = work / f'{tag}-{a.split}-seed{s}'
@@ -276,18 +331,19 @@ def main(argv=None):
         runs.append(dict(measure(outs, s), wall_minutes=wall))
     cpu = cpu_model()
     entry = dict(label=a.label or ' '.join(default), split=a.split, set=a.set, profile=a.profile,
-                 train_patients=a.train_patients,
+                 train_patients=a.train_patients, against=a.against,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
                  machine=f'{os.cpu_count()} cores, {cpu}',
                  command='python -m benchmarks.bench_real DATASET ' + ' '.join(
                      [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])
                      + ([f'--train-patients {a.train_patients}'] if a.train_patients else [])
                      + [f'--seg-seeds {a.seg_seeds}']
-                     + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])),
+                     + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])
+                     + (['--against', repr(a.against)] if a.against else [])),
                  runs=runs)
-    record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
+    record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []     # again: a run takes hours
     record = [e for e in record if (e['label'], e['split']) != (entry['label'], entry['split'])] + [entry]
-    RECORD.write_text(json.dumps(dict(headline(record), citation=CITATION, entries=record), indent=1) + '\n')
+    write_atomic(RECORD, json.dumps(dict(headline(record), citation=CITATION, entries=record), indent=1) + '\n')
     write_report(record)
     print(REPORT.read_text())
 

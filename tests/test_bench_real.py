@@ -109,3 +109,24 @@ def test_segmenter_seeds_score_each_image_by_their_mean(tmp_path):
     assert m['dice'][real] == pytest.approx(80.0) and (m['seg_seeds'], m['seed'], m['minutes']) == (2, 3, 1.0)
     one = bench_real.measure([a], seed=3)
     assert one['per_seg_seed'] == [] and one['sdm_minus_real']['mean'] == pytest.approx(5.0)
+
+
+def test_levers_table_pairs_each_lever_with_its_baseline_by_seed_and_segmenter_draw():
+    def run(seed, draws, aucs=(0.7, 0.6), minutes=20.0):
+        d = dict(seed=seed, minutes=minutes, realism={'SDM': dict(auc=aucs[0]), 'SDM (undeformed maps)': dict(auc=aucs[1])},
+                 per_seg_seed=[dict(sdm_minus_real=a, real_sdm_minus_real=b) for a, b in draws] if len(draws) > 1 else [])
+        return dict(d, sdm_minus_real=dict(mean=draws[0][0], se=0.1), real_sdm_minus_real=dict(mean=draws[0][1], se=0.1))
+    base = dict(label='base', split='dev', set=[], runs=[run(0, [(-1.0, 0.5), (-2.0, 0.0), (0.0, 1.0)]),
+                                                          run(1, [(-1.0, 0.2)], minutes=21.0)])
+    lever = dict(label='lever', split='dev', set=[], against='base',
+                 runs=[run(0, [(-0.5, 0.5), (-1.0, 0.5)], aucs=(0.65, 0.62)), run(2, [(9.0, 9.0)])])
+    line = bench_real.lever_line(lever, base)
+    # seed 0 only (seed 2 has no baseline): draws 0 and 1 of both, +0.5 and +1.0 -> +0.75; R+S 0 and +0.5 -> +0.25
+    assert '| lever | base | 0 (2) | +0.75 | +0.25 | -0.050 | +0.020 | 20.0 against 20.0 |' == line
+    both = dict(lever, runs=[run(0, [(0.0, 1.0)]), run(1, [(-2.0, 0.2)])])      # one draw each: the run's own
+    assert '| 0 (1), 1 (1) | +1.00 / -1.00 (mean +0.00) | +0.50 / +0.00 (mean +0.25) |' in bench_real.lever_line(both, base)
+    assert bench_real.lever_line(dict(lever, runs=[run(5, [(0.0, 0.0)])]), base) is None      # no seed in common
+    other_split = dict(lever, split='test')                       # a baseline is looked up on the entry's own split
+    table = bench_real.levers_table([base, lever, other_split])
+    assert sum(r.startswith('| lever | base |') for r in table) == 1 and table[-1] == line
+    assert bench_real.levers_table([base]) == []                    # no entry with a baseline: no table
