@@ -316,6 +316,8 @@ def main(argv=None):
     if bool(a.reuse) != bool(a.redo_from): sys.exit('bench_real: --reuse and --redo-from go together')
     if a.seg_seeds < 1: sys.exit(f'bench_real: --seg-seeds must be at least 1, got {a.seg_seeds}')
     record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
+    if a.against and a.against == (a.label or ' '.join(default)):
+        sys.exit(f'bench_real: --against {a.against!r} is this entry\'s own label: name the entry it changes')
     if a.against and (a.against, a.split) not in {(e['label'], e['split']) for e in record}:
         sys.exit(f'bench_real: --against {a.against!r}: no {a.split} entry of that label in {RECORD}; its {a.split} '
                  'entries: ' + ', '.join(repr(e['label']) for e in record if e['split'] == a.split))
