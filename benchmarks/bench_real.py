@@ -158,10 +158,15 @@ def settings(train_patients: int | None, sets: list) -> list:
     return ([f'train_patients={train_patients}'] if train_patients else []) + list(sets)
 
 
+def per_seed(texts: list, values: list) -> str:
+    "One cell of a table: each seed's text, then the mean of their values over the seeds when there are several."
+    return ' / '.join(texts) + (f' (mean {np.mean(values):+.2f})' if len(values) > 1 else '')
+
+
 def entry_line(e: dict) -> str:
-    "One line of the levers table: each seed's value (± its SE over test patients), then the mean over the seeds."
-    mean = lambda key: f' (mean {np.mean([r[key]["mean"] for r in e["runs"]]):+.2f})' if len(e['runs']) > 1 else ''
-    f = lambda key: ' / '.join(f'{r[key]["mean"]:+.1f} ± {r[key]["se"]:.1f}' for r in e['runs']) + mean(key)
+    "One line of the entries table: each seed's value (± its SE over test patients), then the mean over the seeds."
+    f = lambda key: per_seed([f'{r[key]["mean"]:+.1f} ± {r[key]["se"]:.1f}' for r in e['runs']],
+                             [r[key]['mean'] for r in e['runs']])
     auc = lambda gen: ' / '.join(f'{r["realism"][gen]["auc"]:.2f}' if gen in r['realism'] else '-' for r in e['runs'])
     return (f'| {e["label"]} | {e["split"]} | {", ".join(settings(e.get("train_patients"), e["set"])) or "-"} | '
             f'{f("sdm_minus_real")} | '
@@ -185,7 +190,7 @@ def lever_line(e: dict, base: dict) -> str | None:
     if not pairs: return None
     def delta(key):
         per = [float(np.mean([x[key] - y[key] for x, y in zip(draws(r), draws(b))])) for r, b in pairs]
-        return ' / '.join(f'{v:+.2f}' for v in per) + (f' (mean {np.mean(per):+.2f})' if len(per) > 1 else '')
+        return per_seed([f'{v:+.2f}' for v in per], per)
     def auc(gen):
         d = [r['realism'][gen]['auc'] - b['realism'][gen]['auc'] for r, b in pairs
              if gen in r['realism'] and gen in b['realism']]
@@ -313,14 +318,16 @@ def main(argv=None):
     slug = lambda label: label.replace('/', '_').replace(' ', '_')
     default = [a.profile] + settings(a.train_patients, a.set)
     tag = slug(a.label or '_'.join(default))     # the runs' folders
+    label = a.label or ' '.join(default)         # the entry's name in the report
     if bool(a.reuse) != bool(a.redo_from): sys.exit('bench_real: --reuse and --redo-from go together')
     if a.seg_seeds < 1: sys.exit(f'bench_real: --seg-seeds must be at least 1, got {a.seg_seeds}')
-    record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
-    if a.against and a.against == (a.label or ' '.join(default)):
+    if a.against == label:
         sys.exit(f'bench_real: --against {a.against!r} is this entry\'s own label: name the entry it changes')
-    if a.against and (a.against, a.split) not in {(e['label'], e['split']) for e in record}:
-        sys.exit(f'bench_real: --against {a.against!r}: no {a.split} entry of that label in {RECORD}; its {a.split} '
-                 'entries: ' + ', '.join(repr(e['label']) for e in record if e['split'] == a.split))
+    if a.against:
+        before = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
+        if (a.against, a.split) not in {(e['label'], e['split']) for e in before}:
+            sys.exit(f'bench_real: --against {a.against!r}: no {a.split} entry of that label in {RECORD}; its '
+                     f'{a.split} entries: ' + ', '.join(repr(e['label']) for e in before if e['split'] == a.split))
     runs = []
     for s in a.seeds:
         out = work / f'{tag}-{a.split}-seed{s}'
@@ -332,7 +339,7 @@ def main(argv=None):
         outs = seg_seed_runs(data, out, a.profile, s, a.set, a.seg_seeds, fresh=not done)
         runs.append(dict(measure(outs, s), wall_minutes=wall))
     cpu = cpu_model()
-    entry = dict(label=a.label or ' '.join(default), split=a.split, set=a.set, profile=a.profile,
+    entry = dict(label=label, split=a.split, set=a.set, profile=a.profile,
                  train_patients=a.train_patients, against=a.against,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
                  machine=f'{os.cpu_count()} cores, {cpu}',
@@ -343,7 +350,7 @@ def main(argv=None):
                      + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])
                      + (['--against', repr(a.against)] if a.against else [])),
                  runs=runs)
-    record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []     # again: a run takes hours
+    record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []     # read now: a run takes hours
     record = [e for e in record if (e['label'], e['split']) != (entry['label'], entry['split'])] + [entry]
     write_atomic(RECORD, json.dumps(dict(headline(record), citation=CITATION, entries=record), indent=1) + '\n')
     write_report(record)
