@@ -158,6 +158,11 @@ def settings(train_patients: int | None, sets: list) -> list:
     return ([f'train_patients={train_patients}'] if train_patients else []) + list(sets)
 
 
+def recorded() -> list:
+    "The entries real.json holds (none before the first run)."
+    return json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
+
+
 def per_seed(texts: list, values: list) -> str:
     "One cell of a table: each seed's text, then the mean of their values over the seeds when there are several."
     return ' / '.join(texts) + (f' (mean {np.mean(values):+.2f})' if len(values) > 1 else '')
@@ -324,7 +329,7 @@ def main(argv=None):
     if a.against == label:
         sys.exit(f'bench_real: --against {a.against!r} is this entry\'s own label: name the entry it changes')
     if a.against:
-        before = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
+        before = recorded()
         if (a.against, a.split) not in {(e['label'], e['split']) for e in before}:
             sys.exit(f'bench_real: --against {a.against!r}: no {a.split} entry of that label in {RECORD}; its '
                      f'{a.split} entries: ' + ', '.join(repr(e['label']) for e in before if e['split'] == a.split))
@@ -350,7 +355,7 @@ def main(argv=None):
                      + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])
                      + (['--against', repr(a.against)] if a.against else [])),
                  runs=runs)
-    record = json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []     # read now: a run takes hours
+    record = recorded()     # read now: a run takes hours
     record = [e for e in record if (e['label'], e['split']) != (entry['label'], entry['split'])] + [entry]
     write_atomic(RECORD, json.dumps(dict(headline(record), citation=CITATION, entries=record), indent=1) + '\n')
     write_report(record)
