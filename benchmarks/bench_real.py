@@ -5,6 +5,7 @@ benchmarks/real.md from it, so that every lever tried stays in the table.
 
     python -m benchmarks.bench_real DATASET [--seeds 0 1] [--set KEY=VALUE ...] [--split dev|test] [--label NAME]
                                    [--seg-seeds N] [--train-patients N] [--against LABEL]
+    python -m benchmarks.bench_real --merge OTHER/benchmarks/real.json [--label NAME --note TEXT]
 
 DATASET is any canonical dataset (`efn prepare` output) with train/val/test splits, e.g. CAMUS 4CH at 64 px. Settings
 are chosen on the development split (`--split dev`, the default): the val patients are scored as the test split, a
@@ -22,6 +23,10 @@ any lever tried since the SDM's step budget; the mean of three draws carries abo
 `--against LABEL` names the entry a lever changes one setting of: the report's levers table then gives the lever's
 effect on both differences and on the AUC against that entry, seed by seed and paired segmenter draw by draw (the
 issue's "one line per lever"), next to both entries' minutes.
+
+`--merge OTHER/benchmarks/real.json` runs nothing: it copies into this record the entries another checkout's record
+has and this one lacks (a lever tried on trial code in a scratch worktree, whose command does not run here), and with
+`--label NAME --note TEXT` gives that entry its note.
 """
 from __future__ import annotations
 
@@ -163,6 +168,28 @@ def recorded() -> list:
     return json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
 
 
+def merge_entries(record: list, others: list, label: str | None = None, note: str | None = None) -> tuple:
+    """`record` with the entries of another real.json (`others`: e.g. a scratch worktree's, whose lever ran on trial
+    code) that it lacks, and `others`' entry `label` given `note` (replacing this record's entry of that name, if
+    any). (the merged record, the (label, split) of each entry taken)."""
+    have = {(e['label'], e['split']): i for i, e in enumerate(record)}
+    record, taken = list(record), []
+    for e in others:
+        key = (e['label'], e['split'])
+        if key in have and e['label'] != label: continue
+        e = dict(e, note=note) if e['label'] == label and note else e
+        if key in have: record[have[key]] = e
+        else: have[key] = len(record); record.append(e)
+        taken.append(key)
+    return record, taken
+
+
+def write_record(record: list) -> None:
+    "real.json, then real.md from it."
+    write_atomic(RECORD, json.dumps(dict(headline(record), citation=CITATION, entries=record), indent=1) + '\n')
+    write_report(record)
+
+
 def per_seed(texts: list, values: list) -> str:
     "One cell of a table: each seed's text, then the mean of their values over the seeds when there are several."
     return ' / '.join(texts) + (f' (mean {np.mean(values):+.2f})' if len(values) > 1 else '')
@@ -296,7 +323,7 @@ def write_report(record: list) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('dataset', help='a canonical dataset with train/val/test splits')
+    ap.add_argument('dataset', nargs='?', help='a canonical dataset with train/val/test splits')
     ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
     ap.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help='efn paper --set values')
     ap.add_argument('--profile', default='cpu')
@@ -315,7 +342,22 @@ def main(argv=None):
     ap.add_argument('--train-patients', type=int, metavar='N', help='keep only N of the dataset\'s train patients '
                     '(spread over them; val and test as they are): synthetic data where real data is scarce')
     ap.add_argument('--work', default=str(Path.home() / 'echo_real_runs'), help='where the runs go (not the repository)')
+    ap.add_argument('--merge', metavar='REAL_JSON', help='instead of running: take the entries this record lacks from '
+                    'another real.json (a scratch worktree\'s, for a lever tried on trial code); with --label and '
+                    '--note, that entry with the note, replacing this record\'s of the same name')
     a = ap.parse_args(argv)
+    if a.merge:
+        src = Path(a.merge)
+        if not src.is_file(): sys.exit(f'bench_real: --merge {src}: no such file (a real.json written by bench_real)')
+        if bool(a.label) != bool(a.note): sys.exit('bench_real: with --merge, --label and --note go together')
+        others = json.loads(src.read_text())['entries']
+        if a.label and a.label not in {e['label'] for e in others}:
+            sys.exit(f'bench_real: --label {a.label!r}: no entry of that name in {src}')
+        record, taken = merge_entries(recorded(), others, a.label, a.note)
+        write_record(record)
+        print('merged: ' + (', '.join(f'{lab} ({split})' for lab, split in taken) or 'nothing new'))
+        return
+    if a.dataset is None: sys.exit('bench_real: give a DATASET to run, or --merge REAL_JSON')
     data, work = Path(a.dataset).resolve(), Path(a.work)
     if a.train_patients is not None:
         data = fewer_train_patients(data, work / f'{data.name}_p{a.train_patients}', a.train_patients)
@@ -357,8 +399,7 @@ def main(argv=None):
                  runs=runs)
     record = recorded()     # read now: a run takes hours
     record = [e for e in record if (e['label'], e['split']) != (entry['label'], entry['split'])] + [entry]
-    write_atomic(RECORD, json.dumps(dict(headline(record), citation=CITATION, entries=record), indent=1) + '\n')
-    write_report(record)
+    write_record(record)
     print(REPORT.read_text())
 
 

@@ -2,6 +2,7 @@
 patient, and the report's seed statistics are the arithmetic they claim. No real data and no study run."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -130,3 +131,36 @@ def test_levers_table_pairs_each_lever_with_its_baseline_by_seed_and_segmenter_d
     table = bench_real.levers_table([base, lever, other_split])
     assert sum(r.startswith('| lever | base |') for r in table) == 1 and table[-1] == line
     assert bench_real.levers_table([base]) == []                    # no entry with a baseline: no table
+
+
+def _full_entry(label, value):
+    "An entry as bench_real writes it (what the report prints), with one seed."
+    e = _entry(label, 'dev', [value])
+    e['runs'][0].update(seed=0, test_images=4, dice={r: 90.0 for r in bench_real.ROWS}, stage_seconds=dict(sdm=60))
+    return dict(e, date='2026-12-04', command='python -m benchmarks.bench_real DATASET', profile='cpu',
+                dataset='tiny', machine='2 cores')
+
+
+def test_merge_takes_only_new_entries_and_the_named_one_with_its_note(tmp_path, monkeypatch):
+    here = [_full_entry('base', 0.0), _full_entry('lever', 1.0)]
+    there = [_full_entry('base', 9.0), _full_entry('lever', 2.0), _full_entry('trial', 3.0)]
+    merged, taken = bench_real.merge_entries(here, there)
+    assert taken == [('trial', 'dev')] and [e['runs'][0]['sdm_minus_real']['mean'] for e in merged] == [0.0, 1.0, 3.0]
+    merged, taken = bench_real.merge_entries(here, there, 'lever', 'why not adopted')
+    assert taken == [('lever', 'dev'), ('trial', 'dev')] and len(merged) == 3
+    assert merged[1]['note'] == 'why not adopted' and merged[1]['runs'][0]['sdm_minus_real']['mean'] == 2.0
+    assert here[1].get('note') is None                                         # the record given is not changed
+    # the command: real.json and real.md rewritten in the folder it is told, the other file read only
+    monkeypatch.setattr(bench_real, 'RECORD', tmp_path / 'real.json')
+    monkeypatch.setattr(bench_real, 'REPORT', tmp_path / 'real.md')
+    bench_real.write_record(here)
+    other = tmp_path / 'scratch' / 'real.json'
+    other.parent.mkdir()
+    other.write_text(json.dumps(dict(entries=there)))
+    bench_real.main(['--merge', str(other), '--label', 'trial', '--note', 'a trial'])
+    assert [e['label'] for e in bench_real.recorded()] == ['base', 'lever', 'trial']
+    assert bench_real.recorded()[2]['note'] == 'a trial' and 'a trial' in (tmp_path / 'real.md').read_text()
+    for bad, why in ((['--merge', str(tmp_path / 'none.json')], 'no such file'),
+                     (['--merge', str(other), '--label', 'trial'], 'go together'),
+                     (['--merge', str(other), '--label', 'nope', '--note', 'x'], 'no entry of that name'), ([], 'DATASET')):
+        with pytest.raises(SystemExit, match=why): bench_real.main(bad)
