@@ -350,7 +350,10 @@ def main(argv=None):
         src = Path(a.merge)
         if not src.is_file(): sys.exit(f'bench_real: --merge {src}: no such file (a real.json written by bench_real)')
         if bool(a.label) != bool(a.note): sys.exit('bench_real: with --merge, --label and --note go together')
-        others = json.loads(src.read_text())['entries']
+        if a.dataset: sys.exit(f'bench_real: --merge runs nothing; give no DATASET ({a.dataset})')
+        try: others = list(json.loads(src.read_text())['entries'])
+        except (ValueError, KeyError, TypeError):
+            sys.exit(f'bench_real: --merge {src}: not a real.json written by bench_real (no "entries" list)')
         if a.label and a.label not in {e['label'] for e in others}:
             sys.exit(f'bench_real: --label {a.label!r}: no entry of that name in {src}')
         record, taken = merge_entries(recorded(), others, a.label, a.note)

@@ -160,7 +160,11 @@ def test_merge_takes_only_new_entries_and_the_named_one_with_its_note(tmp_path, 
     bench_real.main(['--merge', str(other), '--label', 'trial', '--note', 'a trial'])
     assert [e['label'] for e in bench_real.recorded()] == ['base', 'lever', 'trial']
     assert bench_real.recorded()[2]['note'] == 'a trial' and 'a trial' in (tmp_path / 'real.md').read_text()
+    assert json.loads(other.read_text()) == dict(entries=there)                 # the other record is only read
+    (tmp_path / 'notes.json').write_text('{"label": "not a record"}')
     for bad, why in ((['--merge', str(tmp_path / 'none.json')], 'no such file'),
+                     (['--merge', str(tmp_path / 'notes.json')], 'not a real.json'),
+                     (['data', '--merge', str(other)], 'give no DATASET'),
                      (['--merge', str(other), '--label', 'trial'], 'go together'),
                      (['--merge', str(other), '--label', 'nope', '--note', 'x'], 'no entry of that name'), ([], 'DATASET')):
         with pytest.raises(SystemExit, match=why): bench_real.main(bad)
