@@ -14,8 +14,8 @@ from fastcore.basics import patch     # a class's methods in cells of their own,
 from .base import SAMPLERS, tqdm
 
 # %% auto #0
-__all__ = ['PREDICTIONS', 'TAIL', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood', 'Diffusion', 'bf16_native',
-           'bf16_autocast', 'guided', 'sample']
+__all__ = ['PREDICTIONS', 'SIGMA_MAX', 'KARRAS_RHO', 'TAIL', 'cosine_betas', 'normal_kl', 'discretized_gaussian_log_likelihood',
+           'Diffusion', 'bf16_native', 'bf16_autocast', 'guided', 'karras_timesteps', 'sample']
 
 # %% ../nbs/05_diffusion.ipynb #dd034efc
 def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -227,6 +227,23 @@ def _noise(shape, generator, dev):
         return torch.stack([torch.randn(shape[1:], generator=g) for g in generator]).to(dev)
     return torch.randn(shape, generator=generator, device='cpu').to(dev)
 
+# %% ../nbs/05_diffusion.ipynb #75754b9e
+SIGMA_MAX = math.exp(5.1)   # the noisiest level DPM-Solver++ starts from (diffusers' lambda_min_clipped = -5.1)
+KARRAS_RHO = 7.0            # the spacing exponent of Karras et al. (2022), their sampler's default
+
+
+def karras_timesteps(diffusion: Diffusion, steps: int, rho: float = KARRAS_RHO) -> list:
+    """At most `steps` timesteps of `diffusion`, noisiest first, whose noise levels sigma = sqrt((1 - ab) / ab) are evenly
+    spaced in sigma^(1/rho) (Karras et al. 2022) from `SIGMA_MAX` (or the schedule's top) down to its smallest, each
+    the nearest timestep in log sigma; a repeat (where the schedule is coarser than the spacing) is dropped."""
+    if steps < 1: raise ValueError(f'steps must be at least 1, got {steps}')
+    ac = diffusion.np['alphas_cumprod']
+    log_sig = 0.5 * np.log((1 - ac) / ac)
+    hi, lo = min(SIGMA_MAX, math.exp(log_sig[-1])) ** (1 / rho), math.exp(log_sig[0]) ** (1 / rho)
+    sig = (hi + np.linspace(0, 1, steps) * (lo - hi)) ** rho
+    return list(dict.fromkeys(int(t) for t in np.abs(np.log(sig)[:, None] - log_sig[None]).argmin(1)))
+
+
 # %% ../nbs/05_diffusion.ipynb #baba71d7
 TAIL = (25, 5)   # dpm++ddpm: the DPM++ image noised again to step 5 of 25 respaced steps (t = 208 of 1000), then DDPM
 
@@ -249,8 +266,8 @@ def _steps_back(net, x, r: Diffusion, start: int, sampler: str, generator, progr
 
 
 def _sample_dpm(net, x, diffusion: Diffusion, sampler: str, steps: int, generator, channels: int, progress, callback):
-    """DPM-Solver++ (2M; `dpm++sde`: its stochastic variant) from diffusers, on the model's own schedule and target;
-    `dpm++ddpm`: the deterministic solver's image noised again to a low level and finished with ancestral DDPM (`TAIL`)."""
+    """DPM-Solver++ (2M; `dpm++sde`: its stochastic variant) from diffusers, on the model's own schedule and target,
+    its steps evenly spaced in t (`dpm++karras`: in noise level, `karras_timesteps`); `dpm++ddpm`: the deterministic solver's image noised again to a low level and finished with ancestral DDPM (`TAIL`)."""
     from diffusers import DPMSolverMultistepScheduler
     sde, dev, B = sampler == 'dpm++sde', x.device, len(x)
     sch = DPMSolverMultistepScheduler(num_train_timesteps=diffusion.num_timesteps,
@@ -258,8 +275,9 @@ def _sample_dpm(net, x, diffusion: Diffusion, sampler: str, steps: int, generato
                                       algorithm_type='sde-dpmsolver++' if sde else 'dpmsolver++', solver_order=2,
                                       prediction_type='v_prediction' if diffusion.prediction == 'v' else 'epsilon',
                                       timestep_spacing='linspace', lower_order_final=True,
-                                      thresholding=True, sample_max_value=1.0, lambda_min_clipped=-5.1)
-    sch.set_timesteps(steps, device=dev)
+                                      thresholding=True, sample_max_value=1.0, lambda_min_clipped=-math.log(SIGMA_MAX))
+    if sampler == 'dpm++karras': sch.set_timesteps(timesteps=karras_timesteps(diffusion, steps), device=dev)
+    else: sch.set_timesteps(steps, device=dev)
     tail = TAIL[1] if sampler == 'dpm++ddpm' else None
     total = len(sch.timesteps) + (tail + 1 if tail else 0)
     for k, t in enumerate(tqdm(sch.timesteps, desc=sampler, disable=not progress, leave=False)):
