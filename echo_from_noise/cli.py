@@ -154,8 +154,9 @@ def _add_synthesize(sub):
                     help='sdm (default) or the cyclegan baseline (deterministic; sampler options do not apply)')
     sy.add_argument('--sampler', default='ddpm', choices=SAMPLERS,
                     help='ddpm (ancestral, respaced), ddim, dpm++ (DPM-Solver++, 10-25 steps), dpm++sde (its '
-                         'stochastic form) or dpm++ddpm (dpm++ finished by 6 ancestral steps at low noise: '
-                         'real-echo texture); on a v-objective SDM all are within noise of 1000-step DDPM from 10-20 '
+                         'stochastic form), dpm++ddpm (dpm++ finished by 6 ancestral steps at low noise: '
+                         'real-echo texture) or dpm++karras (dpm++ with its steps spaced as Karras et al.: more of them '
+                         'at low noise); on a v-objective SDM all are within noise of 1000-step DDPM from 10-20 '
                          'steps (experiments/samplers.md); default: %(default)s')
     sy.add_argument('--steps', type=int, default=50, help='sampling steps (default: %(default)s)')
     sy.add_argument('--guidance', type=float, default=0.0,
