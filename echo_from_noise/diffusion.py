@@ -267,7 +267,8 @@ def _steps_back(net, x, r: Diffusion, start: int, sampler: str, generator, progr
 
 def _sample_dpm(net, x, diffusion: Diffusion, sampler: str, steps: int, generator, channels: int, progress, callback):
     """DPM-Solver++ (2M; `dpm++sde`: its stochastic variant) from diffusers, on the model's own schedule and target,
-    its steps evenly spaced in t (`dpm++karras`: in noise level, `karras_timesteps`); `dpm++ddpm`: the deterministic solver's image noised again to a low level and finished with ancestral DDPM (`TAIL`)."""
+    its steps evenly spaced in t (`dpm++karras`: in noise level, `karras_timesteps`); `dpm++ddpm`: the deterministic
+    solver's image noised again to a low level and finished with ancestral DDPM (`TAIL`)."""
     from diffusers import DPMSolverMultistepScheduler
     sde, dev, B = sampler == 'dpm++sde', x.device, len(x)
     sch = DPMSolverMultistepScheduler(num_train_timesteps=diffusion.num_timesteps,
