@@ -163,9 +163,10 @@ def settings(train_patients: int | None, sets: list) -> list:
     return ([f'train_patients={train_patients}'] if train_patients else []) + list(sets)
 
 
-def recorded() -> list:
-    "The entries real.json holds (none before the first run)."
-    return json.loads(RECORD.read_text())['entries'] if RECORD.exists() else []
+def recorded(path: Path | None = None) -> list:
+    "The entries a real.json holds (this record's by default; none before the first run)."
+    path = path or RECORD
+    return json.loads(path.read_text())['entries'] if path.exists() else []
 
 
 def merge_entries(record: list, others: list, label: str | None = None, note: str | None = None) -> tuple:
@@ -351,7 +352,7 @@ def main(argv=None):
         if not src.is_file(): sys.exit(f'bench_real: --merge {src}: no such file (a real.json written by bench_real)')
         if bool(a.label) != bool(a.note): sys.exit('bench_real: with --merge, --label and --note go together')
         if a.dataset: sys.exit(f'bench_real: --merge runs nothing; give no DATASET ({a.dataset})')
-        try: others = list(json.loads(src.read_text())['entries'])
+        try: others = list(recorded(src))
         except (ValueError, KeyError, TypeError):
             sys.exit(f'bench_real: --merge {src}: not a real.json written by bench_real (no "entries" list)')
         if a.label and a.label not in {e['label'] for e in others}:
