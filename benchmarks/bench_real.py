@@ -285,7 +285,11 @@ def write_report(record: list) -> None:
           'per seed, then their mean over the seeds; with `--seg-seeds N` each run\'s segmenters were trained N times on '
           'the same frames and each test image scored by their mean (its section gives each segmenter seed\'s '
           'differences: SDM - real, R+S - real). AUC: the realism classifier inside the sector (0.5 = indistinguishable), on the synthetic '
-          'training set and on the generator\'s images of the real maps themselves (nbs/08b_realism). Minutes: the '
+          'training set and on the generator\'s images of the real maps themselves (nbs/08b_realism); the entries made '
+          'before 2026-12-04 read it with a classifier that had hardly begun to learn (300 steps at a learning rate of '
+          '1e-3), and their AUCs are not a generator\'s: read again with the budget since (600 steps at 3e-3), the same '
+          'synthetic sets of four entries score 0.96-0.98 (training set) and 0.86-0.90 (undeformed maps) '
+          '(benchmarks/realism_budget.md). Minutes: the '
           'stages\' own time on this machine (2 cores).' + (
               f' From one seed to the next, one setting\'s differences move by a pooled sd of {sd_sdm:.2f} (All SDM - '
               f'All real) and {sd_rs:.2f} (Real + SDM - All real) over the {n} dev entries run on two seeds or more: '

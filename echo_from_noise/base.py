@@ -11,8 +11,9 @@ from dataclasses import asdict, fields
 
 # %% auto #0
 __all__ = ['VIEWS', 'PHASES', 'SPLITS', 'DEFAULT_VAL_SHARE', 'PROFILES', 'SAMPLERS', 'OBJECTIVES', 'GENERATOR_NAMES', 'STAGES',
-           'MIXES', 'ELASTIC', 'DataError', 'tqdm', 'shown', 'parse_value', 'override_items', 'named_profile',
-           'SettingError', 'parse_setting', 'check_values', 'apply_overrides', 'config_from_dict', 'config_to_dict']
+           'MIXES', 'ELASTIC', 'CLASSIFIER_STEPS', 'CLASSIFIER_LR', 'DataError', 'tqdm', 'shown', 'parse_value',
+           'override_items', 'named_profile', 'SettingError', 'parse_setting', 'check_values', 'apply_overrides',
+           'config_from_dict', 'config_to_dict']
 
 # %% ../nbs/00_base.ipynb #4cbaf786
 class DataError(ValueError):
@@ -31,6 +32,8 @@ GENERATOR_NAMES = {'sdm': 'SDM', 'cyclegan': 'CycleGAN'}   # checkpoint prefix -
 STAGES = ('data', 'sdm', 'cyclegan', 'synthesize', 'segment', 'evaluate', 'adherence', 'figures')   # efn paper, in order
 MIXES = ('balanced', 'union')     # how a segmenter trained on real and synthetic frames mixes them (nbs/07_segment)
 ELASTIC = ('bspline', 'torchio')  # the label maps' elastic field: this project's grid, or TorchIO's (nbs/04_augment)
+CLASSIFIER_STEPS = 600   # the realism classifier's training steps and learning rate: enough for it to fit its
+CLASSIFIER_LR = 3e-3     # training half of the patients (measured on real CAMUS: nbs/08b_realism)
 
 # %% ../nbs/00_base.ipynb #918b5ceb
 def tqdm(*args, **kwargs):

@@ -10,8 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .base import (DEFAULT_VAL_SHARE, ELASTIC, GENERATOR_NAMES, PHASES, PROFILES, SAMPLERS, SPLITS, STAGES,
-                                  VIEWS, DataError)
+from .base import (CLASSIFIER_LR, CLASSIFIER_STEPS, DEFAULT_VAL_SHARE, ELASTIC, GENERATOR_NAMES, PHASES,
+                                  PROFILES, SAMPLERS, SPLITS, STAGES, VIEWS, DataError)
 from .cli_train import add_train_cyclegan, add_train_sdm, device_arg
 
 # %% auto #0
@@ -195,7 +195,7 @@ def _run_realism(args):
     from echo_from_noise.realism import realism_report
     from echo_from_noise.distributed import pick_device
     print(realism_report(args.real, args.synthetic, args.out, args.seed, args.steps, pick_device(args.device),
-                         args.repeats, overwrite=args.overwrite))
+                         args.repeats, overwrite=args.overwrite, lr=args.lr))
     if args.out: print(f'written: {Path(args.out) / "realism.csv"}, {Path(args.out) / "realism_histograms.png"}')
 
 # %% ../nbs/90_cli.ipynb #b386b746
@@ -210,7 +210,9 @@ def _add_realism(sub):
     re.add_argument('real', help='a canonical dataset of real frames')
     re.add_argument('synthetic', help='a canonical dataset of synthetic frames (efn synthesize output), the same size')
     re.add_argument('--out', help='folder for realism.csv and realism_histograms.png (default: print only)')
-    re.add_argument('--steps', type=int, default=300, help='classifier training steps (default: %(default)s)')
+    re.add_argument('--steps', type=int, default=CLASSIFIER_STEPS,
+                    help='classifier training steps: enough for it to fit its half of the patients (default: %(default)s)')
+    re.add_argument('--lr', type=float, default=CLASSIFIER_LR, help='classifier learning rate (default: %(default)s)')
     re.add_argument('--repeats', type=int, default=5,
                     help='classifier tests with other seeds; the AUC is their mean, with its sd (default: %(default)s)')
     re.add_argument('--seed', type=int, default=0, help='(default: %(default)s)')

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-from .base import (ELASTIC, MIXES, PROFILES, SAMPLERS, STAGES, DataError, SettingError, apply_overrides, check_values,
-                                  config_to_dict, named_profile, override_items, parse_setting, shown)
+from .base import (CLASSIFIER_LR, CLASSIFIER_STEPS, ELASTIC, MIXES, PROFILES, SAMPLERS, STAGES, DataError,
+                                  SettingError, apply_overrides, check_values, config_to_dict, named_profile,
+                                  override_items, parse_setting, shown)
 from . import cyclegan, sdm, segment
 from .cyclegan import CycleGANConfig
 from .rundir import read_run_config
@@ -21,9 +22,9 @@ from .segment import SegConfig
 
 # %% auto #0
 __all__ = ['STUDY_DEFAULTS', 'STUDY_PROFILES', 'TRAINERS', 'REAL_PLUS_SDM', 'SEG_ROWS', 'CYCLEGAN_ROW', 'REAL_ROW', 'SECTIONS',
-           'STUDY_OWNED', 'FLAGGED', 'STAGE_OF', 'BEFORE_SETTING', 'MACHINE', 'PAPER_RECIPE', 'RealismBudget',
-           'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'setting_keys', 'resume_config', 'run_changes',
-           'saved_study', 'changed_settings', 'first_stage', 'flat_settings', 'sdm_per_view']
+           'STUDY_OWNED', 'FLAGGED', 'STAGE_OF', 'BEFORE_SETTING', 'BEFORE_REALISM', 'MACHINE', 'PAPER_RECIPE',
+           'RealismBudget', 'StudyConfig', 'study_config', 'resolve', 'seg_rows', 'setting_keys', 'resume_config',
+           'run_changes', 'saved_study', 'changed_settings', 'first_stage', 'flat_settings', 'sdm_per_view']
 
 # %% ../nbs/13_config.ipynb #e1b349f2
 # augment_strength 0.5: half the paper's deformation of the synthetic maps (real CAMUS and the phantom agree: nbs/14_study)
@@ -34,17 +35,17 @@ STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16,
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3, procs=1,
                   seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
-                  realism=dict(steps=20, repeats=2)),
+                  realism=dict(steps=20, lr=CLASSIFIER_LR, repeats=2)),
     'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sdm_budget=2400, sampler='dpm++', synth_steps=15,
                 seg=dict(), cyclegan=False, cyclegan_train=dict(),
-                adherence_maps=None, realism=dict(steps=300, repeats=5)),
+                adherence_maps=None, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
                 seg=dict(), cyclegan=True, cyclegan_train=dict(),
-                adherence_maps=32, realism=dict(steps=300, repeats=5)),
+                adherence_maps=32, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),
     'paper': dict(size=256, patients=500, copies=5, augment_strength=1.0, elastic='torchio', finish=0.0, real_plus_sdm=False,
                   sdm=dict(), sampler='ddpm', synth_steps=1000,
                   seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=50,
-                  realism=dict(steps=300, repeats=5)),
+                  realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),
 }
 TRAINERS = dict(sdm=sdm, cyclegan_train=cyclegan, seg=segment)   # each stage's trainer: its PROFILES and make_config
 assert all(tuple(STUDY_PROFILES) == tuple(t.PROFILES) == PROFILES for t in TRAINERS.values())   # one list of scales
@@ -69,6 +70,7 @@ FLAGGED = ('profile', 'data', 'device', 'seed', 'cyclegan', 'set')    # set by t
 class RealismBudget:
     "The budget of the realism measure's classifier two-sample test (nbs/08b_realism)."
     steps: int      # training steps of each real-vs-synthetic classifier
+    lr: float       # its learning rate (steps and lr: enough for it to fit its training half, nbs/08b_realism)
     repeats: int    # classifiers trained (other patient halves and weights); the table holds their mean AUC
 
 # %% ../nbs/13_config.ipynb #cb7d24ba
@@ -158,7 +160,8 @@ def _check_study(cfg: StudyConfig) -> None:
     finishing share below 1, the sampler's steps within the SDM's diffusion steps, a size the segmenter takes."""
     settings = {**flat_settings(cfg), 'synth_batch': cfg.synth_batch, 'procs': cfg.procs}
     def bad(key, must): raise SettingError(key, settings.get(key), must)
-    check_values(settings, positive=('patients', 'copies', 'synth_steps', 'synth_batch', 'realism.steps', 'realism.repeats'),
+    check_values(settings, positive=('patients', 'copies', 'synth_steps', 'synth_batch', 'realism.steps', 'realism.repeats',
+                           'realism.lr'),
                  at_least_zero=('guidance', 'augment_strength', 'procs', 'sdm_budget'))
     if cfg.sampler not in SAMPLERS: bad('sampler', f'use one of {list(SAMPLERS)}')
     if cfg.mix not in MIXES: bad('mix', f'use one of {list(MIXES)}')
@@ -224,7 +227,8 @@ def _apply(spec: dict, overrides=None) -> dict:
         if not name:
             kind, nullable = scalars[key]            # the current value is the example an error shows, if of its type
             spec[key] = parse_setting(key, value, spec[key] if type(spec[key]) is kind else kind(), nullable)
-        elif section == 'realism': spec['realism'] = dict(spec['realism'], **{name: parse_setting(key, value, 0)})
+        elif section == 'realism':                   # parsed as the type of the profile's value (int, or float: lr)
+            spec['realism'] = dict(spec['realism'], **{name: parse_setting(key, value, spec['realism'][name])})
         else:
             try: v = getattr(apply_overrides(getattr(resolve(spec), section), {name: value}), name)
             except SettingError as e: raise e.within(section) from None
@@ -265,12 +269,13 @@ BEFORE_SETTING = dict(   # what a run recorded before a setting existed was made
     finish=0.0,            # no finishing phase
     augment_strength=1.0,  # the paper's deformation
     sdm_budget=0)          # each SDM trained sdm.steps
+BEFORE_REALISM = dict(lr=1e-3)   # the realism classifier's learning rate before `realism.lr` existed
 
 
 def saved_study(d: dict) -> StudyConfig:
     """The `StudyConfig` of a config.yaml's `study` dict, resolved on the CPU (an old run's device is not this machine's);
-    a setting the record lacks is what runs were made with before it existed (`BEFORE_SETTING`)."""
-    return resolve({**BEFORE_SETTING, **d, 'device': 'cpu'})
+    a setting the record lacks is what runs were made with before it existed (`BEFORE_SETTING`, `BEFORE_REALISM`)."""
+    return resolve({**BEFORE_SETTING, **d, 'realism': {**BEFORE_REALISM, **(d.get('realism') or {})}, 'device': 'cpu'})
 
 
 def changed_settings(old: StudyConfig, new: StudyConfig) -> dict:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .base import SPLITS, DataError, tqdm
+from .base import CLASSIFIER_LR, CLASSIFIER_STEPS, SPLITS, DataError, tqdm
 from .dataset import load_split
 from .files import results_folder, write_atomic, write_figure
 from .labels import LEFT_ATRIUM, LV_CAVITY, LV_MYOCARDIUM, SECTOR
@@ -161,11 +161,12 @@ def _classifier(width: int = 16) -> torch.nn.Module:
     return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(c, 1))
 
 
-def classifier_auc(real, synthetic, real_groups, synthetic_groups, steps: int = 300, batch_size: int = 32,
-                   lr: float = 1e-3, seed: int = 0, device='cpu', progress: bool = False) -> dict:
+def classifier_auc(real, synthetic, real_groups, synthetic_groups, steps: int = CLASSIFIER_STEPS, batch_size: int = 32,
+                   lr: float = CLASSIFIER_LR, seed: int = 0, device='cpu', progress: bool = False) -> dict:
     """Held-out AUC of a small CNN trained to tell `synthetic` (uint8 N x H x W, label 1) from `real` (label 0) frames;
     train and test sides are the two halves of the patients of both sets (`shared_halves` of the `*_groups`). Also
-    returns the held-out frames' indices and scores (high: synthetic), for `realism_extremes`."""
+    returns the held-out frames' indices and scores (high: synthetic), for `realism_extremes`, and `train_loss`: the
+    mean loss of its last 50 steps (near 0: it fits its training half; near log 2 = 0.69: it has learned nothing)."""
     real, synthetic = np.asarray(real), np.asarray(synthetic)
     if real.shape[1:] != synthetic.shape[1:]:
         raise DataError(f'real frames are {real.shape[1:]} px but synthetic ones {synthetic.shape[1:]}; compare datasets '
@@ -181,18 +182,21 @@ def classifier_auc(real, synthetic, real_groups, synthetic_groups, steps: int = 
     half = max(batch_size // 2, 1)
     y = torch.cat([torch.zeros(half), torch.ones(half)]).to(device)
     net.train()
+    losses = []
     for _ in tqdm(range(steps), desc='realism classifier', unit='step', disable=not progress):
         x = torch.cat([tr_r[torch.randint(len(tr_r), (half,), generator=g)],
                        tr_s[torch.randint(len(tr_s), (half,), generator=g)]]).to(device)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x)[:, 0], y)
         if not torch.isfinite(loss): raise RuntimeError('realism classifier: non-finite loss')
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        losses.append(loss.detach())
     net.eval()
     with torch.no_grad():
         score = lambda t: torch.cat([net(t[i:i + 256].to(device))[:, 0].cpu() for i in range(0, len(t), 256)]).numpy()
         s_syn, s_real = score(te_s), score(te_r)
     return dict(auc=rank_auc(s_syn, s_real), train_real=len(tr_r), train_synthetic=len(tr_s), test_real=len(te_r),
-                test_synthetic=len(te_s), steps=steps, batch_size=batch_size, seed=seed,
+                test_synthetic=len(te_s), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                train_loss=float(torch.stack(losses[-50:]).mean()),
                 test_real_index=np.flatnonzero(~mr), test_synthetic_index=np.flatnonzero(~ms),
                 real_scores=s_real, synthetic_scores=s_syn)
 
@@ -215,8 +219,8 @@ def _compared_frames(real, synthetic) -> tuple:
             (inside_sector(syn_i, syn_l), syn_l, syn_rows))
 
 # %% ../nbs/08b_realism.ipynb #6823d8be
-def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', progress: bool = True,
-            repeats: int = 5) -> tuple:
+def realism(real, synthetic, seed: int = 0, steps: int = CLASSIFIER_STEPS, device='cpu', progress: bool = True,
+            repeats: int = 5, lr: float = CLASSIFIER_LR) -> tuple:
     """(table, details): `grey_table` and `texture_table`, the classifier's AUC and the frame counts for every frame of
     `synthetic` against the frames of `real` of the same views and phases (all splits; only the patients whose maps
     `synthetic` drew, when it drew at least 4 of them), all inside each frame's sector; details = {'real': histograms,
@@ -225,13 +229,13 @@ def realism(real, synthetic, seed: int = 0, steps: int = 300, device='cpu', prog
     table holds the mean AUC (`classifier_auc`) and its standard deviation over the repeats (`classifier_auc_sd`)."""
     if repeats < 1: raise DataError(f'repeats must be at least 1, got {repeats}')
     if steps < 1: raise DataError(f'--steps {steps}: the classifier needs at least 1 training step (an untrained one '
-                                  'reports a meaningless AUC); the default is 300')
+                                  f'reports a meaningless AUC); the default is {CLASSIFIER_STEPS}')
     (real_i, real_l, real_rows), (syn_i, syn_l, syn_rows) = _compared_frames(real, synthetic)
     hists = dict(real=region_histograms(real_i, real_l), synthetic=region_histograms(syn_i, syn_l))
     table = pd.concat([grey_table(hists['real'], hists['synthetic']), texture_table(real_i, real_l, syn_i, syn_l)],
                       ignore_index=True)
-    tests = [classifier_auc(real_i, syn_i, real_rows['patient'], syn_rows['patient'], steps=steps, seed=seed + 10 * k,
-                            device=device, progress=progress) for k in range(repeats)]
+    tests = [classifier_auc(real_i, syn_i, real_rows['patient'], syn_rows['patient'], steps=steps, lr=lr,
+                            seed=seed + 10 * k, device=device, progress=progress) for k in range(repeats)]
     aucs = [t['auc'] for t in tests]
     hists['extremes'] = _surest(real_i, syn_i, tests[0])
     sd = float(np.std(aucs, ddof=1)) if repeats > 1 else 0.0
@@ -323,15 +327,15 @@ def realism_figure(histograms: dict, out_base=None, title: str = ''):
 REALISM_FILES = ('realism.csv', 'realism_histograms.png', 'realism_extremes.png')   # `efn realism --out` writes these, and --overwrite replaces no other
 
 
-def realism_report(real, synthetic, out=None, seed: int = 0, steps: int = 300, device='cpu', repeats: int = 5,
-                   progress: bool = True, overwrite: bool = False) -> str:
+def realism_report(real, synthetic, out=None, seed: int = 0, steps: int = CLASSIFIER_STEPS, device='cpu', repeats: int = 5,
+                   progress: bool = True, overwrite: bool = False, lr: float = CLASSIFIER_LR) -> str:
     """`efn realism`: the realism of the dataset `synthetic` against `real` as a markdown table; with `out`, also
     `out/realism.csv`, the histograms `out/realism_histograms.png` and the frames the classifier is surest of
     `out/realism_extremes.png`, written whole into a new folder (an existing one is replaced only with `overwrite`,
     and only when it holds nothing but those files)."""
     from contextlib import nullcontext
     with nullcontext() if out is None else results_folder(out, overwrite, REALISM_FILES, 'efn realism') as folder:
-        table, hists = realism(real, synthetic, seed, steps, device, progress, repeats)
+        table, hists = realism(real, synthetic, seed, steps, device, progress, repeats, lr)
         md = realism_markdown(table.assign(generator=Path(synthetic).name), f'Realism of {synthetic} against {real}')
         if folder:
             write_atomic(folder.tmp / 'realism.csv', table.to_csv(index=False))
