@@ -226,7 +226,8 @@ def realism(real, synthetic, seed: int = 0, steps: int = CLASSIFIER_STEPS, devic
     `synthetic` drew, when it drew at least 4 of them), all inside each frame's sector; details = {'real': histograms,
     'synthetic': histograms, 'extremes': the held-out frames the first classifier is surest of (`realism_extremes`)}.
     The classifier test runs `repeats` times (seeds `seed`, `seed + 10`, ...: other patient halves, other weights): the
-    table holds the mean AUC (`classifier_auc`) and its standard deviation over the repeats (`classifier_auc_sd`)."""
+    table holds the mean AUC (`classifier_auc`), its standard deviation over the repeats (`classifier_auc_sd`) and the
+    classifiers' mean training loss at the end (`classifier_loss`: near 0 when they fit their training halves)."""
     if repeats < 1: raise DataError(f'repeats must be at least 1, got {repeats}')
     if steps < 1: raise DataError(f'--steps {steps}: the classifier needs at least 1 training step (an untrained one '
                                   f'reports a meaningless AUC); the default is {CLASSIFIER_STEPS}')
@@ -241,6 +242,8 @@ def realism(real, synthetic, seed: int = 0, steps: int = CLASSIFIER_STEPS, devic
     sd = float(np.std(aucs, ddof=1)) if repeats > 1 else 0.0
     extra = [dict(metric='classifier_auc', structure='all', real=0.5, synthetic=float(np.mean(aucs)), ratio=float('nan')),
              dict(metric='classifier_auc_sd', structure=f'{repeats} seeds', real=0.0, synthetic=sd, ratio=float('nan')),
+             dict(metric='classifier_loss', structure=f'{repeats} seeds', real=float(np.log(2)),   # real: chance
+                  synthetic=float(np.mean([t['train_loss'] for t in tests])), ratio=float('nan')),
              dict(metric='frames', structure='all', real=len(real_i), synthetic=len(syn_i), ratio=float('nan'))]
     return pd.concat([table, pd.DataFrame(extra)], ignore_index=True), hists
 
@@ -301,6 +304,8 @@ def realism_markdown(table: pd.DataFrame, caption: str = '') -> str:
         auc = f"{t.loc[('classifier_auc', 'all'), 'synthetic']:.3f}"
         sd = t[t.index.get_level_values('metric') == 'classifier_auc_sd']      # absent in tables from before repeats
         if len(sd): auc += f" ± {sd['synthetic'].iloc[0]:.3f} (sd over {sd.index[0][1]})"
+        loss = t[t.index.get_level_values('metric') == 'classifier_loss']     # absent in tables from before 2026-12-04
+        if len(loss): auc += f"; training loss {loss['synthetic'].iloc[0]:.3f} (0.69: it learned nothing)"
         lines.append(f"| {gen} | classifier AUC (0.5 = indistinguishable; {int(n['real'])} real, "
                      f"{int(n['synthetic'])} synthetic frames) | | {auc} | | |")
     return '\n'.join(lines) + '\n'

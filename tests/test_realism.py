@@ -42,6 +42,8 @@ def test_cli_writes_the_table_and_separates_a_washed_out_copy(pair):
     assert (tmp / 'out' / 'realism_histograms.png').stat().st_size > 1000
     assert t.loc[('classifier_auc', 'all'), 'synthetic'] > 0.9
     assert 0 <= t.loc[('classifier_auc_sd', '3 seeds'), 'synthetic'] < 0.1      # a washed-out copy: every seed sees it
+    assert t.loc[('classifier_loss', '3 seeds'), 'synthetic'] < 0.3 < np.log(2)  # it learned: its loss far below chance
+    assert 'training loss' in r.stdout
     assert abs(t.loc[('contrast', 'myocardium-cavity'), 'ratio'] - 0.5) < 0.05     # 0.5 x + 100 halves every contrast
     for s in ('cavity', 'myocardium', 'LA', 'sector'):
         g = t.loc[('grey_mean', s)]
