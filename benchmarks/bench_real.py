@@ -288,7 +288,7 @@ def write_report(record: list) -> None:
           'training set and on the generator\'s images of the real maps themselves (nbs/08b_realism); the entries made '
           'before 2026-12-04 read it with a classifier that had hardly begun to learn (300 steps at a learning rate of '
           '1e-3), and their AUCs are not a generator\'s: read again with the budget since (600 steps at 3e-3), the same '
-          'synthetic sets of four entries score 0.96-0.98 (training set) and 0.86-0.90 (undeformed maps) '
+          'synthetic sets of eight entries score 0.86-0.98 (training set) and 0.72-0.90 (undeformed maps) '
           '(benchmarks/realism_budget.md). Minutes: the '
           'stages\' own time on this machine (2 cores).' + (
               f' From one seed to the next, one setting\'s differences move by a pooled sd of {sd_sdm:.2f} (All SDM - '
