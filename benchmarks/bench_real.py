@@ -46,6 +46,7 @@ import pandas as pd
 from benchmarks.common import ROOT, cpu_model, paired
 from echo_from_noise.dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 from echo_from_noise.files import write_atomic
+from echo_from_noise.rundir import read_run_config
 
 REPORT, RECORD = ROOT / 'benchmarks' / 'real.md', ROOT / 'benchmarks' / 'real.json'
 ROWS = ('All SDM frames', 'All real frames', 'Real + SDM frames')
@@ -135,7 +136,9 @@ def measure(outs: list, seed: int) -> dict:
                 brightness_sd=('brightness_sd', 'sector')).items() if (m, s) in t.index}
     diffs = lambda p: dict(sdm_minus_real=rows_paired(p, ROWS[0], ROWS[1]), real_sdm_minus_real=rows_paired(p, ROWS[2], ROWS[1]))
     each = [{k: d['mean'] for k, d in diffs(per_image([o])).items()} for o in outs] if len(outs) > 1 else []
+    budget = (read_run_config(out).get('study') or {}).get('realism') or {}
     return dict(seed=seed, dice=means, **diffs(per), seg_seeds=len(outs), per_seg_seed=each,
+                realism_budget={**OLD_REALISM_BUDGET, **{k: budget[k] for k in OLD_REALISM_BUDGET if k in budget}},
                 realism={g: dict(auc=v['auc'], auc_sd=v['auc_sd'], grey_ratio=v['grey_ratio'],
                                  contrast_ratio=v['contrast_ratio'], **texture(g)) for g, v in realism.items()},
                 stage_seconds={s: stages[s]['seconds'] for s in stages},
@@ -208,6 +211,12 @@ def entry_line(e: dict) -> str:
 
 
 DIFFS = ('sdm_minus_real', 'real_sdm_minus_real')
+OLD_REALISM_BUDGET = dict(steps=300, lr=1e-3)   # the realism classifier's budget of the runs recorded before 2026-12-04
+
+
+def realism_budget(run: dict) -> dict:
+    "The classifier budget a run's AUCs were read with (runs recorded before it was: the old one)."
+    return run.get('realism_budget') or OLD_REALISM_BUDGET
 
 
 def draws(run: dict) -> list:
@@ -225,9 +234,9 @@ def lever_line(e: dict, base: dict) -> str | None:
         per = [float(np.mean([x[key] - y[key] for x, y in zip(draws(r), draws(b))])) for r, b in pairs]
         return per_seed([f'{v:+.2f}' for v in per], per)
     def auc(gen):
-        d = [r['realism'][gen]['auc'] - b['realism'][gen]['auc'] for r, b in pairs
-             if gen in r['realism'] and gen in b['realism']]
-        return ' / '.join(f'{v:+.3f}' for v in d) or '-'
+        d = [f"{r['realism'][gen]['auc'] - b['realism'][gen]['auc']:+.3f}" if realism_budget(r) == realism_budget(b)
+             else 'other budgets' for r, b in pairs if gen in r['realism'] and gen in b['realism']]
+        return ' / '.join(d) or '-'     # AUCs read with two classifier budgets are not compared (realism_budget.md)
     seeds = ', '.join(f'{r["seed"]} ({min(len(draws(r)), len(draws(b)))})' for r, b in pairs)
     minutes = lambda runs: ' / '.join(str(x['minutes']) for x in runs)
     return (f'| {e["label"]} | {base["label"]} | {seeds} | {delta(DIFFS[0])} | {delta(DIFFS[1])} | {auc("SDM")} | '
@@ -244,7 +253,8 @@ def levers_table(record: list) -> list:
             'One line per entry run against another (`--against LABEL`: the entry it changes one setting of, on the same '
             'split). Each difference is the entry\'s minus its baseline\'s, per seed both ran (in brackets: the '
             'segmenter draws both have, paired draw by draw: the same seed and segmenter seed); positive is better for '
-            'Dice, negative for the AUC (0.5 = indistinguishable). Minutes as each entry recorded them (a `--reuse` entry '
+            'Dice, negative for the AUC (0.5 = indistinguishable; "other budgets": the two were read with different '
+            'classifier budgets, benchmarks/realism_budget.md). Minutes as each entry recorded them (a `--reuse` entry '
             'counts the reused run\'s SDM seconds; the machines differ between some entries: see each section).', '',
             '| lever | against | seeds (draws) | All SDM - All real | Real + SDM - All real | AUC training set | '
             'AUC undeformed maps | minutes |', '|---|---|---|---|---|---|---|---|', *filter(None, lines)]

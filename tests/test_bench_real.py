@@ -93,6 +93,7 @@ def _finished_run(root: Path, dice: dict) -> Path:
     pd.DataFrame([dict(row=r, id=f'p{i // 2}_{i % 2}', patient=f'p{i // 2}', dice_mean=v)
                   for r, vals in dice.items() for i, v in enumerate(vals)]).to_csv(root / 'metrics/per_image.csv', index=False)
     (root / 'stages/evaluate.json').write_text(json.dumps(dict(seconds=60, result=dict(realism={}))))
+    (root / 'config.yaml').write_text('study:\n  realism: {steps: 600, lr: 0.003, repeats: 5}\n')
     return root
 
 
@@ -108,6 +109,7 @@ def test_segmenter_seeds_score_each_image_by_their_mean(tmp_path):
     assert [x['real_sdm_minus_real'] for x in m['per_seg_seed']] == pytest.approx([20.0, -10.0])
     assert m['sdm_minus_real']['mean'] == pytest.approx(-5.0) and m['real_sdm_minus_real']['mean'] == pytest.approx(5.0)
     assert m['dice'][real] == pytest.approx(80.0) and (m['seg_seeds'], m['seed'], m['minutes']) == (2, 3, 1.0)
+    assert m['realism_budget'] == dict(steps=600, lr=3e-3)      # the classifier budget its config.yaml records
     one = bench_real.measure([a], seed=3)
     assert one['per_seg_seed'] == [] and one['sdm_minus_real']['mean'] == pytest.approx(5.0)
 
@@ -127,6 +129,8 @@ def test_levers_table_pairs_each_lever_with_its_baseline_by_seed_and_segmenter_d
     both = dict(lever, runs=[run(0, [(0.0, 1.0)]), run(1, [(-2.0, 0.2)])])      # one draw each: the run's own
     assert '| 0 (1), 1 (1) | +1.00 / -1.00 (mean +0.00) | +0.50 / +0.00 (mean +0.25) |' in bench_real.lever_line(both, base)
     assert bench_real.lever_line(dict(lever, runs=[run(5, [(0.0, 0.0)])]), base) is None      # no seed in common
+    newer = dict(lever, runs=[dict(run(0, [(-0.5, 0.5), (-1.0, 0.5)]), realism_budget=dict(steps=600, lr=3e-3))])
+    assert '| other budgets | other budgets |' in bench_real.lever_line(newer, base)   # AUCs of two classifier budgets
     other_split = dict(lever, split='test')                       # a baseline is looked up on the entry's own split
     table = bench_real.levers_table([base, lever, other_split])
     assert sum(r.startswith('| lever | base |') for r in table) == 1 and table[-1] == line
