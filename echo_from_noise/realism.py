@@ -165,8 +165,8 @@ def classifier_auc(real, synthetic, real_groups, synthetic_groups, steps: int = 
                    lr: float = CLASSIFIER_LR, seed: int = 0, device='cpu', progress: bool = False) -> dict:
     """Held-out AUC of a small CNN trained to tell `synthetic` (uint8 N x H x W, label 1) from `real` (label 0) frames;
     train and test sides are the two halves of the patients of both sets (`shared_halves` of the `*_groups`). Also
-    returns the held-out frames' indices and scores (high: synthetic), for `realism_extremes`, and `train_loss`: the
-    mean loss of its last 50 steps (near 0: it fits its training half; near log 2 = 0.69: it has learned nothing)."""
+    returns the held-out frames' indices and scores (high: synthetic), for `realism_extremes`, and `train_loss` (the
+    mean loss of its last 50 steps: near 0 it fits its training half, near log 2 = 0.69 it learned nothing)."""
     real, synthetic = np.asarray(real), np.asarray(synthetic)
     if real.shape[1:] != synthetic.shape[1:]:
         raise DataError(f'real frames are {real.shape[1:]} px but synthetic ones {synthetic.shape[1:]}; compare datasets '
@@ -225,10 +225,10 @@ def realism(real, synthetic, seed: int = 0, steps: int = CLASSIFIER_STEPS, devic
     `synthetic` against the frames of `real` of the same views and phases (all splits; only the patients whose maps
     `synthetic` drew, when it drew at least 4 of them), all inside each frame's sector; details = {'real': histograms,
     'synthetic': histograms, 'extremes': the held-out frames the first classifier is surest of (`realism_extremes`)}.
-    The classifier test runs `repeats` times (seeds `seed`, `seed + 10`, ...: other patient halves, other weights): the
-    table holds the mean AUC (`classifier_auc`), its standard deviation over the repeats (`classifier_auc_sd`) and the
-    classifiers' mean training loss at the end (`classifier_loss`: near 0 when they fit their training halves)."""
+    The classifier test runs `repeats` times (seeds `seed`, `seed + 10`, ...: other patient halves and weights): the
+    table holds their mean AUC, its sd (`classifier_auc_sd`) and their mean final training loss (`classifier_loss`)."""
     if repeats < 1: raise DataError(f'repeats must be at least 1, got {repeats}')
+    if not 0 < lr < float('inf'): raise DataError(f'--lr {lr}: must be a positive number; the default is {CLASSIFIER_LR}')
     if steps < 1: raise DataError(f'--steps {steps}: the classifier needs at least 1 training step (an untrained one '
                                   f'reports a meaningless AUC); the default is {CLASSIFIER_STEPS}')
     (real_i, real_l, real_rows), (syn_i, syn_l, syn_rows) = _compared_frames(real, synthetic)

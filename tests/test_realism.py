@@ -79,6 +79,9 @@ def test_repeated_classifier_tests_average_the_single_runs(pair):
     assert t[('classifier_auc_sd', '2 seeds')] == pytest.approx(np.std(single, ddof=1))
     with pytest.raises(DataError, match='repeats must be at least 1'):
         realism(real, washed, repeats=0, progress=False)
+    for lr in (0, -1e-3, float('nan'), float('inf')):           # refused before any frame is read or any step taken
+        with pytest.raises(DataError, match='--lr .*: must be a positive number'):
+            realism(real, washed, lr=lr, progress=False)
 
 
 def test_a_rim_outside_the_sector_does_not_move_the_auc(pair):
