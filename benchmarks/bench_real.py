@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import ROOT, cpu_model, paired
+from echo_from_noise.config import BEFORE_REALISM
 from echo_from_noise.dataset import DatasetWriter, extra_columns, load_frame, read_manifest
 from echo_from_noise.files import write_atomic
 from echo_from_noise.rundir import read_run_config
@@ -211,7 +212,7 @@ def entry_line(e: dict) -> str:
 
 
 DIFFS = ('sdm_minus_real', 'real_sdm_minus_real')
-OLD_REALISM_BUDGET = dict(steps=300, lr=1e-3)   # the realism classifier's budget of the runs recorded before 2026-12-04
+OLD_REALISM_BUDGET = dict(steps=300, **BEFORE_REALISM)   # the realism classifier's budget before 2026-12-04
 
 
 def realism_budget(run: dict) -> dict:
