@@ -90,6 +90,7 @@ def fine_texture(images, labels, patch: int = 16) -> dict:
                 if inside[i:i + patch, j:j + patch].all():
                     p = x[i:i + patch, j:j + patch]
                     power += np.abs(np.fft.fft2((p - p.mean()) * window)) ** 2; n += 1
+    if not sd: raise ValueError('fine_texture: no frame has 16 pixels 3 px inside its sector')
     return dict(hp_sd=float(np.mean(sd)), corr_rows=float(np.mean(rows)), corr_cols=float(np.mean(cols)),
                 power=np.fft.fftshift(power / max(n, 1)), patches=n)
 
@@ -110,12 +111,13 @@ def band_ratios(synthetic_power, real_power, bands=BANDS) -> list:
 
 def probe(real, synthetic, probes=tuple(PROBES), seeds=(0, 10, 20), **classifier) -> list:
     "Markdown lines: one row per probe (the AUC over `seeds`, each seed's, the training loss), then the fine texture."
+    unknown = [name for name in probes if name not in PROBES]
+    if unknown: raise ValueError(f'unknown probe {unknown[0]!r}; use one of {list(PROBES)}')
     (ri, rl, rr), (si, sl, sr) = _compared_frames(real, synthetic)
     lines = [f'`{synthetic}` against `{real}`: {len(ri)} real, {len(si)} synthetic frames; {measured_on()}.', '',
              '| probe | what the classifier still sees | AUC (mean ± sd over seeds) | each seed | training loss |',
              '|---|---|---|---|---|']
     for name in probes:
-        if name not in PROBES: raise ValueError(f'unknown probe {name!r}; use one of {list(PROBES)}')
         a, b = probed(ri, rl, name), probed(si, sl, name, seed=1)
         runs = [classifier_auc(a, b, rr['patient'], sr['patient'], seed=s, **classifier) for s in seeds]
         auc = np.array([r['auc'] for r in runs])
