@@ -21,6 +21,14 @@ from echo_from_noise.realism import _compared_frames, classifier_auc
 from .common import measured_on
 
 
+def auc_cells(runs: list, loss_digits: int = 3) -> str:
+    "Three markdown cells of `classifier_auc` results: their mean AUC ± sd, each one's AUC, each one's training loss."
+    auc = np.array([r['auc'] for r in runs])
+    sd = f'{auc.std(ddof=1):.3f}' if len(auc) > 1 else '-'
+    return (f'{auc.mean():.3f} ± {sd} | {", ".join(f"{a:.3f}" for a in auc)} | '
+            + ', '.join(f'{r["train_loss"]:.{loss_digits}f}' for r in runs))
+
+
 def curve(real, synthetic, steps=(300, 600, 1000, 1500, 2000), lrs=(1e-3, 3e-3), seeds=(0, 10, 20, 30)) -> list:
     "Markdown lines: one row per steps x lr, the mean AUC over `seeds` with its sd, each seed's AUC and loss."
     (ri, _, rr), (si, _, sr) = _compared_frames(real, synthetic)
@@ -29,10 +37,7 @@ def curve(real, synthetic, steps=(300, 600, 1000, 1500, 2000), lrs=(1e-3, 3e-3),
     for lr in lrs:
         for n in steps:
             runs = [classifier_auc(ri, si, rr['patient'], sr['patient'], steps=n, lr=lr, seed=s) for s in seeds]
-            auc = np.array([r['auc'] for r in runs])
-            sd = f'{auc.std(ddof=1):.3f}' if len(auc) > 1 else '-'
-            lines.append(f'| {lr:g} | {n} | {auc.mean():.3f} ± {sd} | {", ".join(f"{a:.3f}" for a in auc)} | '
-                         + ', '.join(f'{r["train_loss"]:.4f}' for r in runs) + ' |')
+            lines.append(f'| {lr:g} | {n} | {auc_cells(runs, loss_digits=4)} |')
             print(lines[-1], flush=True)
     return lines
 

@@ -22,9 +22,13 @@ from scipy import ndimage
 from echo_from_noise.realism import _compared_frames, classifier_auc
 
 from .common import measured_on
+from .realism_budget import auc_cells
 
 
 def _blur(s): return lambda x, lab, rng: ndimage.gaussian_filter(x, s)
+
+
+def _highpass(x): return x - ndimage.gaussian_filter(x, 1.0)   # the 1-px high-pass residual
 
 
 def _zscore(x, lab, rng):
@@ -53,8 +57,7 @@ PROBES = {
     'none': ('everything: the study\'s AUC', lambda x, lab, rng: x),
     'blur1': ('all but the finest texture (Gaussian blur, sigma 1 px)', _blur(1.0)),
     'blur2': ('coarse content only (sigma 2 px)', _blur(2.0)),
-    'highpass1': ('the finest texture only (the frame minus its 1-px blur)',
-                  lambda x, lab, rng: x - ndimage.gaussian_filter(x, 1.0) + 128),
+    'highpass1': ('the finest texture only (the frame minus its 1-px blur)', lambda x, lab, rng: _highpass(x) + 128),
     'zscore': ('all but each frame\'s brightness and contrast (mean and sd in the sector made equal)', _zscore),
     'equalize': ('all but each frame\'s grey-level histogram (ranks in the sector)', _equalize),
     'shuffle': ('each structure\'s grey-level histogram, no spatial pattern (pixels shuffled within each structure)',
@@ -79,7 +82,7 @@ def fine_texture(images, labels, patch: int = 16) -> dict:
     for x, lab in zip(images.astype(np.float32), labels):
         inner = ndimage.binary_erosion(lab > 0, iterations=3)
         if inner.sum() < 16: continue
-        hp = x - ndimage.gaussian_filter(x, 1.0)
+        hp = _highpass(x)
         sd.append(hp[inner].std())
         for corr, a, b, m in ((rows, hp[:, :-1], hp[:, 1:], inner[:, :-1] & inner[:, 1:]),
                               (cols, hp[:-1], hp[1:], inner[:-1] & inner[1:])):
@@ -120,10 +123,7 @@ def probe(real, synthetic, probes=tuple(PROBES), seeds=(0, 10, 20), **classifier
     for name in probes:
         a, b = probed(ri, rl, name), probed(si, sl, name, seed=1)
         runs = [classifier_auc(a, b, rr['patient'], sr['patient'], seed=s, **classifier) for s in seeds]
-        auc = np.array([r['auc'] for r in runs])
-        sd = f'{auc.std(ddof=1):.3f}' if len(auc) > 1 else '-'
-        lines.append(f'| {name} | {PROBES[name][0]} | {auc.mean():.3f} ± {sd} | {", ".join(f"{v:.3f}" for v in auc)} | '
-                     + ', '.join(f'{r["train_loss"]:.3f}' for r in runs) + ' |')
+        lines.append(f'| {name} | {PROBES[name][0]} | {auc_cells(runs)} |')
         print(lines[-1], flush=True)
     patch = max(8, ri.shape[1] // 4)     # 16 px at 64 px
     tr, ts = fine_texture(ri, rl, patch), fine_texture(si, sl, patch)
