@@ -25,7 +25,7 @@ PHASES = ('ED', 'ES')                        # end-diastole, end-systole
 SPLITS = ('train', 'val', 'test')
 DEFAULT_VAL_SHARE = 50 / 450   # the paper: 400 train + 50 validation of the 450 non-test CAMUS patients
 
-PROFILES = ('smoke', 'cpu', 'gpu', 'paper')  # scales of every trainer and of the study (nbs/13_config has the table)
+PROFILES = ('smoke', 'cpu', 'cpu-long', 'gpu', 'paper')  # scales of every trainer and of the study (nbs/13_config has the table)
 SAMPLERS = ('ddpm', 'ddim', 'dpm++', 'dpm++sde', 'dpm++ddpm', 'dpm++karras')   # reverse-diffusion samplers (nbs/05_diffusion)
 OBJECTIVES = ('v', 'paper')                  # what the SDM learns to predict (nbs/06_sdm): v, or the paper's noise
 GENERATOR_NAMES = {'sdm': 'SDM', 'cyclegan': 'CycleGAN'}   # checkpoint prefix -> name in tables and figures

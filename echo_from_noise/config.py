@@ -39,6 +39,9 @@ STUDY_PROFILES = {   # study values, and each stage's changes to its own profile
     'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sdm_budget=2400, sampler='dpm++', synth_steps=15,
                 seg=dict(), cyclegan=False, cyclegan_train=dict(),
                 adherence_maps=None, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),
+    'cpu-long': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sdm_budget=9600, sampler='dpm++karras',
+                     synth_steps=30, seg=dict(), cyclegan=False, cyclegan_train=dict(),   # the cpu profile, its SDMs 4x
+                     adherence_maps=None, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),  # as long
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
                 seg=dict(), cyclegan=True, cyclegan_train=dict(),
                 adherence_maps=32, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),
@@ -77,7 +80,7 @@ class RealismBudget:
 @dataclass
 class StudyConfig:
     "Every setting of a study run; built by `study_config`, recorded in config.yaml by `to_dict`."
-    profile: str                   # scale of every stage: smoke, cpu, gpu or paper
+    profile: str                   # scale of every stage: smoke, cpu, cpu-long, gpu or paper
     data: str                      # 'phantom' (built in, made in the run) or the path of a canonical dataset
     device: str                    # auto, cpu, cuda or cuda:N
     seed: int                      # of the phantom, the augmentation, every trainer and every sampler

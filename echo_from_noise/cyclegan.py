@@ -67,6 +67,7 @@ class CycleGANConfig:
 PROFILES = {
     'smoke': dict(size=32, ngf=8, ndf=8, n_blocks=2, batch_size=2, steps=6, pool_size=4, save_every=3, log_every=1),
     'cpu': dict(),
+    'cpu-long': dict(),
     'gpu': dict(size=128, ngf=64, ndf=64, n_blocks=6, batch_size=4, steps=0, epochs=200, save_every=1000, log_every=50),
     'paper': dict(size=256, ngf=64, ndf=64, n_blocks=9, batch_size=1, steps=0, epochs=200, save_every=5000,
                   log_every=100, phases=SDM_PROFILES['paper']['phases']),

@@ -213,7 +213,7 @@ def _redo(out: Path, cfg: StudyConfig, stage: str, with_cyclegan, log) -> StudyC
     return cfg
 
 # %% ../nbs/15_runner.ipynb #3f4cfd0a
-def run_paper(profile: str = 'cpu',            # smoke, cpu, gpu or paper (nbs/13_config)
+def run_paper(profile: str = 'cpu',            # smoke, cpu, cpu-long, gpu or paper (nbs/13_config)
               data: str = 'phantom',           # 'phantom' (made inside the run) or a canonical dataset's path
               out=None,                        # run directory; default runs/PROFILE-DATANAME
               device: str = 'auto',

@@ -93,7 +93,7 @@ def saved_config(d: dict) -> SDMConfig:
 PROFILES = {
     'smoke': dict(size=32, channels=(16, 32), attention_levels=(False, True), num_head_channels=16, spade_hidden=16,
                   spade_kernel=3, batch_size=4, steps=6, lr=1e-3, warmup=0, ema_decay=0.9, save_every=3, log_every=1),
-    'cpu': dict(),
+    'cpu': dict(), 'cpu-long': dict(steps=4800),     # cpu-long: the cpu network, 4x the steps (nbs/13_config)
     'gpu': dict(size=128, channels=(64, 128, 128, 256), attention_levels=(False, False, True, True), num_res_blocks=2,
                 num_head_channels=32, spade_hidden=64, spade_kernel=3, batch_size=16, steps=8000, lr=1e-4, warmup=200,
                 ema_decay=0.9999, save_every=1000, log_every=50),
