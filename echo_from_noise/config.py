@@ -32,16 +32,15 @@ STUDY_DEFAULTS = dict(guidance=0.0, mix='balanced', finish=0.25, synth_batch=16,
                       seg_seed=None, sdm_budget=0,
                       real_plus_sdm=True)     # every profile's, unless it says otherwise
 
+_CPU = dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sdm_budget=2400, sampler='dpm++', synth_steps=15,
+            seg=dict(), cyclegan=False, cyclegan_train=dict(),
+            adherence_maps=None, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5))
 STUDY_PROFILES = {   # study values, and each stage's changes to its own profile of the same name
     'smoke': dict(size=32, patients=8, copies=1, sdm=dict(steps=4), sampler='dpm++', synth_steps=3, procs=1,
                   seg=dict(), cyclegan=True, cyclegan_train=dict(), adherence_maps=None,
                   realism=dict(steps=20, lr=CLASSIFIER_LR, repeats=2)),
-    'cpu': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sdm_budget=2400, sampler='dpm++', synth_steps=15,
-                seg=dict(), cyclegan=False, cyclegan_train=dict(),
-                adherence_maps=None, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),
-    'cpu-long': dict(size=64, patients=52, test_patients=16, copies=5, sdm=dict(), sdm_budget=9600, sampler='dpm++karras',
-                     synth_steps=30, seg=dict(), cyclegan=False, cyclegan_train=dict(),   # the cpu profile, its SDMs 4x
-                     adherence_maps=None, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),  # as long
+    'cpu': _CPU,
+    'cpu-long': {**copy.deepcopy(_CPU), 'sdm_budget': 9600, 'sampler': 'dpm++karras', 'synth_steps': 30},  # for real echo
     'gpu': dict(size=128, patients=150, copies=5, sdm=dict(), sampler='dpm++', synth_steps=20, synth_batch=128,
                 seg=dict(), cyclegan=True, cyclegan_train=dict(),
                 adherence_maps=32, realism=dict(steps=CLASSIFIER_STEPS, lr=CLASSIFIER_LR, repeats=5)),
