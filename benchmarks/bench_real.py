@@ -287,8 +287,10 @@ def headline(record: list) -> dict:
 def write_report(record: list) -> None:
     sd_sdm, n = seed_spread(record, 'sdm_minus_real')
     sd_rs, _ = seed_spread(record, 'real_sdm_minus_real')
+    views = sorted({v for e in record for v in e.get('views', ['4CH'])})   # entries before 2026-12-05: CAMUS 4CH
     md = ['# The study on real echo', '',
-          f'Measured on real CAMUS apical 4CH frames (ED and ES, {CITATION}); the frames stay outside the repository. '
+          f'Measured on real CAMUS apical {" and ".join(views)} frames (ED and ES, {CITATION}); the frames stay '
+          'outside the repository. '
           '`python -m benchmarks.bench_real DATASET --split dev|test --seeds ...` (one entry per call; '
           '`benchmarks/real.json` holds every number). **dev**: the val patients scored as test, settings chosen '
           'there; **test**: the held-out test patients, read only to report.', '',
@@ -409,15 +411,16 @@ def main(argv=None):
                  train_patients=a.train_patients, against=a.against,
                  dataset=Path(a.dataset).name, date=datetime.date.today().isoformat(), note=a.note,
                  machine=f'{os.cpu_count()} cores, {cpu}',
+                 views=sorted(read_manifest(data)['view'].unique()),
                  command='python -m benchmarks.bench_real DATASET ' + ' '.join(
-                     [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])
+                     ([f'--profile {a.profile}'] if a.profile != 'cpu' else [])
+                     + [f'--split {a.split}', '--seeds', *map(str, a.seeds)] + (['--set', *a.set] if a.set else [])
                      + ([f'--train-patients {a.train_patients}'] if a.train_patients else [])
                      + [f'--seg-seeds {a.seg_seeds}']
                      + (['--reuse', repr(a.reuse), '--redo-from', a.redo_from] if a.reuse else [])
                      + (['--against', repr(a.against)] if a.against else [])),
                  runs=runs)
-    record = recorded()     # read now: a run takes hours
-    record = [e for e in record if (e['label'], e['split']) != (entry['label'], entry['split'])] + [entry]
+    record, _ = merge_entries(recorded(), [entry], label, a.note)   # read now: a run takes hours; a rerun in place
     write_record(record)
     print(REPORT.read_text())
 

@@ -165,6 +165,9 @@ def test_merge_takes_only_new_entries_and_the_named_one_with_its_note(tmp_path, 
     assert [e['label'] for e in bench_real.recorded()] == ['base', 'lever', 'trial']
     assert bench_real.recorded()[2]['note'] == 'a trial' and 'a trial' in (tmp_path / 'real.md').read_text()
     assert json.loads(other.read_text()) == dict(entries=there)                 # the other record is only read
+    assert 'real CAMUS apical 4CH frames' in (tmp_path / 'real.md').read_text()  # entries that name no views: 4CH
+    bench_real.write_record(here + [dict(_full_entry('two views', 4.0), views=['2CH', '4CH'])])
+    assert 'real CAMUS apical 2CH and 4CH frames' in (tmp_path / 'real.md').read_text()   # the views the entries ran
     (tmp_path / 'notes.json').write_text('{"label": "not a record"}')
     for bad, why in ((['--merge', str(tmp_path / 'none.json')], 'no such file'),
                      (['--merge', str(tmp_path / 'notes.json')], 'not a real.json'),
