@@ -287,7 +287,7 @@ def headline(record: list) -> dict:
 def write_report(record: list) -> None:
     sd_sdm, n = seed_spread(record, 'sdm_minus_real')
     sd_rs, _ = seed_spread(record, 'real_sdm_minus_real')
-    views = sorted({v for e in record for v in e.get('views', ['4CH'])})   # entries before 2026-12-05: CAMUS 4CH
+    views = sorted({v for e in record for v in e.get('views', ['4CH'])})   # entries that name none ran on CAMUS 4CH
     md = ['# The study on real echo', '',
           f'Measured on real CAMUS apical {" and ".join(views)} frames (ED and ES, {CITATION}); the frames stay '
           'outside the repository. '
