@@ -58,10 +58,11 @@ class SegConfig:
 NO_INTENSITY = dict(contrast=(1.0, 1.0), gain=(1.0, 1.0), speckle=0.0, blur=0.0)   # the paper's augmentation (gamma only)
 
 
+_CPU = dict(epochs=1, min_steps=1200)   # the cpu profile's segmenter; cpu-long trains the same one (nbs/13_config)
 PROFILES = {   # the segmenter of each scale; every Table 1 row of a study trains with it
     'smoke': dict(epochs=3, batch_size=8),
-    'cpu': dict(epochs=1, min_steps=1200),
-    'cpu-long': dict(epochs=1, min_steps=1200),
+    'cpu': _CPU,
+    'cpu-long': _CPU,
     'gpu': dict(epochs=1, min_steps=6000),
     'paper': dict(epochs=300, batch_size=1, width=1, **NO_INTENSITY),   # the released code: width-1 U-Net, batch 1, 300
                                                                        # epochs, no intensity augmentation
