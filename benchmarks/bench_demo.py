@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Wall time of each stage of the demo (`efn paper --profile cpu`) and its Table 1, written to benchmarks/demo.md.
+"""Wall time of each stage of the demo (`efn paper --profile cpu`) and its Table 1, written to benchmarks/demo.md
+(the top of it: the sections of earlier runs below, from its first `## ` heading, stay).
 
 Reads a finished run (default runs/demo, made by `make demo`); with --run-now it runs the demo first into a fresh
 directory. Targets (issue 14): at most 20 minutes on 2 cores; "All SDM frames" at most 1 Dice point below "All real
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import measured_on
+from benchmarks.common import measured_on, write_report
 from echo_from_noise.base import STAGES
 
 
@@ -70,9 +71,7 @@ def main():
              f'{met(gap <= 1)}). Real + SDM frames minus all real frames: {plus:+.1f}{spread("plus")} (target: above 0; '
              f'{met(plus > 0)}). Per phase (seed {gaps["seed"][0]}): {phase_line(run)}.', '',
              *realism, (run / 'table1.md').read_text()]
-    out = Path(__file__).with_name('demo.md')
-    out.write_text('\n'.join(lines) + '\n')
-    print(out.read_text())
+    write_report(Path(__file__).with_name('demo.md'), lines, keep_history=True)    # earlier runs' sections stay
 
 
 def realism_errors(run):

@@ -2,7 +2,7 @@
 """Where the SDM's training step spends its time on this machine, and what the usual CPU speed-ups buy: the cpu
 profile's network (64 px, batch 8) trained with the v objective's hybrid loss and fused AdamW, in fp32 (bf16 only
 where the CPU does it natively), eager, channels_last, torch.compile (inductor) and oneDNN switched off.
-Writes benchmarks/step.md.
+Writes benchmarks/step.md (its sections below the first `## ` heading, measured by hand, stay).
 
 Each setting: 3 warm-up steps (compilation included for torch.compile), then the mean of 20 timed steps. The
 profile lists the operators by self time over 5 eager steps.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import measured_on
+from benchmarks.common import measured_on, write_report
 from echo_from_noise.diffusion import bf16_autocast, bf16_native
 from echo_from_noise.labels import one_hot
 from echo_from_noise.sdm import SDMNet, build_model, diffusion_for, make_config
@@ -85,8 +85,7 @@ def main():
         *[f'| {e.key} | {100 * e.self_cpu_time_total / total:.1f} % |' for e in ops[:8]],
         '',
     ]
-    out = Path(__file__).with_name('step.md')
-    out.write_text('\n'.join(lines))
+    out = write_report(Path(__file__).with_name('step.md'), lines, echo=False, keep_history=True)
     print(f'wrote {out}')
 
 

@@ -37,12 +37,21 @@ def measured_on(device: str | None = None, torch_version: bool = True) -> str:
     return line
 
 
-def write_report(path, lines, echo: bool = True) -> Path:
-    "Write a report's lines (markdown) to `path`, ending with a newline, and print them."
+def write_report(path, lines, echo: bool = True, keep_history: bool = False) -> Path:
+    """Write a report's lines (markdown) to `path`, ending with a newline, and print them. `keep_history`: the old
+    report's sections from its first `## ` heading on (measurements written by hand below the generated part, e.g.
+    demo.md's earlier runs) stay after the new lines, which then may hold no `## ` heading of their own."""
     path = Path(path)
     text = '\n'.join(lines).rstrip('\n') + '\n'
-    path.write_text(text)
+    if keep_history and any(l.startswith('## ') for l in text.splitlines()):
+        raise ValueError(f'{path}: keep_history keeps the sections from the first "## " heading on; the new report '
+                         'must not have one')
     if echo: print(text, end='')
+    if keep_history:
+        old = path.read_text().splitlines(keepends=True) if path.exists() else []
+        start = next((i for i, l in enumerate(old) if l.startswith('## ')), len(old))
+        if start < len(old): text += '\n' + ''.join(old[start:])
+    path.write_text(text)
     return path
 
 
